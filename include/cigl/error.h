@@ -1,0 +1,21 @@
+/* Error reporting: every failing function prints one line naming the problem and the fix,
+ * then returns a non-zero status. Exit statuses follow the CLI contract. */
+#ifndef CIGL_ERROR_H
+#define CIGL_ERROR_H
+#include <stddef.h>
+
+enum {
+    CIGL_OK = 0,
+    CIGL_ERR_RUNTIME = 1, /* I/O failure, out of memory, numerical fault */
+    CIGL_ERR_USAGE = 2    /* bad flag, bad number, bad or missing input file */
+};
+
+/* Prints "cigl: <message>" on stderr and returns `status`, so callers can write
+ * `return cigl_fail(CIGL_ERR_USAGE, "...")`. */
+int cigl_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* malloc/calloc that report the size and the fix instead of crashing later. */
+void *cigl_malloc(size_t bytes, const char *what);
+void *cigl_calloc(size_t count, size_t size, const char *what);
+
+#endif

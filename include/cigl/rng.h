@@ -1,0 +1,41 @@
+/* One counter-based generator for all randomness: Philox4x32-10 keyed by the seed.
+ * A draw is addressed by (purpose, step or epoch, index), never by rank or thread, so runs are
+ * reproducible, resumable exactly, and independent of the rank count. */
+#ifndef CIGL_RNG_H
+#define CIGL_RNG_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Purposes (counter word c3). RNG_RANDOM_MASK is fixed by METHOD.md. */
+enum {
+    RNG_RANDOM_MASK = 1,
+    RNG_INIT = 2,        /* weight initialisation, by flat parameter index */
+    RNG_DATA_ORDER = 3,  /* per-epoch shuffle */
+    RNG_AUGMENT = 4,     /* per-sample augmentation, by global sample index */
+    RNG_INIT_MASK = 5,   /* initial sparse masks */
+    RNG_GROW = 6,        /* SET's random growth */
+    RNG_VAL_SPLIT = 7,   /* validation hold-out */
+    RNG_DROPOUT = 8,     /* weight dropout baselines */
+    RNG_MIXUP = 9
+};
+
+void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+
+/* Word (index % 4) of Philox(ctr = (index / 4, lo32(step), hi32(step), purpose),
+ * key = (lo32(seed), hi32(seed))). */
+uint32_t rng_u32(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index);
+
+/* Uniform double in [0, 1): rng_u32 * 2^-32. */
+double rng_uniform(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index);
+
+/* Standard normal for `index` (Box-Muller over one Philox block's first two words). */
+double rng_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index);
+
+/* Uniform integer in [0, bound) by multiply-shift (bias < bound / 2^32). */
+uint32_t rng_below(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index,
+                   uint32_t bound);
+
+/* Fisher-Yates permutation of 0..n-1 drawn from (seed, purpose, step). */
+void rng_permutation(uint64_t seed, uint32_t purpose, uint64_t step, uint32_t *perm, size_t n);
+
+#endif

@@ -1,0 +1,34 @@
+#include "cigl/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+int cigl_fail(int status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("cigl: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return status;
+}
+
+void *cigl_malloc(size_t bytes, const char *what)
+{
+    void *p = malloc(bytes ? bytes : 1);
+    if (!p)
+        cigl_fail(CIGL_ERR_RUNTIME, "out of memory allocating %zu bytes for %s; use a smaller "
+                  "--batch-size or model, or a node with more memory", bytes, what);
+    return p;
+}
+
+void *cigl_calloc(size_t count, size_t size, const char *what)
+{
+    void *p = calloc(count ? count : 1, size ? size : 1);
+    if (!p)
+        cigl_fail(CIGL_ERR_RUNTIME, "out of memory allocating %zu x %zu bytes for %s; use a "
+                  "smaller --batch-size or model, or a node with more memory", count, size, what);
+    return p;
+}

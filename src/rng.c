@@ -1,0 +1,75 @@
+/* Philox4x32-10 (Salmon et al., SC'11): 10 rounds of a multiply-xor bijection over a 128-bit
+ * counter, with a 64-bit key bumped by the Weyl constants between rounds. */
+#include "cigl/rng.h"
+
+#include <math.h>
+
+#define PHILOX_M0 0xD2511F53u
+#define PHILOX_M1 0xCD9E8D57u
+#define PHILOX_W0 0x9E3779B9u
+#define PHILOX_W1 0xBB67AE85u
+
+void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4])
+{
+    uint32_t c0 = ctr[0], c1 = ctr[1], c2 = ctr[2], c3 = ctr[3];
+    uint32_t k0 = key[0], k1 = key[1];
+    for (int round = 0; round < 10; round++) {
+        uint64_t p0 = (uint64_t)PHILOX_M0 * c0;
+        uint64_t p1 = (uint64_t)PHILOX_M1 * c2;
+        uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1 ^ k0;
+        uint32_t n1 = (uint32_t)p1;
+        uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3 ^ k1;
+        uint32_t n3 = (uint32_t)p0;
+        c0 = n0; c1 = n1; c2 = n2; c3 = n3;
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+}
+
+static void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block,
+                      uint32_t out[4])
+{
+    const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+    const uint32_t ctr[4] = {(uint32_t)block, (uint32_t)step, (uint32_t)(step >> 32), purpose};
+    philox4x32_10(ctr, key, out);
+}
+
+uint32_t rng_u32(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index)
+{
+    uint32_t out[4];
+    rng_block(seed, purpose, step, index / 4, out);
+    return out[index % 4];
+}
+
+double rng_uniform(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index)
+{
+    return (double)rng_u32(seed, purpose, step, index) * 0x1p-32;
+}
+
+double rng_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index)
+{
+    uint32_t out[4];
+    rng_block(seed, purpose, step, index, out);
+    double u1 = ((double)out[0] + 1.0) * 0x1p-32; /* (0, 1]: log is finite */
+    double u2 = (double)out[1] * 0x1p-32;
+    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
+}
+
+uint32_t rng_below(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index,
+                   uint32_t bound)
+{
+    return (uint32_t)(((uint64_t)rng_u32(seed, purpose, step, index) * bound) >> 32);
+}
+
+void rng_permutation(uint64_t seed, uint32_t purpose, uint64_t step, uint32_t *perm, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        perm[i] = (uint32_t)i;
+    for (size_t i = n; i > 1; i--) {
+        size_t j = rng_below(seed, purpose, step, i - 1, (uint32_t)i);
+        uint32_t t = perm[i - 1];
+        perm[i - 1] = perm[j];
+        perm[j] = t;
+    }
+}

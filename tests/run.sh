@@ -1,0 +1,25 @@
+#!/bin/sh
+# Runs every test binary and every tests/t_*.sh script; each prints "N passed, N failed" last.
+# A binary that crashes or prints no summary counts as one failure. Prints the aggregate last.
+BUILD=${BUILD:-build}
+export BUILD
+passed=0; failed=0
+for t in "$BUILD"/tests/test_* tests/t_*.sh; do
+    [ -e "$t" ] || continue
+    name=$(basename "$t")
+    log="$BUILD/tests/$name.log"
+    start=$(date +%s)
+    "$t" >"$log" 2>&1
+    rc=$?
+    secs=$(( $(date +%s) - start ))
+    summary=$(tail -n 1 "$log")
+    p=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    f=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    if [ -z "$p" ]; then p=0; f=1; fi
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    passed=$((passed + p)); failed=$((failed + f))
+    printf '%-28s %3d passed, %d failed  (%ds)\n' "$name" "$p" "$f" "$secs"
+    if [ "$f" -ne 0 ]; then sed 's/^/    | /' "$log" | tail -n 40; fi
+done
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
