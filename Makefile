@@ -1,6 +1,6 @@
 # cigl: `make` builds build/cigl and build/libcigl.a; `make test`, `make demo`, `make bench`.
 # Dependencies are found with pkg-config; `make deps` installs what is missing when run as root
-# and prints the exact apt-get line otherwise (every other target runs it first).
+# and prints the exact apt-get line otherwise (every public target runs it first).
 
 CC      ?= gcc
 BUILD   ?= build
@@ -10,23 +10,23 @@ DEBS    := build-essential pkg-config libopenblas-dev libhdf5-dev hdf5-tools zli
            dataset-fashion-mnist python3-numpy python3-h5py
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 
 CFLAGS  ?= $(OPT) -g
 CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp -Iinclude $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -fopenmp -lm
-BUILD_FLAGS := $(CC) $(OPT) -fopenmp
-CFLAGS  += -DCIGL_GIT_COMMIT='"$(GIT_COMMIT)"' -DCIGL_BUILD_FLAGS='"$(BUILD_FLAGS)"'
+CFLAGS  += -DCIGL_GIT_COMMIT='"$(GIT_COMMIT)"' -DCIGL_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp"'
 
-LIB_SRC  := $(wildcard src/*.c) $(wildcard datasets/*.c)
-LIB_SRC  := $(filter-out src/main.c,$(LIB_SRC))
-LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
-TEST_SRC := $(wildcard tests/test_*.c)
-TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c) $(wildcard datasets/*.c))
+LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+TEST_SRC  := $(wildcard tests/test_*.c)
+TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+HEADERS   := $(wildcard include/cigl/*.h)
 
-.PHONY: all deps test demo bench clean build _test _demo _bench
+.PHONY: all deps build test demo bench clean _test _demo _bench
+
 # Public targets check the dependencies first, then re-enter make so that pkg-config's answers
 # are read after any installation.
 all: deps
@@ -37,8 +37,6 @@ demo: deps
 	@$(MAKE) --no-print-directory _demo
 bench: deps
 	@$(MAKE) --no-print-directory _bench
-
-build: $(BUILD)/cigl $(BUILD)/libcigl.a
 
 deps:
 	@missing=""; \
@@ -58,37 +56,9 @@ deps:
 	  fi; \
 	fi
 
-$(BUILD)/obj/%.o,$(LIB_SRC))
-TEST_SRC := $(wildcard tests/test_*.c)
-TEST_BIN := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
-BENCH_SRC := $(wildcard tests/bench/bench_*.c)
-BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+build: $(BUILD)/cigl $(BUILD)/libcigl.a
 
-.PHONY: all deps test demo bench clean
-deps:
-	@missing=""; \
-	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
-	command -v h5diff >/dev/null || missing="$$missing h5diff"; \
-	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing fashion-mnist"; \
-	/usr/bin/python3 -c 'import numpy, h5py' 2>/dev/null || missing="$$missing python3-numpy/h5py"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" = 0 ]; then \
-	    echo "cigl: installing missing dependencies:$$missing"; \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS) >/dev/null || \
-	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(DEBS) >/dev/null; } || \
-	    { echo "cigl: apt-get failed; run: apt-get install -y $(DEBS)"; exit 1; }; \
-	  else \
-	    echo "cigl: missing$$missing; run as root: apt-get install -y $(DEBS)"; exit 1; \
-	  fi; \
-	fi
-	@[ -n "$(PKG_CFLAGS)$(PKG_LIBS)" ] || $(MAKE) --no-print-directory all_after_deps
-
-# Re-enter once after installing, so pkg-config's answers are read again.
-.PHONY: all_after_deps
-all_after_deps:
-	@$(MAKE) --no-print-directory $(BUILD)/cigl $(BUILD)/libcigl.a
-
-$(BUILD)/obj/%.o: %.c $(wildcard include/cigl/*.h)
+$(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 

@@ -1,0 +1,84 @@
+/* Layers: structs with forward/backward function pointers over contiguous float buffers
+ * (Darknet, llm.c). Activations are NCHW float32; a linear layer's input is its flattened
+ * per-sample vector. Backward functions ACCUMULATE into the input gradient (+=), because one
+ * output may feed several consumers (a ResNet block's input feeds both paths). */
+#ifndef CIGL_LAYER_H
+#define CIGL_LAYER_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    LAYER_LINEAR,
+    LAYER_CONV2D,
+    LAYER_BATCHNORM,
+    LAYER_RELU,
+    LAYER_MAXPOOL,
+    LAYER_GLOBAL_AVGPOOL,
+    LAYER_ADD,      /* residual add of two producers */
+    LAYER_FLATTEN,
+    LAYER_KIND_COUNT
+} LayerKind;
+
+typedef struct {
+    int c, h, w;
+} Shape;
+
+static inline size_t shape_numel(Shape s) { return (size_t)s.c * s.h * s.w; }
+
+/* What a layer reads and writes during one pass. Weights are read from `weights` (the
+ * effective weights the method wants in the forward pass: plain parameters for dense
+ * training); gradients go to `grads`, laid out like the parameter buffer. */
+typedef struct {
+    const float *weights;
+    float *grads;
+    float *bn_stats;        /* running mean/var, laid out per layer */
+    float *workspace;       /* shared scratch of model->workspace_floats floats */
+    size_t workspace_floats;
+    int n;                  /* samples in this pass */
+    int train;              /* training mode: BN batch statistics, caches for backward */
+} LayerCtx;
+
+typedef struct Layer Layer;
+
+typedef struct {
+    const char *kind_name;
+    void (*forward)(Layer *l, const LayerCtx *ctx, const float *x, const float *x2, float *y);
+    /* dx += dL/dx (and dx2 for LAYER_ADD); parameter gradients written (not accumulated) to
+     * ctx->grads at the layer's offsets. */
+    void (*backward)(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
+                     const float *y, const float *dy, float *dx, float *dx2);
+} LayerOps;
+
+struct Layer {
+    LayerKind kind;
+    const LayerOps *ops;
+    char name[40];
+    int in, in2;            /* producer layer indices; -1 is the model input */
+    Shape x, y;             /* per-sample input and output shapes */
+    int k, stride, pad;     /* conv and pooling geometry (square kernels) */
+    int out_features;       /* linear */
+    /* Parameter offsets into the model's parameter buffer; weight_len 0 when absent.
+     * BN: weight = gamma, bias = beta. */
+    size_t weight_off, weight_len, bias_off, bias_len;
+    size_t stats_off;       /* BN: running mean at stats_off, running var at stats_off + c */
+    float bn_momentum, bn_eps;
+    /* Per-layer caches for backward, sized for the model's max batch. */
+    float *cache;           /* BN: normalised input x_hat (n x c x h x w) */
+    float *cache2;          /* BN: per-channel inverse std */
+    int32_t *argmax;        /* max pool: flat input index of each output's maximum */
+};
+
+/* Kind-specific operation tables (src/layer_*.c). */
+const LayerOps *layer_ops(LayerKind kind);
+
+/* Loss: softmax cross-entropy with label smoothing `eps` (targets (1-eps) one-hot + eps/K).
+ * Returns the SUM over the n samples of the per-sample losses; writes
+ * dlogits = scale * dL_sum/dlogits (scale = 1 / global batch size in training) when
+ * dlogits != NULL. `correct` (may be NULL) receives the count of argmax hits. */
+double softmax_xent(const float *logits, const int32_t *labels, int n, int classes,
+                    double eps, float scale, float *dlogits, int *correct);
+
+/* Shared conv geometry: output size for input `in`, kernel k, stride s, padding p. */
+static inline int conv_out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
+
+#endif

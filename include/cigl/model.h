@@ -1,0 +1,83 @@
+/* A model: a list of layers forming a DAG by producer index, with all parameters in one
+ * contiguous buffer and all gradients in another of the same layout (llm.c), so that one
+ * allreduce, one checkpoint write and one mask pass cover all of them. */
+#ifndef CIGL_MODEL_H
+#define CIGL_MODEL_H
+#include "cigl/layer.h"
+
+typedef enum { PARAM_WEIGHT, PARAM_BIAS, PARAM_BN_GAMMA, PARAM_BN_BETA } ParamKind;
+
+/* One named parameter tensor inside the parameter buffer. */
+typedef struct {
+    char name[48];          /* e.g. "layer3.conv1.weight" */
+    ParamKind kind;
+    int layer;
+    int prunable;           /* conv and linear weights */
+    int ndim, shape[4];     /* conv: out, in, kh, kw; linear: out, in */
+    size_t off, len;
+} ParamTensor;
+
+typedef struct {
+    char name[32];
+    Shape input;
+    int classes;
+    int max_batch;
+
+    Layer *layers;
+    int n_layers, cap_layers;
+
+    ParamTensor *tensors;
+    int n_tensors, cap_tensors;
+
+    float *params, *grads;  /* n_params each */
+    size_t n_params;
+    float *bn_stats;        /* running means and variances of every BN layer */
+    size_t n_bn_stats;
+
+    float **act, **dact;    /* per layer: output and its gradient, max_batch x numel(y) */
+    float *workspace;
+    size_t workspace_floats;
+} Model;
+
+/* Names of the architectures model_build knows, NULL-terminated. */
+extern const char *const model_names[];
+
+/* Builds `name` for inputs of shape `input` and `classes` classes, allocates buffers for
+ * batches up to max_batch and initialises parameters from `seed` (Kaiming normal, see README).
+ * Unknown names are refused with the list of known ones (CIGL_ERR_USAGE). */
+int model_build(Model *m, const char *name, Shape input, int classes, int max_batch,
+                uint64_t seed);
+void model_free(Model *m);
+
+/* Kaiming-normal weights, zero biases, BN gamma 1 / beta 0, running mean 0 / var 1. */
+void model_init_params(Model *m, uint64_t seed);
+
+/* Forward pass over n <= max_batch samples of x (n x input). `weights` is the buffer the
+ * layers read (m->params for dense training). Returns the logits (n x classes), which live in
+ * the model's activation buffers. */
+const float *model_forward(Model *m, const float *weights, const float *x, int n, int train);
+
+/* Backward pass from dlogits; writes m->grads (overwritten, not accumulated). */
+void model_backward(Model *m, const float *weights, const float *x, const float *dlogits, int n);
+
+/* Graph construction (used by model_build and by tests that build single layers). */
+void model_init_empty(Model *m, const char *name, Shape input, int classes);
+int model_add_linear(Model *m, const char *name, int in, int out_features, int bias);
+int model_add_conv(Model *m, const char *name, int in, int out_c, int k, int stride, int pad,
+                   int bias);
+int model_add_batchnorm(Model *m, const char *name, int in);
+int model_add_relu(Model *m, const char *name, int in);
+int model_add_maxpool(Model *m, const char *name, int in, int k, int stride, int pad);
+int model_add_global_avgpool(Model *m, const char *name, int in);
+int model_add_add(Model *m, const char *name, int in, int in2);
+int model_add_flatten(Model *m, const char *name, int in);
+/* Allocates parameters, gradients, statistics, activations and workspace. */
+int model_finalize(Model *m, int max_batch);
+
+/* Output shape of layer index `i` (-1: the model input). */
+Shape model_shape(const Model *m, int i);
+
+/* Counts: all parameters, prunable weights. */
+size_t model_prunable_count(const Model *m);
+
+#endif

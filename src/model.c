@@ -1,0 +1,282 @@
+/* Model graph construction, buffer allocation, initialisation, forward and backward. */
+#include "cigl/model.h"
+
+#include "cigl/conv.h"
+#include "cigl/error.h"
+#include "cigl/rng.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* im2col columns plus the GEMM output of one chunk stay under this many floats (64 MiB). */
+#define CONV_WORKSPACE_BUDGET ((size_t)16 << 20)
+
+void model_init_empty(Model *m, const char *name, Shape input, int classes)
+{
+    memset(m, 0, sizeof(*m));
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    m->input = input;
+    m->classes = classes;
+}
+
+Shape model_shape(const Model *m, int i) { return i < 0 ? m->input : m->layers[i].y; }
+
+static Layer *push_layer(Model *m, LayerKind kind, const char *name, int in, int in2)
+{
+    if (m->n_layers == m->cap_layers) {
+        int cap = m->cap_layers ? 2 * m->cap_layers : 32;
+        Layer *grown = realloc(m->layers, sizeof(Layer) * cap);
+        if (!grown) return NULL;
+        m->layers = grown;
+        m->cap_layers = cap;
+    }
+    Layer *l = &m->layers[m->n_layers++];
+    memset(l, 0, sizeof(*l));
+    l->kind = kind;
+    l->ops = layer_ops(kind);
+    snprintf(l->name, sizeof(l->name), "%s", name);
+    l->in = in;
+    l->in2 = in2;
+    l->x = model_shape(m, in);
+    l->y = l->x;
+    return l;
+}
+
+static int push_tensor(Model *m, const char *layer_name, const char *suffix, ParamKind kind,
+                       int prunable, int ndim, const int *shape, size_t *off_out, size_t *len_out)
+{
+    if (m->n_tensors == m->cap_tensors) {
+        int cap = m->cap_tensors ? 2 * m->cap_tensors : 32;
+        ParamTensor *grown = realloc(m->tensors, sizeof(ParamTensor) * cap);
+        if (!grown) return -1;
+        m->tensors = grown;
+        m->cap_tensors = cap;
+    }
+    ParamTensor *t = &m->tensors[m->n_tensors++];
+    memset(t, 0, sizeof(*t));
+    snprintf(t->name, sizeof(t->name), "%s.%s", layer_name, suffix);
+    t->kind = kind;
+    t->layer = m->n_layers - 1;
+    t->prunable = prunable;
+    t->ndim = ndim;
+    t->len = 1;
+    for (int d = 0; d < ndim; d++) {
+        t->shape[d] = shape[d];
+        t->len *= (size_t)shape[d];
+    }
+    t->off = m->n_params;
+    m->n_params += t->len;
+    *off_out = t->off;
+    *len_out = t->len;
+    return m->n_layers - 1;
+}
+
+int model_add_linear(Model *m, const char *name, int in, int out_features, int bias)
+{
+    Layer *l = push_layer(m, LAYER_LINEAR, name, in, -1);
+    if (!l) return -1;
+    l->out_features = out_features;
+    l->y = (Shape){out_features, 1, 1};
+    const int ws[2] = {out_features, (int)shape_numel(l->x)};
+    push_tensor(m, name, "weight", PARAM_WEIGHT, 1, 2, ws, &l->weight_off, &l->weight_len);
+    if (bias) push_tensor(m, name, "bias", PARAM_BIAS, 0, 1, ws, &l->bias_off, &l->bias_len);
+    return m->n_layers - 1;
+}
+
+int model_add_conv(Model *m, const char *name, int in, int out_c, int k, int stride, int pad,
+                   int bias)
+{
+    Layer *l = push_layer(m, LAYER_CONV2D, name, in, -1);
+    if (!l) return -1;
+    l->k = k;
+    l->stride = stride;
+    l->pad = pad;
+    l->y = (Shape){out_c, conv_out_size(l->x.h, k, stride, pad),
+                   conv_out_size(l->x.w, k, stride, pad)};
+    const int ws[4] = {out_c, l->x.c, k, k};
+    push_tensor(m, name, "weight", PARAM_WEIGHT, 1, 4, ws, &l->weight_off, &l->weight_len);
+    if (bias) push_tensor(m, name, "bias", PARAM_BIAS, 0, 1, ws, &l->bias_off, &l->bias_len);
+    return m->n_layers - 1;
+}
+
+int model_add_batchnorm(Model *m, const char *name, int in)
+{
+    Layer *l = push_layer(m, LAYER_BATCHNORM, name, in, -1);
+    if (!l) return -1;
+    l->bn_momentum = 0.1f;
+    l->bn_eps = 1e-5f;
+    l->stats_off = m->n_bn_stats;
+    m->n_bn_stats += 2 * (size_t)l->x.c;
+    const int cs[1] = {l->x.c};
+    push_tensor(m, name, "weight", PARAM_BN_GAMMA, 0, 1, cs, &l->weight_off, &l->weight_len);
+    push_tensor(m, name, "bias", PARAM_BN_BETA, 0, 1, cs, &l->bias_off, &l->bias_len);
+    return m->n_layers - 1;
+}
+
+int model_add_relu(Model *m, const char *name, int in)
+{
+    return push_layer(m, LAYER_RELU, name, in, -1) ? m->n_layers - 1 : -1;
+}
+
+int model_add_maxpool(Model *m, const char *name, int in, int k, int stride, int pad)
+{
+    Layer *l = push_layer(m, LAYER_MAXPOOL, name, in, -1);
+    if (!l) return -1;
+    l->k = k;
+    l->stride = stride;
+    l->pad = pad;
+    l->y = (Shape){l->x.c, conv_out_size(l->x.h, k, stride, pad),
+                   conv_out_size(l->x.w, k, stride, pad)};
+    return m->n_layers - 1;
+}
+
+int model_add_global_avgpool(Model *m, const char *name, int in)
+{
+    Layer *l = push_layer(m, LAYER_GLOBAL_AVGPOOL, name, in, -1);
+    if (!l) return -1;
+    l->y = (Shape){l->x.c, 1, 1};
+    return m->n_layers - 1;
+}
+
+int model_add_add(Model *m, const char *name, int in, int in2)
+{
+    return push_layer(m, LAYER_ADD, name, in, in2) ? m->n_layers - 1 : -1;
+}
+
+int model_add_flatten(Model *m, const char *name, int in)
+{
+    Layer *l = push_layer(m, LAYER_FLATTEN, name, in, -1);
+    if (!l) return -1;
+    l->y = (Shape){(int)shape_numel(l->x), 1, 1};
+    return m->n_layers - 1;
+}
+
+int model_finalize(Model *m, int max_batch)
+{
+    m->max_batch = max_batch;
+    m->params = cigl_calloc(m->n_params, sizeof(float), "parameters");
+    m->grads = cigl_calloc(m->n_params, sizeof(float), "gradients");
+    m->bn_stats = cigl_calloc(m->n_bn_stats ? m->n_bn_stats : 1, sizeof(float), "BN statistics");
+    m->act = cigl_calloc(m->n_layers, sizeof(float *), "activations");
+    m->dact = cigl_calloc(m->n_layers, sizeof(float *), "activation gradients");
+    if (!m->params || !m->grads || !m->bn_stats || !m->act || !m->dact) return CIGL_ERR_RUNTIME;
+    size_t ws = 1;
+    for (int i = 0; i < m->n_layers; i++) {
+        Layer *l = &m->layers[i];
+        const size_t out = (size_t)max_batch * shape_numel(l->y);
+        m->act[i] = cigl_malloc(sizeof(float) * out, "activations");
+        m->dact[i] = cigl_malloc(sizeof(float) * out, "activation gradients");
+        if (!m->act[i] || !m->dact[i]) return CIGL_ERR_RUNTIME;
+        if (l->kind == LAYER_BATCHNORM) {
+            l->cache = cigl_malloc(sizeof(float) * out, "BN cache");
+            l->cache2 = cigl_malloc(sizeof(float) * l->x.c, "BN cache");
+            if (!l->cache || !l->cache2) return CIGL_ERR_RUNTIME;
+            for (int c = 0; c < l->x.c; c++) m->bn_stats[l->stats_off + l->x.c + c] = 1.0f;
+        }
+        if (l->kind == LAYER_MAXPOOL) {
+            l->argmax = cigl_malloc(sizeof(int32_t) * out, "max-pool indices");
+            if (!l->argmax) return CIGL_ERR_RUNTIME;
+        }
+        if (l->kind == LAYER_CONV2D) {
+            size_t need = conv_workspace_floats(l, max_batch, CONV_WORKSPACE_BUDGET);
+            if (need > ws) ws = need;
+        }
+    }
+    m->workspace_floats = ws;
+    m->workspace = cigl_malloc(sizeof(float) * ws, "convolution workspace");
+    return m->workspace ? CIGL_OK : CIGL_ERR_RUNTIME;
+}
+
+void model_free(Model *m)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        if (m->act) free(m->act[i]);
+        if (m->dact) free(m->dact[i]);
+        free(m->layers[i].cache);
+        free(m->layers[i].cache2);
+        free(m->layers[i].argmax);
+    }
+    free(m->act);
+    free(m->dact);
+    free(m->layers);
+    free(m->tensors);
+    free(m->params);
+    free(m->grads);
+    free(m->bn_stats);
+    free(m->workspace);
+    memset(m, 0, sizeof(*m));
+}
+
+/* Kaiming normal with gain sqrt(2): convolutions use fan_out = out_channels * k * k (as
+ * torchvision's ResNets and the CigL authors' code), linear layers fan_in. Each weight is drawn
+ * from its own Philox counter (its flat index), so initialisation is independent of threads. */
+void model_init_params(Model *m, uint64_t seed)
+{
+    for (int t = 0; t < m->n_tensors; t++) {
+        const ParamTensor *pt = &m->tensors[t];
+        float *p = m->params + pt->off;
+        if (pt->kind == PARAM_WEIGHT) {
+            const double fan = pt->ndim == 4 ? (double)pt->shape[0] * pt->shape[2] * pt->shape[3]
+                                             : (double)pt->shape[1];
+            const double std = sqrt(2.0 / fan);
+            for (size_t i = 0; i < pt->len; i++)
+                p[i] = (float)(std * rng_normal(seed, RNG_INIT, 0, pt->off + i));
+        } else {
+            const float v = pt->kind == PARAM_BN_GAMMA ? 1.0f : 0.0f;
+            for (size_t i = 0; i < pt->len; i++) p[i] = v;
+        }
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        if (l->kind != LAYER_BATCHNORM) continue;
+        for (int c = 0; c < l->x.c; c++) {
+            m->bn_stats[l->stats_off + c] = 0.0f;
+            m->bn_stats[l->stats_off + l->x.c + c] = 1.0f;
+        }
+    }
+}
+
+static LayerCtx make_ctx(Model *m, const float *weights, int n, int train)
+{
+    LayerCtx ctx = {weights, m->grads, m->bn_stats, m->workspace, m->workspace_floats, n, train};
+    return ctx;
+}
+
+const float *model_forward(Model *m, const float *weights, const float *x, int n, int train)
+{
+    LayerCtx ctx = make_ctx(m, weights, n, train);
+    for (int i = 0; i < m->n_layers; i++) {
+        Layer *l = &m->layers[i];
+        const float *in = l->in < 0 ? x : m->act[l->in];
+        const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
+        l->ops->forward(l, &ctx, in, in2, m->act[i]);
+    }
+    return m->act[m->n_layers - 1];
+}
+
+void model_backward(Model *m, const float *weights, const float *x, const float *dlogits, int n)
+{
+    LayerCtx ctx = make_ctx(m, weights, n, 1);
+    const int last = m->n_layers - 1;
+    for (int i = 0; i < last; i++)
+        memset(m->dact[i], 0, sizeof(float) * (size_t)n * shape_numel(m->layers[i].y));
+    memcpy(m->dact[last], dlogits, sizeof(float) * (size_t)n * m->classes);
+    for (int i = last; i >= 0; i--) {
+        Layer *l = &m->layers[i];
+        const float *in = l->in < 0 ? x : m->act[l->in];
+        const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
+        float *din = l->in < 0 ? NULL : m->dact[l->in];
+        float *din2 = l->in2 < 0 ? NULL : m->dact[l->in2];
+        l->ops->backward(l, &ctx, in, in2, m->act[i], m->dact[i], din, din2);
+    }
+}
+
+size_t model_prunable_count(const Model *m)
+{
+    size_t n = 0;
+    for (int t = 0; t < m->n_tensors; t++)
+        if (m->tensors[t].prunable) n += m->tensors[t].len;
+    return n;
+}
