@@ -1,1 +1,72 @@
-int main(void){return 0;}
+/* The `cigl` command: train, convert, help. */
+#include "cigl/config.h"
+#include "cigl/data.h"
+#include "cigl/error.h"
+#include "cigl/train.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const char usage[] =
+    "cigl: sparse training that stays calibrated (CigL, RigL and baselines)\n"
+    "\n"
+    "usage:\n"
+    "  cigl train --data FILE.h5 --model NAME --out DIR [options]   train a model\n"
+    "  cigl convert fashion-mnist SRC_DIR OUT.h5                     convert a dataset\n"
+    "  cigl --help | cigl train --help | cigl --version\n"
+    "\n"
+    "Run 'cigl train --help' for every training option with its default.\n";
+
+static int want_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    if (want_help(argc - 2, argv + 2)) {
+        printf("usage: cigl train --data FILE.h5 --model NAME --out DIR [options]\n\n"
+               "Writes DIR/config.json, DIR/metrics.jsonl (one line per epoch), "
+               "DIR/final.json and DIR/final.h5.\n\noptions:\n");
+        config_print_help(stdout, train_options);
+        return 0;
+    }
+    Config c;
+    config_defaults(&c);
+    int rc = config_parse_args(&c, argc - 2, argv + 2);
+    if (rc) return rc;
+    return train_run(&c, argc, argv);
+}
+
+static int cmd_convert(int argc, char **argv)
+{
+    if (want_help(argc - 2, argv + 2) || argc != 5) {
+        fprintf(argc == 5 ? stdout : stderr,
+                "usage: cigl convert fashion-mnist SRC_DIR OUT.h5\n"
+                "  SRC_DIR holds the four IDX .gz files (Debian's dataset-fashion-mnist puts "
+                "them in /usr/share/datasets/fashion-mnist)\n");
+        return argc == 5 ? 0 : CIGL_ERR_USAGE;
+    }
+    if (!strcmp(argv[2], "fashion-mnist")) return convert_fashion_mnist(argv[3], argv[4]);
+    return cigl_fail(CIGL_ERR_USAGE, "unknown dataset format '%s'; expected: fashion-mnist",
+                     argv[2]);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
+        !strcmp(argv[1], "help")) {
+        fputs(usage, argc < 2 ? stderr : stdout);
+        return argc < 2 ? CIGL_ERR_USAGE : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("cigl %s\n", CIGL_GIT_COMMIT);
+        return 0;
+    }
+    if (!strcmp(argv[1], "train")) return cmd_train(argc, argv);
+    if (!strcmp(argv[1], "convert")) return cmd_convert(argc, argv);
+    return cigl_fail(CIGL_ERR_USAGE, "unknown command '%s'; expected train or convert (see "
+                     "'cigl --help')", argv[1]);
+}

@@ -1,0 +1,63 @@
+/* The training configuration: one struct, described by one option table that drives parsing,
+ * validation, --help and config.json, so the four can never disagree. */
+#ifndef CIGL_CONFIG_H
+#define CIGL_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+typedef struct {
+    char data[512];
+    char model[32];
+    char out[512];
+    int epochs;
+    long max_steps;         /* stop after this many steps (0: no limit); for smoke runs */
+    int batch_size;
+    double lr, momentum, weight_decay;
+    int nesterov, decay_all;
+    char schedule[16];
+    char milestones[128];
+    double gamma;
+    long step_every, warmup_steps;
+    long long seed;
+    int threads;
+    int val_size;
+    int crop_pad, flip;
+    double label_smoothing;
+    int eval_batch_size;
+} Config;
+
+typedef enum { OPT_INT, OPT_LONG, OPT_LLONG, OPT_DOUBLE, OPT_STRING, OPT_FLAG } OptType;
+
+typedef struct {
+    const char *name;       /* without the leading "--" */
+    OptType type;
+    size_t offset, size;    /* field in Config; size for strings */
+    const char *def;        /* default as text; NULL: required */
+    double min, max;        /* inclusive range for numbers */
+    const char *help;
+} OptionSpec;
+
+extern const OptionSpec train_options[];
+
+/* Sets every field to its default. */
+void config_defaults(Config *c);
+
+/* Parses "--name value" / "--name=value" / "--flag" from argv[0..argc). Returns CIGL_OK, or
+ * CIGL_ERR_USAGE after printing one line naming the bad option and the fix. */
+int config_parse_args(Config *c, int argc, char **argv);
+
+/* Checks cross-option consistency (required options present, schedule names, milestones). */
+int config_validate(const Config *c);
+
+/* Prints the options with their defaults and help. */
+void config_print_help(FILE *f, const OptionSpec *specs);
+
+/* Writes the options as members of a JSON object (no braces) via the JSON writer. */
+struct JsonWriter;
+void config_write_json(const Config *c, struct JsonWriter *w);
+
+/* Parses --milestones "0.5,0.75" into out[]; returns the count or -1. */
+int config_milestones(const Config *c, double *out, int max);
+
+#endif

@@ -1,0 +1,32 @@
+/* Small HDF5 helpers: atomic file creation (temporary name, fsync, rename, fsync of the
+ * directory: a crash never leaves a half-written file under the final name), attributes and
+ * n-dimensional datasets. All return CIGL_OK or an error after printing one line. */
+#ifndef CIGL_H5IO_H
+#define CIGL_H5IO_H
+#include <hdf5.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    hid_t file;
+    char path[1024], tmp[1100];
+} H5Atomic;
+
+int h5_atomic_create(H5Atomic *a, const char *path);
+/* Closes, fsyncs and renames into place; on any failure removes the temporary file. */
+int h5_atomic_commit(H5Atomic *a);
+void h5_atomic_abort(H5Atomic *a);
+
+int h5_attr_string(hid_t loc, const char *name, const char *value);
+int h5_attr_int(hid_t loc, const char *name, long long value);
+int h5_attr_ints(hid_t loc, const char *name, const int *values, int n);
+int h5_attr_u64(hid_t loc, const char *name, uint64_t value);
+
+/* Writes `data` (type: H5T_NATIVE_FLOAT, H5T_NATIVE_INT32, ...) with the given shape. */
+int h5_write(hid_t loc, const char *name, hid_t type, const void *data, int ndim,
+             const hsize_t *dims);
+
+/* fsync a path (file or directory). */
+int fsync_path(const char *path);
+
+#endif

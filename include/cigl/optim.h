@@ -1,0 +1,41 @@
+/* SGD with momentum (PyTorch's rule, dampening 0) and the learning-rate schedules. */
+#ifndef CIGL_OPTIM_H
+#define CIGL_OPTIM_H
+#include "cigl/model.h"
+
+typedef struct {
+    double momentum, weight_decay;
+    int nesterov;
+    float *velocity;        /* momentum buffer, laid out like the parameters */
+    unsigned char *decays;  /* per parameter: 1 when weight decay applies */
+} Sgd;
+
+/* Weight decay applies to conv/linear weights only, or to every parameter when decay_all
+ * (biases and BN parameters are exempt by default, as in the CigL authors' code). */
+int sgd_init(Sgd *o, const Model *m, double momentum, double weight_decay, int nesterov,
+             int decay_all);
+void sgd_free(Sgd *o);
+
+/* One step: d = g + wd * w; v = momentum * v + d; d = nesterov ? d + momentum * v : v;
+ * w -= lr * d. Parameters with frozen[i] != 0 are left untouched, state included (frozen may be
+ * NULL). */
+void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
+              const unsigned char *frozen);
+
+typedef enum { SCHEDULE_CONSTANT, SCHEDULE_MULTISTEP, SCHEDULE_STEP, SCHEDULE_COSINE } ScheduleKind;
+
+#define SCHEDULE_MAX_MILESTONES 16
+typedef struct {
+    ScheduleKind kind;
+    double base_lr, gamma;
+    double milestones[SCHEDULE_MAX_MILESTONES]; /* fractions of total_steps, increasing */
+    int n_milestones;
+    long step_every;        /* SCHEDULE_STEP: multiply by gamma every this many steps */
+    long warmup_steps;      /* linear warm-up from base_lr / warmup_steps */
+    long total_steps;
+} Schedule;
+
+/* Learning rate used by the update at 0-based global step `step`. */
+double schedule_lr(const Schedule *s, long step);
+
+#endif

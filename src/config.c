@@ -1,0 +1,187 @@
+#include "cigl/config.h"
+
+#include "cigl/error.h"
+#include "cigl/json.h"
+#include "cigl/model.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define OPT(name, type, field, def, lo, hi, help) \
+    {name, type, offsetof(Config, field), sizeof(((Config *)0)->field), def, lo, hi, help}
+
+const OptionSpec train_options[] = {
+    OPT("data", OPT_STRING, data, NULL, 0, 0, "dataset file in cigl's HDF5 schema (cigl convert)"),
+    OPT("model", OPT_STRING, model, NULL, 0, 0,
+        "mlp | lenet5 | resnet20 | resnet32 | resnet56 | wrn-22-2 | resnet50"),
+    OPT("out", OPT_STRING, out, NULL, 0, 0, "run directory (created; must not hold a run)"),
+    OPT("epochs", OPT_INT, epochs, "1", 1, 100000, "training epochs"),
+    OPT("max-steps", OPT_LONG, max_steps, "0", 0, 1e15,
+        "stop after this many steps (0: train all epochs; the schedule still spans all epochs)"),
+    OPT("batch-size", OPT_INT, batch_size, "128", 1, 65536, "global batch size"),
+    OPT("eval-batch-size", OPT_INT, eval_batch_size, "0", 0, 65536,
+        "batch size for evaluation (0: the training batch size)"),
+    OPT("lr", OPT_DOUBLE, lr, "0.1", 0, 1e6, "base learning rate"),
+    OPT("momentum", OPT_DOUBLE, momentum, "0.9", 0, 0.999999, "SGD momentum"),
+    OPT("nesterov", OPT_FLAG, nesterov, "0", 0, 1, "Nesterov momentum"),
+    OPT("weight-decay", OPT_DOUBLE, weight_decay, "5e-4", 0, 1, "L2 weight decay"),
+    OPT("decay-all", OPT_FLAG, decay_all, "0", 0, 1,
+        "apply weight decay to biases and BN parameters too (default: weights only)"),
+    OPT("schedule", OPT_STRING, schedule, "multistep", 0, 0, "multistep | step | cosine | constant"),
+    OPT("milestones", OPT_STRING, milestones, "0.5,0.75", 0, 0,
+        "multistep: fractions of training at which the lr is multiplied by --gamma"),
+    OPT("gamma", OPT_DOUBLE, gamma, "0.1", 0, 1, "lr decay factor (multistep, step)"),
+    OPT("step-every", OPT_LONG, step_every, "0", 0, 1e15,
+        "step schedule: multiply the lr by --gamma every this many steps"),
+    OPT("warmup-steps", OPT_LONG, warmup_steps, "0", 0, 1e15, "linear lr warm-up steps"),
+    OPT("seed", OPT_LLONG, seed, "0", 0, 9.2e18, "seed of every random draw"),
+    OPT("threads", OPT_INT, threads, "1", 1, 1024, "threads (OpenBLAS and OpenMP)"),
+    OPT("val-size", OPT_INT, val_size, "5000", 0, 1e9,
+        "training samples held out for validation (0: none)"),
+    OPT("crop-pad", OPT_INT, crop_pad, "0", 0, 64, "augmentation: random crop with this padding"),
+    OPT("flip", OPT_FLAG, flip, "0", 0, 1, "augmentation: random horizontal flip"),
+    OPT("label-smoothing", OPT_DOUBLE, label_smoothing, "0", 0, 0.999, "label smoothing epsilon"),
+    {NULL, OPT_FLAG, 0, 0, NULL, 0, 0, NULL},
+};
+
+static const OptionSpec *find_option(const OptionSpec *specs, const char *name, size_t len)
+{
+    for (const OptionSpec *s = specs; s->name; s++)
+        if (strlen(s->name) == len && !strncmp(s->name, name, len)) return s;
+    return NULL;
+}
+
+/* Stores text `v` into the field of `s`, checking type and range. */
+static int set_option(Config *c, const OptionSpec *s, const char *v)
+{
+    char *field = (char *)c + s->offset;
+    if (s->type == OPT_STRING) {
+        if (strlen(v) >= s->size)
+            return cigl_fail(CIGL_ERR_USAGE, "--%s: value longer than %zu characters", s->name,
+                             s->size - 1);
+        strcpy(field, v);
+        return CIGL_OK;
+    }
+    char *end;
+    errno = 0;
+    const double d = strtod(v, &end);
+    if (end == v || *end || errno || !isfinite(d))
+        return cigl_fail(CIGL_ERR_USAGE, "--%s: expected a number, got '%s'", s->name, v);
+    if (d < s->min || d > s->max)
+        return cigl_fail(CIGL_ERR_USAGE, "--%s: expected a value in [%g, %g], got %s", s->name,
+                         s->min, s->max, v);
+    if (s->type != OPT_DOUBLE && d != floor(d))
+        return cigl_fail(CIGL_ERR_USAGE, "--%s: expected a whole number, got '%s'", s->name, v);
+    switch (s->type) {
+    case OPT_INT: case OPT_FLAG: *(int *)field = (int)d; break;
+    case OPT_LONG: *(long *)field = (long)d; break;
+    case OPT_LLONG: *(long long *)field = strtoll(v, NULL, 10); break;
+    case OPT_DOUBLE: *(double *)field = d; break;
+    case OPT_STRING: break;
+    }
+    return CIGL_OK;
+}
+
+void config_defaults(Config *c)
+{
+    memset(c, 0, sizeof(*c));
+    for (const OptionSpec *s = train_options; s->name; s++)
+        if (s->def) set_option(c, s, s->def);
+}
+
+int config_parse_args(Config *c, int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0)
+            return cigl_fail(CIGL_ERR_USAGE, "unexpected argument '%s'; options start with "
+                             "'--' (see 'cigl train --help')", a);
+        const char *name = a + 2, *eq = strchr(name, '=');
+        const size_t len = eq ? (size_t)(eq - name) : strlen(name);
+        const OptionSpec *s = find_option(train_options, name, len);
+        if (!s)
+            return cigl_fail(CIGL_ERR_USAGE, "unknown option '--%.*s'; see 'cigl train --help' "
+                             "for the list", (int)len, name);
+        if (s->type == OPT_FLAG && !eq) {
+            *(int *)((char *)c + s->offset) = 1;
+            continue;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) return cigl_fail(CIGL_ERR_USAGE, "--%s needs a value", s->name);
+        int rc = set_option(c, s, v);
+        if (rc) return rc;
+    }
+    return CIGL_OK;
+}
+
+int config_milestones(const Config *c, double *out, int max)
+{
+    int n = 0;
+    const char *p = c->milestones;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || n == max || !(v > 0 && v < 1)) return -1;
+        if (n > 0 && v <= out[n - 1]) return -1;
+        out[n++] = v;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return -1;
+    }
+    return n;
+}
+
+int config_validate(const Config *c)
+{
+    for (const OptionSpec *s = train_options; s->name; s++)
+        if (!s->def && s->type == OPT_STRING && !((const char *)c + s->offset)[0])
+            return cigl_fail(CIGL_ERR_USAGE, "--%s is required (%s)", s->name, s->help);
+    int known = 0;
+    for (int i = 0; model_names[i]; i++) known |= !strcmp(model_names[i], c->model);
+    if (!known)
+        return cigl_fail(CIGL_ERR_USAGE, "unknown model '%s'; expected one of: mlp, lenet5, "
+                         "resnet20, resnet32, resnet56, wrn-22-2, resnet50", c->model);
+    const char *sched[] = {"multistep", "step", "cosine", "constant"};
+    int ok = 0;
+    for (int i = 0; i < 4; i++) ok |= !strcmp(sched[i], c->schedule);
+    if (!ok)
+        return cigl_fail(CIGL_ERR_USAGE, "unknown --schedule '%s'; expected multistep, step, "
+                         "cosine or constant", c->schedule);
+    double ms[16];
+    if (!strcmp(c->schedule, "multistep") && config_milestones(c, ms, 16) < 0)
+        return cigl_fail(CIGL_ERR_USAGE, "--milestones '%s': expected increasing fractions in "
+                         "(0, 1) separated by commas, e.g. 0.5,0.75", c->milestones);
+    if (!strcmp(c->schedule, "step") && c->step_every <= 0)
+        return cigl_fail(CIGL_ERR_USAGE, "--schedule step needs --step-every STEPS > 0");
+    return CIGL_OK;
+}
+
+void config_print_help(FILE *f, const OptionSpec *specs)
+{
+    for (const OptionSpec *s = specs; s->name; s++) {
+        char left[64];
+        snprintf(left, sizeof(left), "--%s%s", s->name,
+                 s->type == OPT_FLAG ? "" : s->type == OPT_STRING ? " TEXT" : " N");
+        fprintf(f, "  %-24s %s", left, s->help);
+        if (!s->def) fputs(" (required)", f);
+        else if (s->type != OPT_FLAG) fprintf(f, " (default: %s)", s->def);
+        fputc('\n', f);
+    }
+}
+
+void config_write_json(const Config *c, JsonWriter *w)
+{
+    for (const OptionSpec *s = train_options; s->name; s++) {
+        const char *field = (const char *)c + s->offset;
+        switch (s->type) {
+        case OPT_STRING: json_string(w, s->name, field); break;
+        case OPT_FLAG: json_bool(w, s->name, *(const int *)field); break;
+        case OPT_INT: json_int(w, s->name, *(const int *)field); break;
+        case OPT_LONG: json_int(w, s->name, *(const long *)field); break;
+        case OPT_LLONG: json_int(w, s->name, *(const long long *)field); break;
+        case OPT_DOUBLE: json_double(w, s->name, *(const double *)field); break;
+        }
+    }
+}
