@@ -7,6 +7,7 @@
 #include "cigl/conv.h"
 #include "cigl/layer.h"
 #include "cigl/model.h"
+#include "cigl/optim.h"
 
 #include <hdf5.h>
 #include <stdarg.h>
@@ -622,23 +623,6 @@ static void resnet_block(void)
     case_end(g + 1);
 }
 
-/* TODO(optim): switch to optim_step once src/optim.c exists
- * (include/cigl/optim.h declares it as sgd_step with a per-parameter decay mask).
- * PyTorch's SGD, dampening 0: d = g + wd w; buf = d on the first step, else
- * buf = momentum buf + d; nesterov: d = d + momentum buf, else d = buf; w -= lr d. */
-static void sgd_reference_step(float *w, const float *grad, float *buf, const unsigned char *decay,
-                               size_t n, float lr, float momentum, float wd, int nesterov,
-                               int first)
-{
-    for (size_t i = 0; i < n; i++) {
-        float d = grad[i];
-        if (decay[i]) d += wd * w[i];
-        buf[i] = first ? d : momentum * buf[i] + d;
-        d = nesterov ? d + momentum * buf[i] : buf[i];
-        w[i] -= lr * d;
-    }
-}
-
 static void sgd_nesterov(void)
 {
     const char *g = "/sgd";
@@ -664,12 +648,10 @@ static void sgd_nesterov(void)
     Layer *l = &m.layers[0];
     load_param(&m, g, "weight0", l->weight_off, l->weight_len);
     load_param(&m, g, "bias0", l->bias_off, l->bias_len);
-    /* weight decay on conv/linear weights only, as the authors' code */
-    unsigned char *decay = keep(calloc(m.n_params, 1));
-    for (int t = 0; t < m.n_tensors; t++)
-        if (m.tensors[t].kind == PARAM_WEIGHT)
-            memset(decay + m.tensors[t].off, 1, m.tensors[t].len);
-    float *buf = zalloc(m.n_params), *dlogits = zalloc((size_t)n * out);
+    /* weight decay on conv/linear weights only, as the authors' code (sgd_init's default) */
+    Sgd opt;
+    CHECK(sgd_init(&opt, &m, momentum, wd, nesterov, 0) == 0, "sgd_init");
+    float *dlogits = zalloc((size_t)n * out);
     for (int s = 1; s <= steps; s++) {
         char sg[32], what[48];
         snprintf(sg, sizeof(sg), "%s/step%d", g, s);
@@ -686,14 +668,14 @@ static void sgd_nesterov(void)
             ATOL, RTOL);
         snprintf(what, sizeof(what), "dbias%d", s);
         cmp(what, m.grads + l->bias_off, rdf(sg, "dbias", l->bias_len), l->bias_len, ATOL, RTOL);
-        sgd_reference_step(m.params, m.grads, buf, decay, m.n_params, lr, momentum, wd, nesterov,
-                           s == 1);
+        sgd_step(&opt, m.params, m.grads, m.n_params, lr, NULL);
         snprintf(what, sizeof(what), "weight%d", s);
         cmp(what, m.params + l->weight_off, rdf(sg, "weight", l->weight_len), l->weight_len, ATOL,
             RTOL);
         snprintf(what, sizeof(what), "bias%d", s);
         cmp(what, m.params + l->bias_off, rdf(sg, "bias", l->bias_len), l->bias_len, ATOL, RTOL);
     }
+    sgd_free(&opt);
     model_free(&m);
     case_end(g + 1);
 }
