@@ -43,6 +43,34 @@ const OptionSpec train_options[] = {
     OPT("crop-pad", OPT_INT, crop_pad, "0", 0, 64, "augmentation: random crop with this padding"),
     OPT("flip", OPT_FLAG, flip, "0", 0, 1, "augmentation: random horizontal flip"),
     OPT("label-smoothing", OPT_DOUBLE, label_smoothing, "0", 0, 0.999, "label smoothing epsilon"),
+    OPT("method", OPT_STRING, method, "dense", 0, 0,
+        "dense | static | set | rigl | cigl | rigl-wdp | rigl-mcdp"),
+    OPT("sparsity", OPT_DOUBLE, sparsity, "0.9", 0, 0.999999,
+        "fraction of prunable (conv and linear) weights that are zero; 0 <= S < 1"),
+    OPT("distribution", OPT_STRING, distribution, "erk", 0, 0, "layer-wise density: erk | er | uniform"),
+    OPT("update-interval", OPT_LONG, update_interval, "100", 1, 1e15,
+        "steps between mask updates (set, rigl, cigl, rigl-wdp, rigl-mcdp)"),
+    OPT("drop-fraction", OPT_DOUBLE, drop_fraction, "0.3", 0, 1,
+        "initial drop fraction, cosine-decayed to 0 at --update-end"),
+    OPT("update-end", OPT_DOUBLE, update_end, "0.75", 0, 1,
+        "fraction of all steps after which masks no longer change"),
+    OPT("random-mask-rate", OPT_DOUBLE, random_mask_rate, "0.01", 0, 0.999,
+        "cigl: probability that an active weight is dropped by the random mask each step "
+        "(the paper's text uses 0.1)"),
+    OPT("rescale-kept", OPT_FLAG, rescale_kept, "1", 0, 1,
+        "cigl: multiply kept weights by 1/(1-P) in the forward pass (the authors' default)"),
+    OPT("no-rescale-kept", OPT_FLAG_OFF, rescale_kept, NULL, 0, 1,
+        "cigl: the paper's plain form, no rescaling"),
+    OPT("average-start", OPT_DOUBLE, average_start, "0.8", 0, 1,
+        "cigl: fraction of training after which snapshots are averaged (>= --update-end)"),
+    OPT("average-every", OPT_LONG, average_every, "0", 0, 1e15,
+        "cigl: take a snapshot every this many steps (0: at every epoch end)"),
+    OPT("no-averaging", OPT_FLAG, no_averaging, "0", 0, 1,
+        "cigl ablation: average the snapshots' predictions instead of their weights"),
+    OPT("dropout-rate", OPT_DOUBLE, dropout_rate, "0.1", 0, 0.999,
+        "rigl-wdp, rigl-mcdp: weight dropout rate on active weights"),
+    OPT("mc-samples", OPT_INT, mc_samples, "10", 1, 100000,
+        "rigl-mcdp: dropout samples averaged at test time"),
     {NULL, OPT_FLAG, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -75,7 +103,7 @@ static int set_option(Config *c, const OptionSpec *s, const char *v)
     if (s->type != OPT_DOUBLE && d != floor(d))
         return cigl_fail(CIGL_ERR_USAGE, "--%s: expected a whole number, got '%s'", s->name, v);
     switch (s->type) {
-    case OPT_INT: case OPT_FLAG: *(int *)field = (int)d; break;
+    case OPT_INT: case OPT_FLAG: case OPT_FLAG_OFF: *(int *)field = (int)d; break;
     case OPT_LONG: *(long *)field = (long)d; break;
     case OPT_LLONG: *(long long *)field = strtoll(v, NULL, 10); break;
     case OPT_DOUBLE: *(double *)field = d; break;
@@ -104,8 +132,9 @@ int config_parse_args(Config *c, int argc, char **argv)
         if (!s)
             return cigl_fail(CIGL_ERR_USAGE, "unknown option '--%.*s'; see 'cigl train --help' "
                              "for the list", (int)len, name);
-        if (s->type == OPT_FLAG && !eq) {
-            *(int *)((char *)c + s->offset) = 1;
+        c->given[s - train_options] = 1;
+        if ((s->type == OPT_FLAG || s->type == OPT_FLAG_OFF) && !eq) {
+            *(int *)((char *)c + s->offset) = s->type == OPT_FLAG;
             continue;
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
@@ -114,6 +143,12 @@ int config_parse_args(Config *c, int argc, char **argv)
         if (rc) return rc;
     }
     return CIGL_OK;
+}
+
+int config_given(const Config *c, const char *name)
+{
+    const OptionSpec *s = find_option(train_options, name, strlen(name));
+    return s ? c->given[s - train_options] : 0;
 }
 
 int config_milestones(const Config *c, double *out, int max)
@@ -163,10 +198,11 @@ void config_print_help(FILE *f, const OptionSpec *specs)
     for (const OptionSpec *s = specs; s->name; s++) {
         char left[64];
         snprintf(left, sizeof(left), "--%s%s", s->name,
-                 s->type == OPT_FLAG ? "" : s->type == OPT_STRING ? " TEXT" : " N");
+                 s->type == OPT_FLAG || s->type == OPT_FLAG_OFF ? ""
+                 : s->type == OPT_STRING ? " TEXT" : " N");
         fprintf(f, "  %-24s %s", left, s->help);
-        if (!s->def) fputs(" (required)", f);
-        else if (s->type != OPT_FLAG) fprintf(f, " (default: %s)", s->def);
+        if (!s->def && s->type == OPT_STRING) fputs(" (required)", f);
+        else if (s->def && s->type != OPT_FLAG) fprintf(f, " (default: %s)", s->def);
         fputc('\n', f);
     }
 }
@@ -178,6 +214,7 @@ void config_write_json(const Config *c, JsonWriter *w)
         switch (s->type) {
         case OPT_STRING: json_string(w, s->name, field); break;
         case OPT_FLAG: json_bool(w, s->name, *(const int *)field); break;
+        case OPT_FLAG_OFF: break; /* the positive flag records the field */
         case OPT_INT: json_int(w, s->name, *(const int *)field); break;
         case OPT_LONG: json_int(w, s->name, *(const long *)field); break;
         case OPT_LLONG: json_int(w, s->name, *(const long long *)field); break;

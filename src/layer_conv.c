@@ -154,7 +154,7 @@ static void conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
             dmat = mat;
         }
         im2col(x + (size_t)b0 * in_numel, nb, l->x, l->k, l->stride, l->pad, l->y.h, l->y.w, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, kk, (int)ncols, 1.0f, dmat,
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, kk, (int)ncols, ctx->wgrad_scale, dmat,
                     (int)ncols, col, (int)ncols, b0 == 0 ? 0.0f : 1.0f, dw, kk);
         if (dx) {
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, (int)ncols, oc, 1.0f, w, kk,

@@ -25,7 +25,7 @@ static void linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
     (void)x2; (void)y; (void)dx2;
     const int n = ctx->n, in = (int)shape_numel(l->x), out = l->out_features;
     const float *w = ctx->weights + l->weight_off;
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, 1.0f, dy, out, x, in,
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, ctx->wgrad_scale, dy, out, x, in,
                 0.0f, ctx->grads + l->weight_off, in);
     if (l->bias_len) {
         float *db = ctx->grads + l->bias_off;

@@ -156,6 +156,7 @@ int model_add_flatten(Model *m, const char *name, int in)
 int model_finalize(Model *m, int max_batch)
 {
     m->max_batch = max_batch;
+    m->wgrad_scale = 1.0f;
     m->params = cigl_calloc(m->n_params, sizeof(float), "parameters");
     m->grads = cigl_calloc(m->n_params, sizeof(float), "gradients");
     m->bn_stats = cigl_calloc(m->n_bn_stats ? m->n_bn_stats : 1, sizeof(float), "BN statistics");
@@ -240,7 +241,9 @@ void model_init_params(Model *m, uint64_t seed)
 
 static LayerCtx make_ctx(Model *m, const float *weights, int n, int train)
 {
-    LayerCtx ctx = {weights, m->grads, m->bn_stats, m->workspace, m->workspace_floats, n, train};
+    LayerCtx ctx = {.weights = weights, .grads = m->grads, .bn_stats = m->bn_stats,
+                    .workspace = m->workspace, .workspace_floats = m->workspace_floats,
+                    .n = n, .train = train, .wgrad_scale = m->wgrad_scale};
     return ctx;
 }
 

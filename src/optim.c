@@ -33,7 +33,7 @@ void sgd_free(Sgd *o)
 }
 
 void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
-              const unsigned char *frozen)
+              const unsigned char *active)
 {
     const float mu = (float)o->momentum, wd = (float)o->weight_decay, flr = (float)lr;
     const int nesterov = o->nesterov;
@@ -41,7 +41,7 @@ void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
     const unsigned char *decays = o->decays;
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < n; i++) {
-        if (frozen && frozen[i]) continue;
+        if (active && !active[i]) continue;
         float d = grads[i];
         if (decays[i]) d += wd * params[i];
         v[i] = mu * v[i] + d;

@@ -4,6 +4,7 @@
 
 #include "cigl/error.h"
 #include "cigl/json.h"
+#include "cigl/method.h"
 #include "cigl/model_io.h"
 #include "cigl/optim.h"
 #include "cigl/provenance.h"
@@ -24,6 +25,7 @@ typedef struct {
     Dataset ds;
     Model m;
     Sgd opt;
+    MethodState ms;
     Schedule sched;
     uint32_t *train_idx, *val_idx, *order;
     size_t n_train, n_val;
@@ -46,6 +48,7 @@ static void trainer_free(Trainer *t)
     dataset_free(&t->ds);
     model_free(&t->m);
     sgd_free(&t->opt);
+    method_free(&t->ms);
     free(t->train_idx);
     free(t->val_idx);
     free(t->order);
@@ -94,12 +97,16 @@ static int trainer_setup(Trainer *t)
                          "use a smaller --batch-size or --val-size", c->batch_size, t->n_train);
     t->steps_per_epoch = (long)(t->n_train / (size_t)c->batch_size);
     t->total_steps = t->steps_per_epoch * c->epochs;
+    rc = method_validate(c, t->total_steps, t->steps_per_epoch);
+    if (rc) return rc;
     const int eval_batch = c->eval_batch_size ? c->eval_batch_size : c->batch_size;
     const int max_batch = eval_batch > c->batch_size ? eval_batch : c->batch_size;
     const Shape in = {t->ds.c, t->ds.h, t->ds.w};
     rc = model_build(&t->m, c->model, in, t->ds.classes, max_batch, (uint64_t)c->seed);
     if (rc) return rc;
     rc = sgd_init(&t->opt, &t->m, c->momentum, c->weight_decay, c->nesterov, c->decay_all);
+    if (rc) return rc;
+    rc = method_init(&t->ms, c, &t->m, t->total_steps, t->steps_per_epoch);
     if (rc) return rc;
     make_schedule(t);
     const size_t in_numel = shape_numel(in);
@@ -192,6 +199,7 @@ static void final_body(const Trainer *t, JsonWriter *w, const void *arg)
         json_double(w, "val_accuracy", (double)r->val.correct / r->val.n);
         json_double(w, "val_nll", r->val.loss_sum / r->val.n);
     }
+    method_write_json(&t->ms, &t->m, w);
     char machine[512];
     provenance_machine(machine, sizeof(machine));
     json_string(w, "machine", machine);
@@ -240,13 +248,16 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, int epoch, int *
     const Augment aug = {c->crop_pad, c->flip, (uint64_t)c->seed, (uint64_t)epoch};
     const int augment = c->crop_pad > 0 || c->flip;
     split_gather(&t->ds, &t->ds.train, batch_idx, B, augment ? &aug : NULL, t->x, t->y);
-    const float *logits = model_forward(&t->m, t->m.params, t->x, B, 1);
+    const float *weights = method_before_forward(&t->ms, &t->m, t->step);
+    const float *logits = model_forward(&t->m, weights, t->x, B, 1);
     const double loss = softmax_xent(logits, t->y, B, t->m.classes, c->label_smoothing,
                                      1.0f / (float)B, t->dlogits, correct);
     if (!isfinite(loss)) return loss;
-    model_backward(&t->m, t->m.params, t->x, t->dlogits, B);
+    model_backward(&t->m, weights, t->x, t->dlogits, B);
+    method_after_backward(&t->ms, &t->m);
     sgd_step(&t->opt, t->m.params, t->m.grads, t->m.n_params, schedule_lr(&t->sched, t->step),
-             NULL);
+             t->ms.active);
+    method_after_step(&t->ms, &t->m, &t->opt, t->step);
     return loss;
 }
 
@@ -300,9 +311,42 @@ static int train_loop(Trainer *t, FinalResult *r)
     return CIGL_OK;
 }
 
+/* The output model: CigL's averaged weights with BN statistics recomputed on the training
+ * samples (not the validation ones); other methods' final weights. */
+static int finalize_model(Trainer *t)
+{
+    int rc = method_finalize(&t->ms, &t->m);
+    if (rc) return rc;
+    if (t->ms.ops->averaging && !t->cfg.no_averaging && t->m.n_bn_stats)
+        recompute_bn_statistics(&t->m, t->m.params, &t->ds, &t->ds.train, t->train_idx,
+                                t->n_train, t->cfg.batch_size, t->x, t->y);
+    return CIGL_OK;
+}
+
+static void evaluate_test(Trainer *t, EvalResult *r)
+{
+    const int members = method_test_members(&t->ms);
+    if (members == 1) {
+        evaluate(&t->m, &t->ds, &t->ds.test, NULL, t->ds.test.n, t->x, t->y, r);
+        return;
+    }
+    uint32_t *all = cigl_malloc(sizeof(uint32_t) * t->ds.test.n, "test indices");
+    if (!all) return;
+    for (size_t i = 0; i < t->ds.test.n; i++) all[i] = (uint32_t)i;
+    float *bn = cigl_malloc(sizeof(float) * (t->m.n_bn_stats + 1), "BN statistics");
+    if (bn) memcpy(bn, t->m.bn_stats, sizeof(float) * t->m.n_bn_stats);
+    evaluate_ensemble(&t->m, &t->ds, &t->ds.test, all, t->ds.test.n, t->x, t->y, members,
+                      method_test_member, &t->ms, r);
+    if (bn) memcpy(t->m.bn_stats, bn, sizeof(float) * t->m.n_bn_stats); /* members swap BN */
+    free(bn);
+    free(all);
+}
+
 static int write_results(Trainer *t, FinalResult *r)
 {
-    evaluate(&t->m, &t->ds, &t->ds.test, NULL, t->ds.test.n, t->x, t->y, &r->test);
+    int rc = finalize_model(t);
+    if (rc) return rc;
+    evaluate_test(t, &r->test);
     char path[1100], *cfg_text = NULL;
     size_t cfg_len = 0;
     FILE *mem = open_memstream(&cfg_text, &cfg_len);
@@ -314,15 +358,20 @@ static int write_results(Trainer *t, FinalResult *r)
     json_object_end(&w);
     json_end(&w);
     fclose(mem);
-    const ModelFileExtras extras = {cfg_text, t->ds.hash, t->val_idx, t->n_val};
+    const int keep_snapshots = t->ms.ops->averaging && t->cfg.no_averaging;
+    const ModelFileExtras extras = {
+        .config_json = cfg_text, .dataset_hash = t->ds.hash, .val_indices = t->val_idx,
+        .n_val = t->n_val, .mask = t->ms.ops->sparse ? t->ms.mask : NULL,
+        .method = t->cfg.method, .n_snapshots = keep_snapshots ? t->ms.n_snapshots : 0,
+        .snapshots = t->ms.snapshots, .snapshot_bn = t->ms.snapshot_bn};
     path_join(path, sizeof(path), t->cfg.out, "final.h5");
-    int rc = model_save(&t->m, t->m.params, path, &extras);
+    rc = model_save(&t->m, t->m.params, path, &extras);
     free(cfg_text);
     if (!rc) rc = write_json_file(t, "final.json", final_body, r);
     if (rc) return rc;
-    printf("%s on %s: test accuracy %.2f%%, test NLL %.4f (%ld steps, %.1f s)\n", t->cfg.model,
-           t->ds.name, 100.0 * r->test.correct / r->test.n, r->test.loss_sum / r->test.n,
-           r->steps, r->seconds);
+    printf("%s %s on %s: test accuracy %.2f%%, test NLL %.4f (%ld steps, %.1f s)\n",
+           t->cfg.method, t->cfg.model, t->ds.name, 100.0 * r->test.correct / r->test.n,
+           r->test.loss_sum / r->test.n, r->steps, r->seconds);
     return CIGL_OK;
 }
 

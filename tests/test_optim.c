@@ -29,11 +29,12 @@ static void sgd_matches_hand_computation(void)
     CHECK_CLOSE(w[4], 1 - 0.1 * (2 + 0.9 * 2), 1e-6, 0, "bias: no decay");
     sgd_step(&o, w, g, 6, 0.1, NULL);
     CHECK_CLOSE(w[0], 0.886 - 0.160434, 1e-6, 0, "w0 step 2");
-    /* frozen entries keep weight and velocity */
-    unsigned char frozen[6] = {1, 0, 0, 0, 0, 0};
-    const float w0 = w[0], v0 = o.velocity[0];
-    sgd_step(&o, w, g, 6, 0.1, frozen);
-    CHECK(w[0] == w0 && o.velocity[0] == v0, "frozen entry changed");
+    /* entries that are not active keep weight and velocity */
+    unsigned char active[6] = {0, 1, 1, 1, 1, 1};
+    const float w0 = w[0], v0 = o.velocity[0], w1 = w[1];
+    sgd_step(&o, w, g, 6, 0.1, active);
+    CHECK(w[0] == w0 && o.velocity[0] == v0, "inactive entry changed");
+    CHECK(w[1] != w1, "active entry did not move");
     sgd_free(&o);
     /* decay_all and plain momentum */
     CHECK(sgd_init(&o, &m, 0.5, 0.1, 0, 1) == 0, "init");

@@ -25,9 +25,26 @@ typedef struct {
     int crop_pad, flip;
     double label_smoothing;
     int eval_batch_size;
+    /* sparse training (METHOD.md) */
+    char method[16];
+    double sparsity;
+    char distribution[16];
+    long update_interval;
+    double drop_fraction, update_end;
+    double random_mask_rate;
+    int rescale_kept;
+    double average_start;
+    long average_every;
+    int no_averaging;
+    double dropout_rate;
+    int mc_samples;
+    /* which options the user gave (index into train_options), to refuse ones that do not
+     * apply to the chosen method */
+    unsigned char given[64];
 } Config;
 
-typedef enum { OPT_INT, OPT_LONG, OPT_LLONG, OPT_DOUBLE, OPT_STRING, OPT_FLAG } OptType;
+/* OPT_FLAG sets its int field to 1, OPT_FLAG_OFF (e.g. --no-rescale-kept) sets it to 0. */
+typedef enum { OPT_INT, OPT_LONG, OPT_LLONG, OPT_DOUBLE, OPT_STRING, OPT_FLAG, OPT_FLAG_OFF } OptType;
 
 typedef struct {
     const char *name;       /* without the leading "--" */
@@ -56,6 +73,9 @@ void config_print_help(FILE *f, const OptionSpec *specs);
 /* Writes the options as members of a JSON object (no braces) via the JSON writer. */
 struct JsonWriter;
 void config_write_json(const Config *c, struct JsonWriter *w);
+
+/* Whether option `name` was given explicitly. */
+int config_given(const Config *c, const char *name);
 
 /* Parses --milestones "0.5,0.75" into out[]; returns the count or -1. */
 int config_milestones(const Config *c, double *out, int max);

@@ -36,6 +36,7 @@ typedef struct {
     size_t workspace_floats;
     int n;                  /* samples in this pass */
     int train;              /* training mode: BN batch statistics, caches for backward */
+    float wgrad_scale;      /* conv/linear weight gradients are scaled by this (normally 1) */
 } LayerCtx;
 
 typedef struct Layer Layer;

@@ -37,6 +37,8 @@ typedef struct {
     float **act, **dact;    /* per layer: output and its gradient, max_batch x numel(y) */
     float *workspace;
     size_t workspace_floats;
+    float wgrad_scale;      /* conv/linear weight gradients are multiplied by this (1 unless a
+                             * method rescales kept weights: dL/dW = dL/dW_eff / keep) */
 } Model;
 
 /* Names of the architectures model_build knows, NULL-terminated. */

@@ -17,10 +17,11 @@ int sgd_init(Sgd *o, const Model *m, double momentum, double weight_decay, int n
 void sgd_free(Sgd *o);
 
 /* One step: d = g + wd * w; v = momentum * v + d; d = nesterov ? d + momentum * v : v;
- * w -= lr * d. Parameters with frozen[i] != 0 are left untouched, state included (frozen may be
- * NULL). */
+ * w -= lr * d. Only parameters with active[i] != 0 move; the others are left untouched,
+ * state included (inactive weights, weights dropped by the random mask). active may be NULL:
+ * everything moves. */
 void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
-              const unsigned char *frozen);
+              const unsigned char *active);
 
 typedef enum { SCHEDULE_CONSTANT, SCHEDULE_MULTISTEP, SCHEDULE_STEP, SCHEDULE_COSINE } ScheduleKind;
 

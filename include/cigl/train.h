@@ -23,3 +23,19 @@ int split_validation(uint64_t seed, size_t n_total, size_t n_val, uint32_t **tra
 int train_run(const Config *c, int argc, char **argv);
 
 #endif
+
+/* Prediction ensembles (MC dropout, CigL without averaging): member k's weights come from
+ * member(ctx, k, m), which may also load BN statistics into m->bn_stats. Probabilities are
+ * averaged in double and the NLL is taken of the mean. */
+typedef const float *(*EnsembleMember)(void *ctx, int k, Model *m);
+void evaluate_ensemble(Model *m, const Dataset *ds, const Split *s, const uint32_t *idx,
+                       size_t n, float *xbuf, int32_t *ybuf, int members, EnsembleMember member,
+                       void *ctx, EvalResult *r);
+
+/* Recomputes BN running statistics for the current weights (SWA's update_bn, METHOD.md): reset,
+ * one pass over samples idx[0..n) in training mode without augmentation in batches of
+ * `batch`; the running mean and variance are the batch-size-weighted averages of each batch's
+ * mean and unbiased variance. */
+void recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, const Split *s,
+                             const uint32_t *idx, size_t n, int batch, float *xbuf,
+                             int32_t *ybuf);

@@ -1,0 +1,102 @@
+/* Sparse-training methods as small tables of hooks (jaxpruner's pattern): RigL differs from SET
+ * only in its grow score, CigL is RigL plus the random mask and the averaging. The whole method
+ * state (masks, random-mask step, averaging sum and count, snapshots) lives in MethodState so a
+ * checkpoint can save it and a resume continue exactly. */
+#ifndef CIGL_METHOD_H
+#define CIGL_METHOD_H
+#include "cigl/config.h"
+#include "cigl/optim.h"
+#include "cigl/sparsity.h"
+
+typedef struct MethodState MethodState;
+
+typedef struct {
+    const char *name;
+    int sparse;             /* keeps masks */
+    /* Score whose largest entries are grown at a mask update; NULL: masks never change. */
+    void (*grow_score)(const MethodState *s, const Model *m, long step, const ParamTensor *t,
+                       float *score);
+    /* Draws this step's random weights (random mask Z or weight dropout) into s->weff and
+     * s->active; NULL: the forward pass reads the parameters themselves. */
+    void (*draw)(MethodState *s, const Model *m, long step);
+    int averaging;          /* snapshots averaged into the output model (CigL) */
+    int test_dropout;       /* dropout kept at test time (MC dropout) */
+} MethodOps;
+
+extern const MethodOps method_table[];
+const MethodOps *method_find(const char *name);
+
+struct MethodState {
+    const MethodOps *ops;
+    Config cfg;
+    uint64_t seed;
+    double keep;            /* 1 - random mask rate (CigL) or 1 - dropout rate (W-DP) */
+    float inv_keep;         /* 1 / keep when rescaling, else 1 */
+    long total_steps, t_end, steps_per_epoch;
+    int n_prunable;
+    long *counts;           /* active weights per prunable tensor */
+
+    uint8_t *mask;          /* M: 1 = active; 1 for every non-prunable parameter */
+    uint8_t *active;        /* what the optimiser moves this step: M & Z (CigL); M otherwise */
+    uint8_t *ever;          /* ever active (in-time over-parameterisation) */
+    float *weff;            /* effective weights of this step; NULL when they are the params */
+    float *score;           /* grow-score scratch (largest tensor) */
+    uint32_t *scratch;
+
+    /* averaging (CigL) */
+    float *avg;             /* running mean of the snapshots' effective weights */
+    long n_snapshots;
+    float *snapshots;       /* --no-averaging: every snapshot's weights ... */
+    float *snapshot_bn;     /* ... and BN statistics */
+    long snapshot_cap;
+
+    /* bookkeeping for final.json */
+    long updates_done;
+    double replaced_sum;    /* sum over updates of new active / active */
+    long dense_grad_steps;  /* steps whose dense weight gradient the method used */
+};
+
+/* Validates the method options against the chosen method (one-line errors, status 2). */
+int method_validate(const Config *c, long total_steps, long steps_per_epoch);
+
+/* Allocates the state and draws the initial masks, zeroing inactive weights. */
+int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
+                long steps_per_epoch);
+void method_free(MethodState *s);
+
+/* Before the forward pass of 0-based step `step`: returns the weights the layers read, and sets
+ * m->wgrad_scale so that weight gradients come out as dL/dW. */
+const float *method_before_forward(MethodState *s, Model *m, long step);
+
+/* After backward: gradients of weights dropped by weight dropout are zeroed (W-DP). */
+void method_after_backward(MethodState *s, Model *m);
+
+/* After the optimiser step of `step`: mask update and snapshot when due. */
+void method_after_step(MethodState *s, Model *m, Sgd *opt, long step);
+
+/* Whether the mask update / snapshot happens after 0-based step `step`. */
+int method_updates_at(const MethodState *s, long step);
+int method_snapshots_at(const Config *c, long step, long total_steps, long steps_per_epoch);
+
+/* Replaces the parameters with the averaged weights (when the method averages and
+ * --no-averaging is off). The caller recomputes BN statistics afterwards. */
+int method_finalize(MethodState *s, Model *m);
+
+/* Training and inference FLOPs of conv and linear layers relative to the dense model
+ * (sparse layers in proportion to their density, plus the dense-gradient steps; RigL's
+ * accounting). */
+void method_flops(const MethodState *s, const Model *m, double *train_rel, double *infer_rel);
+
+#endif
+
+/* The method's part of final.json: method, options, target and measured sparsity, per-layer
+ * densities, snapshots, mask updates, mask dynamics and FLOPs. */
+struct JsonWriter;
+void method_write_json(const MethodState *s, const Model *m, struct JsonWriter *w);
+
+/* Weights of ensemble member k at test time: MC-dropout sample k (drawn at step
+ * total_steps + k, so it never repeats a training draw) or CigL snapshot k with its BN
+ * statistics. Matches EnsembleMember in train.h; ctx is the MethodState. */
+const float *method_test_member(void *ctx, int k, Model *m);
+/* Members of the test-time ensemble: 1 when the method predicts with one model. */
+int method_test_members(const MethodState *s);

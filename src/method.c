@@ -1,0 +1,374 @@
+/* The method table and the hooks the training loop calls. */
+#include "cigl/method.h"
+
+#include "cigl/error.h"
+#include "cigl/rng.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- grow scores ---------------------------------------------------------------------- */
+
+/* RigL: |dL/dW_eff|, the dense gradient of the effective weights. */
+static void grow_by_gradient(const MethodState *s, const Model *m, long step,
+                             const ParamTensor *t, float *score)
+{
+    (void)s; (void)step;
+    memcpy(score, m->grads + t->off, sizeof(float) * t->len);
+}
+
+/* SET: uniform over the inactive positions, as random keys from (seed, RNG_GROW, step). */
+static void grow_at_random(const MethodState *s, const Model *m, long step,
+                           const ParamTensor *t, float *score)
+{
+    (void)m;
+    for (size_t i = 0; i < t->len; i++)
+        score[i] = (float)rng_uniform(s->seed, RNG_GROW, (uint64_t)step, t->off + i);
+}
+
+/* ---- random weights of one step ------------------------------------------------------- */
+
+/* Draws a Bernoulli(keep) per active prunable weight from `purpose` at `step` (one Philox
+ * block per four consecutive flat indices), writes the effective weights and, when `freeze`,
+ * marks dropped weights as not moved by the optimiser (CigL). Non-prunable parameters are
+ * copied and always move. */
+static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t purpose,
+                           int freeze)
+{
+    const float *w = m->params;
+    const double keep = s->keep;
+    const float inv_keep = s->inv_keep;
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        float *we = s->weff + t->off;
+        uint8_t *act = s->active + t->off;
+        if (!t->prunable) {
+            memcpy(we, w + t->off, sizeof(float) * t->len);
+            memset(act, 1, t->len);
+            continue;
+        }
+        const uint8_t *mk = s->mask + t->off;
+        const size_t off = t->off, len = t->len;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < len; i++) {
+            int kept = 0;
+            if (mk[i]) {
+                const double u = rng_uniform(s->seed, purpose, (uint64_t)step, off + i);
+                kept = u < keep;
+            }
+            we[i] = kept ? w[off + i] * inv_keep : 0.0f;
+            act[i] = freeze ? (uint8_t)kept : mk[i];
+        }
+    }
+}
+
+static void draw_random_mask(MethodState *s, const Model *m, long step)
+{
+    draw_bernoulli(s, m, step, RNG_RANDOM_MASK, 1);
+}
+
+static void draw_weight_dropout(MethodState *s, const Model *m, long step)
+{
+    draw_bernoulli(s, m, step, RNG_DROPOUT, 0);
+}
+
+const MethodOps method_table[] = {
+    {"dense", 0, NULL, NULL, 0, 0},
+    {"static", 1, NULL, NULL, 0, 0},
+    {"set", 1, grow_at_random, NULL, 0, 0},
+    {"rigl", 1, grow_by_gradient, NULL, 0, 0},
+    {"cigl", 1, grow_by_gradient, draw_random_mask, 1, 0},
+    {"rigl-wdp", 1, grow_by_gradient, draw_weight_dropout, 0, 0},
+    {"rigl-mcdp", 1, grow_by_gradient, draw_weight_dropout, 0, 1},
+    {NULL, 0, NULL, NULL, 0, 0},
+};
+
+const MethodOps *method_find(const char *name)
+{
+    for (const MethodOps *o = method_table; o->name; o++)
+        if (!strcmp(o->name, name)) return o;
+    return NULL;
+}
+
+/* ---- schedule of updates and snapshots ------------------------------------------------ */
+
+static long update_end_step(double update_end, long total_steps)
+{
+    return (long)floor(update_end * (double)total_steps);
+}
+
+/* After step `step` (0-based), s = step + 1 steps are done; masks change when s is a multiple
+ * of the interval and s < t_end. */
+int method_updates_at(const MethodState *s, long step)
+{
+    const long done = step + 1;
+    return s->ops->grow_score && done % s->cfg.update_interval == 0 && done < s->t_end;
+}
+
+int method_snapshots_at(const Config *c, long step, long total_steps, long steps_per_epoch)
+{
+    const long done = step + 1;
+    if ((double)done < ceil(c->average_start * (double)total_steps)) return 0;
+    return c->average_every > 0 ? done % c->average_every == 0 : done % steps_per_epoch == 0;
+}
+
+/* ---- validation ----------------------------------------------------------------------- */
+
+static int refuse_inapplicable(const Config *c, const char *const *options, const char *who)
+{
+    for (int i = 0; options[i]; i++)
+        if (config_given(c, options[i]))
+            return cigl_fail(CIGL_ERR_USAGE, "--%s does not apply to --method %s (it applies to "
+                             "%s); remove it", options[i], c->method, who);
+    return CIGL_OK;
+}
+
+int method_validate(const Config *c, long total_steps, long steps_per_epoch)
+{
+    const MethodOps *ops = method_find(c->method);
+    if (!ops) {
+        char known[160] = "";
+        for (const MethodOps *o = method_table; o->name; o++) {
+            strcat(known, o == method_table ? "" : ", ");
+            strcat(known, o->name);
+        }
+        return cigl_fail(CIGL_ERR_USAGE, "unknown method '%s'; expected one of: %s", c->method,
+                         known);
+    }
+    static const char *const sparse_opts[] = {"sparsity", "distribution", NULL};
+    static const char *const update_opts[] = {"update-interval", "drop-fraction", "update-end",
+                                              NULL};
+    static const char *const cigl_opts[] = {"random-mask-rate", "rescale-kept", "no-rescale-kept",
+                                            "average-start", "average-every", "no-averaging",
+                                            NULL};
+    static const char *const dropout_opts[] = {"dropout-rate", NULL};
+    static const char *const mc_opts[] = {"mc-samples", NULL};
+    int rc = CIGL_OK;
+    if (!ops->sparse) rc = refuse_inapplicable(c, sparse_opts, "the sparse methods");
+    if (!rc && !ops->grow_score)
+        rc = refuse_inapplicable(c, update_opts, "set, rigl, cigl, rigl-wdp and rigl-mcdp");
+    if (!rc && !ops->averaging) rc = refuse_inapplicable(c, cigl_opts, "cigl");
+    if (!rc && ops->draw != draw_weight_dropout)
+        rc = refuse_inapplicable(c, dropout_opts, "rigl-wdp and rigl-mcdp");
+    if (!rc && !ops->test_dropout) rc = refuse_inapplicable(c, mc_opts, "rigl-mcdp");
+    if (rc) return rc;
+    if (distribution_parse(c->distribution) < 0)
+        return cigl_fail(CIGL_ERR_USAGE, "unknown --distribution '%s'; expected erk, er or "
+                         "uniform", c->distribution);
+    if (ops->averaging && !c->no_averaging && c->average_start < c->update_end)
+        return cigl_fail(CIGL_ERR_USAGE, "--average-start %g comes before --update-end %g: "
+                         "averaging needs frozen masks; use --average-start >= %g",
+                         c->average_start, c->update_end, c->update_end);
+    if (ops->averaging) {
+        long planned = 0;
+        for (long step = 0; step < total_steps; step++)
+            planned += method_snapshots_at(c, step, total_steps, steps_per_epoch);
+        if (planned < 2)
+            return cigl_fail(CIGL_ERR_USAGE, "cigl would take %ld snapshot(s) after "
+                             "--average-start %g of %ld steps; averaging needs at least 2: use "
+                             "--average-every STEPS (e.g. %ld) or an earlier --average-start",
+                             planned, c->average_start, total_steps,
+                             (long)fmax(1, floor((1 - c->average_start) * total_steps / 4)));
+    }
+    return CIGL_OK;
+}
+
+/* ---- state ---------------------------------------------------------------------------- */
+
+int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
+                long steps_per_epoch)
+{
+    memset(s, 0, sizeof(*s));
+    s->ops = method_find(c->method);
+    s->cfg = *c;
+    s->seed = (uint64_t)c->seed;
+    s->total_steps = total_steps;
+    s->steps_per_epoch = steps_per_epoch;
+    s->t_end = update_end_step(c->update_end, total_steps);
+    const double rate = s->ops->draw == draw_random_mask ? c->random_mask_rate
+                        : s->ops->draw ? c->dropout_rate : 0.0;
+    s->keep = 1.0 - rate;
+    const int rescale = s->ops->draw == draw_random_mask ? c->rescale_kept : 1;
+    s->inv_keep = rescale ? (float)(1.0 / s->keep) : 1.0f;
+    const size_t n = m->n_params;
+    s->mask = cigl_malloc(n, "mask");
+    s->ever = cigl_malloc(n, "ever-active flags");
+    s->active = cigl_malloc(n, "step mask");
+    s->counts = cigl_calloc((size_t)m->n_tensors, sizeof(long), "layer counts");
+    size_t largest = 1;
+    for (int t = 0; t < m->n_tensors; t++)
+        if (m->tensors[t].len > largest) largest = m->tensors[t].len;
+    s->score = cigl_malloc(sizeof(float) * largest, "grow scores");
+    s->scratch = cigl_malloc(sizeof(uint32_t) * largest, "mask scratch");
+    if (!s->mask || !s->ever || !s->active || !s->counts || !s->score || !s->scratch)
+        return CIGL_ERR_RUNTIME;
+    const double density = s->ops->sparse ? 1.0 - c->sparsity : 1.0;
+    s->n_prunable = sparsity_layer_counts(m, (Distribution)distribution_parse(c->distribution),
+                                          density, s->counts);
+    sparsity_init_masks(m, s->counts, s->seed, s->mask);
+    memcpy(s->ever, s->mask, n);
+    memcpy(s->active, s->mask, n);
+    for (size_t i = 0; i < n; i++)
+        if (!s->mask[i]) m->params[i] = 0.0f;
+    /* With no random draw (or a random mask rate of 0) the forward pass reads the
+     * parameters: inactive weights are exactly 0, so W (.) M = W. */
+    if (s->ops->draw && rate > 0) {
+        s->weff = cigl_malloc(sizeof(float) * n, "effective weights");
+        if (!s->weff) return CIGL_ERR_RUNTIME;
+    }
+    if (s->ops->averaging) {
+        s->avg = cigl_calloc(n, sizeof(float), "averaged weights");
+        if (!s->avg) return CIGL_ERR_RUNTIME;
+    }
+    return CIGL_OK;
+}
+
+void method_free(MethodState *s)
+{
+    free(s->counts);
+    free(s->mask);
+    free(s->active);
+    free(s->ever);
+    free(s->weff);
+    free(s->score);
+    free(s->scratch);
+    free(s->avg);
+    free(s->snapshots);
+    free(s->snapshot_bn);
+    memset(s, 0, sizeof(*s));
+}
+
+/* ---- per-step hooks ------------------------------------------------------------------- */
+
+const float *method_before_forward(MethodState *s, Model *m, long step)
+{
+    if (!s->weff) {
+        m->wgrad_scale = 1.0f;
+        return m->params;
+    }
+    s->ops->draw(s, m, step);
+    m->wgrad_scale = s->inv_keep;
+    return s->weff;
+}
+
+void method_after_backward(MethodState *s, Model *m)
+{
+    if (!s->weff || s->ops->draw != draw_weight_dropout) return;
+    /* weight dropout: a dropped weight gets no gradient but still decays and keeps momentum */
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        if (!t->prunable) continue;
+        for (size_t i = t->off; i < t->off + t->len; i++)
+            if (s->weff[i] == 0.0f && s->mask[i]) m->grads[i] = 0.0f;
+    }
+}
+
+static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
+{
+    const long done = step + 1;
+    const double f = drop_fraction(s->cfg.drop_fraction, done, s->t_end);
+    long fresh = 0, active = 0;
+    int l = 0;
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        if (!t->prunable) continue;
+        const long n_active = s->counts[l++];
+        if (n_active >= (long)t->len) continue; /* dense layers are never updated */
+        const long k = (long)floor(f * (double)n_active + 0.5);
+        s->ops->grow_score(s, m, step, t, s->score);
+        fresh += mask_drop_grow(m->params + t->off, opt->velocity + t->off, s->mask + t->off,
+                                s->ever + t->off, s->score, t->len, k, s->scratch);
+        active += n_active;
+    }
+    s->updates_done++;
+    s->dense_grad_steps++;
+    s->replaced_sum += active ? (double)fresh / (double)active : 0;
+    if (!s->weff) memcpy(s->active, s->mask, m->n_params);
+}
+
+/* Running mean of the effective weights of this step: W after the optimiser step times this
+ * step's Z (and 1/keep); biases and BN parameters as they are. */
+static void take_snapshot(MethodState *s, Model *m)
+{
+    const double n = (double)s->n_snapshots;
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        const float scale = t->prunable && s->weff ? s->inv_keep : 1.0f;
+        for (size_t i = t->off; i < t->off + t->len; i++) {
+            const float we = s->active[i] ? m->params[i] * scale : 0.0f;
+            s->avg[i] = (float)((n * (double)s->avg[i] + (double)we) / (n + 1.0));
+        }
+    }
+    s->n_snapshots++;
+    if (!s->cfg.no_averaging) return;
+    /* the ablation keeps every snapshot with its BN statistics */
+    if (s->n_snapshots > s->snapshot_cap) {
+        long cap = s->snapshot_cap ? 2 * s->snapshot_cap : 8;
+        float *w = realloc(s->snapshots, sizeof(float) * m->n_params * cap);
+        if (w) s->snapshots = w;
+        float *b = realloc(s->snapshot_bn, sizeof(float) * (m->n_bn_stats + 1) * cap);
+        if (b) s->snapshot_bn = b;
+        if (!w || !b) {
+            cigl_fail(CIGL_ERR_RUNTIME, "out of memory keeping snapshot %ld", s->n_snapshots);
+            exit(CIGL_ERR_RUNTIME);
+        }
+        s->snapshot_cap = cap;
+    }
+    float *dst = s->snapshots + (size_t)(s->n_snapshots - 1) * m->n_params;
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        const float scale = t->prunable && s->weff ? s->inv_keep : 1.0f;
+        for (size_t i = t->off; i < t->off + t->len; i++)
+            dst[i] = s->active[i] ? m->params[i] * scale : 0.0f;
+    }
+    memcpy(s->snapshot_bn + (size_t)(s->n_snapshots - 1) * (m->n_bn_stats + 1), m->bn_stats,
+           sizeof(float) * m->n_bn_stats);
+}
+
+void method_after_step(MethodState *s, Model *m, Sgd *opt, long step)
+{
+    if (method_updates_at(s, step)) update_masks(s, m, opt, step);
+    if (s->ops->averaging &&
+        method_snapshots_at(&s->cfg, step, s->total_steps, s->steps_per_epoch))
+        take_snapshot(s, m);
+}
+
+int method_finalize(MethodState *s, Model *m)
+{
+    if (!s->ops->averaging || s->cfg.no_averaging) return CIGL_OK;
+    if (s->n_snapshots < 2)
+        return cigl_fail(CIGL_ERR_USAGE, "only %ld snapshot(s) were taken (training stopped "
+                         "early?); averaging needs at least 2: use --average-every STEPS",
+                         s->n_snapshots);
+    memcpy(m->params, s->avg, sizeof(float) * m->n_params);
+    return CIGL_OK;
+}
+
+/* FLOPs of one forward pass of a conv or linear layer with all weights present. */
+static double layer_dense_flops(const Layer *l)
+{
+    if (l->kind == LAYER_LINEAR) return 2.0 * (double)l->weight_len;
+    if (l->kind == LAYER_CONV2D) return 2.0 * (double)l->weight_len * l->y.h * l->y.w;
+    return 0;
+}
+
+void method_flops(const MethodState *s, const Model *m, double *train_rel, double *infer_rel)
+{
+    double dense = 0, sparse = 0;
+    int l = 0;
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        if (!t->prunable) continue;
+        const double f = layer_dense_flops(&m->layers[t->layer]);
+        dense += f;
+        sparse += f * (double)s->counts[l++] / (double)t->len;
+    }
+    *infer_rel = dense > 0 ? sparse / dense : 1;
+    /* a step costs forward + input gradient + weight gradient; the weight gradient is dense on
+     * the steps where the method needs it (mask updates) */
+    const double steps = (double)(s->total_steps > 0 ? s->total_steps : 1);
+    const double dense_steps = (double)s->dense_grad_steps;
+    const double train = 3 * sparse * (steps - dense_steps) + (2 * sparse + dense) * dense_steps;
+    *train_rel = dense > 0 ? train / (3 * dense * steps) : 1;
+}
