@@ -14,9 +14,9 @@ DEBS    := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-to
 # variant whatever Debian's alternatives point to.
 MULTIARCH  := $(shell gcc -print-multiarch 2>/dev/null)
 BLAS_DIR   := /usr/lib/$(MULTIARCH)/openblas-openmp
-export PKG_CONFIG_PATH := $(BLAS_DIR)/pkgconfig:$(PKG_CONFIG_PATH)
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -Wl,-rpath,$(BLAS_DIR)
+PKG_CONFIG := PKG_CONFIG_PATH=$(BLAS_DIR)/pkgconfig pkg-config
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -Wl,-rpath,$(BLAS_DIR)
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 
 CFLAGS  ?= $(OPT) -g
@@ -47,7 +47,7 @@ bench: deps
 
 deps:
 	@missing=""; \
-	for p in $(PKGS); do pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
+	for p in $(PKGS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
 	[ -f $(BLAS_DIR)/libopenblas.so ] || missing="$$missing openblas-openmp"; \
 	command -v h5diff >/dev/null || missing="$$missing h5diff"; \
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing fashion-mnist"; \

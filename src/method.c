@@ -372,3 +372,19 @@ void method_flops(const MethodState *s, const Model *m, double *train_rel, doubl
     const double train = 3 * sparse * (steps - dense_steps) + (2 * sparse + dense) * dense_steps;
     *train_rel = dense > 0 ? train / (3 * dense * steps) : 1;
 }
+
+double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
+                         int n, float grad_scale, double lr, double label_smoothing, long step,
+                         float *dlogits, int *correct)
+{
+    const float *weights = method_before_forward(s, m, step);
+    const float *logits = model_forward(m, weights, x, n, 1);
+    const double loss =
+        softmax_xent(logits, y, n, m->classes, label_smoothing, grad_scale, dlogits, correct);
+    if (!isfinite(loss)) return loss;
+    model_backward(m, weights, x, dlogits, n);
+    method_after_backward(s, m);
+    sgd_step(opt, m->params, m->grads, m->n_params, lr, s->active);
+    method_after_step(s, m, opt, step);
+    return loss;
+}

@@ -248,17 +248,9 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, int epoch, int *
     const Augment aug = {c->crop_pad, c->flip, (uint64_t)c->seed, (uint64_t)epoch};
     const int augment = c->crop_pad > 0 || c->flip;
     split_gather(&t->ds, &t->ds.train, batch_idx, B, augment ? &aug : NULL, t->x, t->y);
-    const float *weights = method_before_forward(&t->ms, &t->m, t->step);
-    const float *logits = model_forward(&t->m, weights, t->x, B, 1);
-    const double loss = softmax_xent(logits, t->y, B, t->m.classes, c->label_smoothing,
-                                     1.0f / (float)B, t->dlogits, correct);
-    if (!isfinite(loss)) return loss;
-    model_backward(&t->m, weights, t->x, t->dlogits, B);
-    method_after_backward(&t->ms, &t->m);
-    sgd_step(&t->opt, t->m.params, t->m.grads, t->m.n_params, schedule_lr(&t->sched, t->step),
-             t->ms.active);
-    method_after_step(&t->ms, &t->m, &t->opt, t->step);
-    return loss;
+    return method_train_step(&t->ms, &t->m, &t->opt, t->x, t->y, B, 1.0f / (float)B,
+                             schedule_lr(&t->sched, t->step), c->label_smoothing, t->step,
+                             t->dlogits, correct);
 }
 
 static int train_loop(Trainer *t, FinalResult *r)

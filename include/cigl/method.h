@@ -100,3 +100,11 @@ void method_write_json(const MethodState *s, const Model *m, struct JsonWriter *
 const float *method_test_member(void *ctx, int k, Model *m);
 /* Members of the test-time ensemble: 1 when the method predicts with one model. */
 int method_test_members(const MethodState *s);
+
+/* One optimisation step of 0-based global step `step` on a prepared batch (x, y) of n samples:
+ * the method's hooks around forward, backward and SGD. Gradients are of the loss summed over
+ * the batch times grad_scale (1 / global batch). Returns the summed loss; when it is not
+ * finite nothing was updated. */
+double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
+                         int n, float grad_scale, double lr, double label_smoothing, long step,
+                         float *dlogits, int *correct);

@@ -1,0 +1,351 @@
+/* Sparse-training methods: invariants after every step of every method over several models and
+ * sparsities, the random mask bit for bit, averaging by hand, BN recomputation against an
+ * independent computation, and option validation. */
+#include "check.h"
+#include "cigl/method.h"
+#include "cigl/rng.h"
+#include "cigl/train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { BATCH = 8, STEPS = 24 };
+
+static Config base_config(const char *method, double sparsity)
+{
+    Config c;
+    config_defaults(&c);
+    snprintf(c.method, sizeof(c.method), "%s", method);
+    c.sparsity = sparsity;
+    c.update_interval = 3;
+    c.update_end = 0.6;
+    c.drop_fraction = 0.5;
+    c.average_start = 0.7;
+    c.average_every = 2;
+    c.random_mask_rate = 0.3; /* large, so drops happen often in a short test */
+    c.dropout_rate = 0.3;
+    c.seed = 11;
+    return c;
+}
+
+static void fill_batch(float *x, int32_t *y, size_t numel, int classes, uint64_t step)
+{
+    for (size_t i = 0; i < numel * BATCH; i++) x[i] = (float)rng_normal(99, RNG_AUGMENT, step, i);
+    for (int i = 0; i < BATCH; i++) y[i] = (int32_t)rng_below(99, RNG_MIXUP, step, i, classes);
+}
+
+/* Counts active entries of every prunable tensor. */
+static void active_counts(const MethodState *s, const Model *m, long *out)
+{
+    int l = 0;
+    for (int t = 0; t < m->n_tensors; t++) {
+        if (!m->tensors[t].prunable) continue;
+        long a = 0;
+        for (size_t i = m->tensors[t].off; i < m->tensors[t].off + m->tensors[t].len; i++)
+            a += s->mask[i];
+        out[l++] = a;
+    }
+}
+
+/* Runs STEPS steps of `method` on `model`, checking the invariants after each one. */
+static void check_method_invariants(const char *method, const char *model, Shape in,
+                                    double sparsity)
+{
+    Model m;
+    if (model_build(&m, model, in, 5, BATCH, 3) != 0) {
+        CHECK(0, "model_build %s", model);
+        return;
+    }
+    Config c = base_config(method, sparsity);
+    Sgd opt;
+    sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
+    MethodState s;
+    CHECK(method_init(&s, &c, &m, STEPS, 6) == 0, "method_init");
+    const size_t n = m.n_params, numel = shape_numel(in);
+    float *x = malloc(sizeof(float) * numel * BATCH), *dl = malloc(sizeof(float) * 5 * BATCH);
+    int32_t y[BATCH];
+    float *w0 = malloc(sizeof(float) * n), *v0 = malloc(sizeof(float) * n);
+    uint8_t *mask0 = malloc(n), *zdropped = calloc(n, 1), *came_back = calloc(n, 1);
+    long *counts = calloc((size_t)m.n_tensors, sizeof(long)), *now = calloc((size_t)m.n_tensors, sizeof(long));
+    active_counts(&s, &m, counts);
+    const uint8_t *first_mask = NULL;
+    uint8_t *mask_at_end = malloc(n);
+    int bad_inactive = 0, bad_count = 0, bad_state = 0, bad_new = 0, bad_frozen = 0;
+    int updates = 0, late_changes = 0;
+    for (long step = 0; step < STEPS; step++) {
+        fill_batch(x, y, numel, 5, (uint64_t)step);
+        memcpy(w0, m.params, sizeof(float) * n);
+        memcpy(v0, opt.velocity, sizeof(float) * n);
+        memcpy(mask0, s.mask, n);
+        int correct;
+        const double loss = method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05,
+                                              0.0, step, dl, &correct);
+        CHECK(isfinite(loss), "%s/%s: loss not finite at step %ld", method, model, step);
+        const int updated = method_updates_at(&s, step);
+        updates += updated;
+        if (step + 1 >= s.t_end && memcmp(mask0, s.mask, n)) late_changes++;
+        active_counts(&s, &m, now);
+        for (int l = 0; l < s.n_prunable; l++) bad_count += now[l] != counts[l];
+        for (int t = 0; t < m.n_tensors; t++) {
+            const ParamTensor *pt = &m.tensors[t];
+            if (!pt->prunable) continue;
+            for (size_t i = pt->off; i < pt->off + pt->len; i++) {
+                if (!s.mask[i]) {
+                    bad_inactive += m.params[i] != 0.0f;
+                    bad_state += opt.velocity[i] != 0.0f;
+                } else if (!mask0[i]) { /* newly grown: weight 0, state 0 */
+                    bad_new += m.params[i] != 0.0f || opt.velocity[i] != 0.0f;
+                }
+                /* dropped by the random mask this step (and untouched by a mask update):
+                 * weight and state exactly unchanged */
+                if (s.weff && strcmp(method, "cigl") == 0 && mask0[i] && s.mask[i] &&
+                    !s.active[i]) {
+                    bad_frozen += m.params[i] != w0[i] || opt.velocity[i] != v0[i];
+                    zdropped[i] = 1;
+                } else if (zdropped[i] && s.active[i]) {
+                    came_back[i] = 1;
+                }
+            }
+        }
+        if (!first_mask) first_mask = s.mask;
+    }
+    memcpy(mask_at_end, s.mask, n);
+    CHECK(!bad_inactive, "%s/%s/%.2f: %d inactive weights not 0", method, model, sparsity, bad_inactive);
+    CHECK(!bad_count, "%s/%s/%.2f: active counts changed %d times", method, model, sparsity, bad_count);
+    CHECK(!bad_state, "%s/%s/%.2f: %d inactive entries with momentum", method, model, sparsity, bad_state);
+    CHECK(!bad_new, "%s/%s/%.2f: %d new entries not starting at 0", method, model, sparsity, bad_new);
+    CHECK(!bad_frozen, "%s/%s/%.2f: %d Z-dropped weights moved", method, model, sparsity, bad_frozen);
+    CHECK(!late_changes, "%s/%s: masks changed %d times after --update-end", method, model, late_changes);
+    const int expect_updates = s.ops->grow_score ? 4 : 0; /* done = 3, 6, 9, 12 < t_end = 14 */
+    CHECK(updates == expect_updates && s.updates_done == expect_updates,
+          "%s: %d mask updates, expected %d", method, updates, expect_updates);
+    if (!strcmp(method, "cigl")) {
+        size_t dropped = 0, back = 0;
+        for (size_t i = 0; i < n; i++) { dropped += zdropped[i]; back += came_back[i]; }
+        CHECK(dropped > 0 && back > dropped / 2,
+              "%s: %zu weights dropped by Z, only %zu took part again", model, dropped, back);
+        CHECK(s.n_snapshots == 4, "cigl snapshots: %ld (expected 4: steps 18, 20, 22, 24)",
+              s.n_snapshots);
+    }
+    if (!strcmp(method, "dense")) {
+        size_t zeros = 0;
+        for (size_t i = 0; i < n; i++) zeros += !s.mask[i];
+        CHECK(zeros == 0, "dense has %zu masked weights", zeros);
+    }
+    free(x); free(dl); free(w0); free(v0); free(mask0); free(zdropped); free(came_back);
+    free(counts); free(now); free(mask_at_end);
+    method_free(&s);
+    sgd_free(&opt);
+    model_free(&m);
+}
+
+static void invariants_every_method(void)
+{
+    const char *methods[] = {"dense", "static", "set", "rigl", "cigl", "rigl-wdp", "rigl-mcdp"};
+    for (int i = 0; i < 7; i++) {
+        check_method_invariants(methods[i], "mlp", (Shape){1, 6, 6}, 0.9);
+        check_method_invariants(methods[i], "mlp", (Shape){1, 6, 6}, 0.5);
+        check_method_invariants(methods[i], "lenet5", (Shape){1, 12, 12}, 0.8);
+        check_method_invariants(methods[i], "resnet20", (Shape){2, 6, 6}, 0.95);
+    }
+}
+
+/* Z_i = 1 iff (double)x * 2^-32 < keep with x from Philox(ctr = (i/4, t lo, t hi, 1),
+ * key = (seed lo, seed hi)), word i % 4: recomputed here from the raw generator. */
+static void random_mask_bit_for_bit(void)
+{
+    Model m;
+    model_build(&m, "mlp", (Shape){1, 6, 6}, 5, BATCH, 1);
+    Config c = base_config("cigl", 0.5);
+    c.seed = 0x1234567890abcdefLL;
+    MethodState s;
+    method_init(&s, &c, &m, 400, 100);
+    long kept = 0, trials = 0, mismatches = 0, weff_bad = 0;
+    const long steps[] = {0, 1, 7, 399, 0x100000001L};
+    for (int k = 0; k < 5; k++) {
+        const uint64_t t = (uint64_t)steps[k];
+        const float *w = method_before_forward(&s, &m, (long)t);
+        for (int ti = 0; ti < m.n_tensors; ti++) {
+            const ParamTensor *pt = &m.tensors[ti];
+            for (size_t i = pt->off; i < pt->off + pt->len; i++) {
+                if (!pt->prunable) {
+                    mismatches += !s.active[i];
+                    weff_bad += w[i] != m.params[i];
+                    continue;
+                }
+                uint32_t out[4];
+                const uint32_t ctr[4] = {(uint32_t)(i / 4), (uint32_t)t, (uint32_t)(t >> 32), 1};
+                const uint32_t key[2] = {(uint32_t)c.seed, (uint32_t)((uint64_t)c.seed >> 32)};
+                philox4x32_10(ctr, key, out);
+                const int z = (double)out[i % 4] * 0x1p-32 < 1.0 - c.random_mask_rate;
+                const int expect = s.mask[i] && z;
+                mismatches += s.active[i] != expect;
+                weff_bad += w[i] != (expect ? m.params[i] * (float)(1.0 / (1.0 - c.random_mask_rate)) : 0.0f);
+                if (s.mask[i]) { kept += z; trials++; }
+            }
+        }
+    }
+    CHECK(mismatches == 0, "%ld random-mask entries differ from the definition", mismatches);
+    CHECK(weff_bad == 0, "%ld effective weights differ", weff_bad);
+    const double p = 1.0 - c.random_mask_rate, rate = (double)kept / trials;
+    const double sigma = sqrt(p * (1 - p) / trials);
+    printf("  keep rate %.5f over %ld draws (expected %.2f, 5 sigma = %.5f)\n", rate, trials, p, 5 * sigma);
+    CHECK(fabs(rate - p) < 5 * sigma, "keep rate %.5f vs %.2f", rate, p);
+    method_free(&s);
+    model_free(&m);
+}
+
+/* The output model equals the running mean of (W after the step) x Z / keep, computed here. */
+static void averaging_matches_hand_computation(void)
+{
+    Model m;
+    model_build(&m, "mlp", (Shape){1, 6, 6}, 5, BATCH, 2);
+    Config c = base_config("cigl", 0.8);
+    Sgd opt;
+    sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
+    MethodState s;
+    method_init(&s, &c, &m, STEPS, 6);
+    const size_t n = m.n_params;
+    double *mean = calloc(n, sizeof(double));
+    float x[36 * BATCH], dl[5 * BATCH];
+    int32_t y[BATCH];
+    int taken = 0;
+    for (long step = 0; step < STEPS; step++) {
+        fill_batch(x, y, 36, 5, (uint64_t)step);
+        int correct;
+        method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05, 0.0, step, dl, &correct);
+        if ((step + 1) >= (long)ceil(0.7 * STEPS) && (step + 1) % 2 == 0) {
+            for (int ti = 0; ti < m.n_tensors; ti++) {
+                const ParamTensor *pt = &m.tensors[ti];
+                const double scale = pt->prunable ? 1.0 / (1.0 - c.random_mask_rate) : 1.0;
+                for (size_t i = pt->off; i < pt->off + pt->len; i++) {
+                    const double we = s.active[i] ? (double)(float)(m.params[i] * (float)scale) : 0.0;
+                    mean[i] = (taken * mean[i] + we) / (taken + 1);
+                }
+            }
+            taken++;
+        }
+    }
+    CHECK(taken == 4 && s.n_snapshots == 4, "snapshots %d / %ld", taken, s.n_snapshots);
+    CHECK(method_finalize(&s, &m) == 0, "finalize");
+    double worst = 0;
+    size_t outside = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs(m.params[i] - mean[i]) / (1e-6 + fabs(mean[i])));
+        outside += !s.mask[i] && m.params[i] != 0.0f;
+    }
+    printf("  averaged weights vs hand running mean: max relative difference %.3g\n", worst);
+    CHECK(worst < 1e-5, "averaged weights differ by %.3g", worst);
+    CHECK(outside == 0, "%zu averaged weights outside the mask", outside);
+    free(mean);
+    method_free(&s);
+    sgd_free(&opt);
+    model_free(&m);
+}
+
+/* recompute_bn_statistics against the batch-size-weighted mean of every batch's mean and
+ * unbiased variance of each BN layer's input, computed here in double (train-mode
+ * activations do not depend on the running statistics). */
+static void bn_recompute_matches_independent(void)
+{
+    Model m;
+    const Shape in = {2, 6, 6};
+    model_build(&m, "resnet20", in, 3, 16, 4);
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] += 0.05f * (float)rng_normal(5, RNG_INIT, 9, i);
+    enum { N = 37 };
+    Dataset ds;
+    memset(&ds, 0, sizeof(ds));
+    ds.c = 2; ds.h = 6; ds.w = 6; ds.classes = 3;
+    for (int ch = 0; ch < 2; ch++) { ds.mean[ch] = 0.4; ds.std[ch] = 0.3; }
+    ds.train.n = N;
+    ds.train.images = malloc(N * 72);
+    ds.train.labels = malloc(sizeof(int32_t) * N);
+    for (int i = 0; i < N * 72; i++) ds.train.images[i] = (uint8_t)rng_below(3, RNG_AUGMENT, 0, i, 256);
+    for (int i = 0; i < N; i++) ds.train.labels[i] = i % 3;
+    uint32_t idx[N];
+    for (int i = 0; i < N; i++) idx[i] = (uint32_t)(N - 1 - i);
+    float x[16 * 72];
+    int32_t y[16];
+    const int batch = 16;
+    recompute_bn_statistics(&m, m.params, &ds, &ds.train, idx, N, batch, x, y);
+    float *got = malloc(sizeof(float) * m.n_bn_stats);
+    memcpy(got, m.bn_stats, sizeof(float) * m.n_bn_stats);
+    double *want = calloc(m.n_bn_stats, sizeof(double));
+    for (int b0 = 0; b0 < N; b0 += batch) {
+        const int nb = N - b0 < batch ? N - b0 : batch;
+        split_gather(&ds, &ds.train, idx + b0, nb, NULL, x, y);
+        model_forward(&m, m.params, x, nb, 1);
+        for (int li = 0; li < m.n_layers; li++) {
+            const Layer *l = &m.layers[li];
+            if (l->kind != LAYER_BATCHNORM) continue;
+            const float *a = m.act[l->in];
+            const size_t hw = (size_t)l->x.h * l->x.w, cnt = (size_t)nb * hw;
+            for (int ch = 0; ch < l->x.c; ch++) {
+                double s1 = 0, s2 = 0;
+                for (int i = 0; i < nb; i++)
+                    for (size_t j = 0; j < hw; j++) s1 += a[((size_t)i * l->x.c + ch) * hw + j];
+                const double mu = s1 / cnt;
+                for (int i = 0; i < nb; i++)
+                    for (size_t j = 0; j < hw; j++) {
+                        const double d = a[((size_t)i * l->x.c + ch) * hw + j] - mu;
+                        s2 += d * d;
+                    }
+                want[l->stats_off + ch] += mu * nb / N;
+                want[l->stats_off + l->x.c + ch] += s2 / (cnt - 1) * nb / N;
+            }
+        }
+    }
+    double worst = 0;
+    for (size_t i = 0; i < m.n_bn_stats; i++)
+        worst = fmax(worst, fabs(got[i] - want[i]) / (1e-6 + fabs(want[i])));
+    printf("  BN statistics vs independent weighted average: max relative difference %.3g\n", worst);
+    CHECK(worst < 1e-4, "BN recompute differs by %.3g", worst);
+    free(got); free(want);
+    free(ds.train.images); free(ds.train.labels);
+    model_free(&m);
+}
+
+static int validate_args(const char *const *args, int n, long total_steps, long spe)
+{
+    Config c;
+    config_defaults(&c);
+    int rc = config_parse_args(&c, n, (char **)args);
+    return rc ? rc : method_validate(&c, total_steps, spe);
+}
+
+static void validation_refuses_bad_options(void)
+{
+    const char *ok[] = {"--method", "cigl", "--average-every", "10"};
+    CHECK(validate_args(ok, 4, 400, 100) == 0, "valid cigl options refused");
+    const char *one_snapshot[] = {"--method", "cigl", "--average-start", "0.9"};
+    CHECK(validate_args(one_snapshot, 4, 400, 100) == 2, "a single snapshot accepted");
+    const char *before_end[] = {"--method", "cigl", "--average-start", "0.5", "--update-end", "0.75"};
+    CHECK(validate_args(before_end, 6, 400, 10) == 2, "averaging before update end accepted");
+    const char *dropout_on_cigl[] = {"--method", "cigl", "--dropout-rate", "0.1"};
+    CHECK(validate_args(dropout_on_cigl, 4, 400, 10) == 2, "--dropout-rate accepted for cigl");
+    const char *sparsity_on_dense[] = {"--method", "dense", "--sparsity", "0.5"};
+    CHECK(validate_args(sparsity_on_dense, 4, 400, 10) == 2, "--sparsity accepted for dense");
+    const char *interval_on_static[] = {"--method", "static", "--update-interval", "5"};
+    CHECK(validate_args(interval_on_static, 4, 400, 10) == 2, "--update-interval for static");
+    const char *mc_on_wdp[] = {"--method", "rigl-wdp", "--mc-samples", "5"};
+    CHECK(validate_args(mc_on_wdp, 4, 400, 10) == 2, "--mc-samples for rigl-wdp");
+    const char *unknown[] = {"--method", "lottery"};
+    CHECK(validate_args(unknown, 2, 400, 10) == 2, "unknown method accepted");
+    const char *full[] = {"--method", "rigl", "--sparsity", "1"};
+    CHECK(validate_args(full, 4, 400, 10) == 2, "--sparsity 1 accepted");
+    const char *negative[] = {"--method", "cigl", "--random-mask-rate", "-0.1"};
+    CHECK(validate_args(negative, 4, 400, 10) == 2, "negative rate accepted");
+    const char *dist[] = {"--method", "rigl", "--distribution", "gaussian"};
+    CHECK(validate_args(dist, 4, 400, 10) == 2, "unknown distribution accepted");
+}
+
+int main(void)
+{
+    RUN(invariants_every_method);
+    RUN(random_mask_bit_for_bit);
+    RUN(averaging_matches_hand_computation);
+    RUN(bn_recompute_matches_independent);
+    RUN(validation_refuses_bad_options);
+    return CHECK_SUMMARY();
+}
