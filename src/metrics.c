@@ -117,7 +117,7 @@ static void accumulate(MetricsAcc *acc, const double *logp, int y)
     acc->n_pairs++;
 }
 
-static int check_batch(const MetricsAcc *acc, const int32_t *labels, int n)
+static int check_batch(MetricsAcc *acc, const int32_t *labels, int n)
 {
     if (!acc->sums)
         return cigl_fail(CIGL_ERR_USAGE, "metrics: expected an initialised accumulator, got "
@@ -128,7 +128,7 @@ static int check_batch(const MetricsAcc *acc, const int32_t *labels, int n)
             return cigl_fail(CIGL_ERR_USAGE, "metrics: expected the label of sample %zu (batch "
                              "index %d) to be a class in [0, %d), got %d",
                              acc->n_pairs + (size_t)i, i, acc->classes, (int)labels[i]);
-    return reserve_pairs(acc == NULL ? NULL : (MetricsAcc *)acc, (size_t)n);
+    return reserve_pairs(acc, (size_t)n);
 }
 
 int metrics_add_logits_temperature(MetricsAcc *acc, const float *logits, const int32_t *labels,
@@ -376,7 +376,7 @@ int metrics_from_logits(const float *logits, const int32_t *labels, size_t n, in
 {
     MetricsAcc acc;
     int rc = metrics_init(&acc, classes, n);
-    /* batches of at most INT_MAX / classes samples keep the int batch size valid */
+    /* batches, so that the int batch size of metrics_add_logits never overflows */
     const size_t step = 1u << 20;
     for (size_t i = 0; !rc && i < n; i += step) {
         const int nb = (int)(n - i < step ? n - i : step);

@@ -19,6 +19,11 @@
  *   ece10       the authors' convention: 10 equal-width bins, lower edge inclusive,
  *               0-based m = min(9, floor(10 * c)) in double. (Equal logits over 10 classes give
  *               c = 0.09999999999999998 in double, hence bin 0, not 1.)
+ *               A confidence exactly on an edge is binned by its last bit, so by the libm's
+ *               exp/log: we use the C library's (glibc, correctly rounded in practice). numpy's
+ *               vectorised exp/log on AVX-512 differ from it by one ulp for about a quarter of
+ *               inputs (equal logits over 3 classes: c = 1/3 = 5/15 lands in bin 6, not 5), so
+ *               tests/metrics_reference.py uses Python's math.exp/math.log elementwise.
  *   mce         max over non-empty 15-bins of |acc(B_m) - conf(B_m)|.
  *   adaptive_ece  samples sorted by confidence ascending (stable: ties by sample index), cut
  *               into 15 groups whose sizes are numpy.array_split's (the first N mod 15 groups
@@ -37,11 +42,12 @@
  * Streaming and ranks: everything except adaptive_ece, the coverage accuracies and aurc is a
  * function of per-bin sums that are simply added (metrics_acc_sums exposes them as one flat
  * double array, so ranks can MPI_Allreduce(SUM) it in place). Those three need every sample's
- * (confidence, correct) pair: ranks must GATHER the pairs in rank order (metrics_acc_pairs, then
- * metrics_acc_set_pairs on the receiving rank). metrics_compute refuses an accumulator whose
- * pair count differs from its summed sample count. Streaming over batches and one pass over
- * all samples give the same sums in the same order (identical results); merged accumulators
- * agree to rounding (~1e-16 relative). */
+ * (confidence, correct) pair: ranks must GATHER the pairs (metrics_acc_pairs, then
+ * metrics_acc_set_pairs on the receiving rank), placed in global sample order (the test set's
+ * order, not rank order, so that ties break the same whatever the rank count). metrics_compute
+ * refuses an accumulator whose pair count differs from its summed sample count. Streaming over
+ * batches and one pass over all samples give the same sums in the same order (identical
+ * results); merged or reduced sums agree to rounding (~1e-16 relative). */
 #ifndef CIGL_METRICS_H
 #define CIGL_METRICS_H
 #include "cigl/json.h"
