@@ -49,16 +49,21 @@ static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t p
             continue;
         }
         const uint8_t *mk = s->mask + t->off;
-        const size_t off = t->off, len = t->len;
+        const size_t off = t->off, end = t->off + t->len;
+        const long first = (long)(off / 4), last = (long)((end - 1) / 4);
 #pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < len; i++) {
-            int kept = 0;
-            if (mk[i]) {
-                const double u = rng_uniform(s->seed, purpose, (uint64_t)step, off + i);
-                kept = u < keep;
+        for (long b = first; b <= last; b++) {
+            const size_t lo = (size_t)b * 4 < off ? off : (size_t)b * 4;
+            const size_t hi = (size_t)b * 4 + 4 > end ? end : (size_t)b * 4 + 4;
+            uint32_t words[4] = {0, 0, 0, 0};
+            int any = 0;
+            for (size_t i = lo; i < hi; i++) any |= mk[i - off];
+            if (any) rng_block(s->seed, purpose, (uint64_t)step, (uint64_t)b, words);
+            for (size_t i = lo; i < hi; i++) {
+                const int kept = mk[i - off] && (double)words[i % 4] * 0x1p-32 < keep;
+                we[i - off] = kept ? w[i] * inv_keep : 0.0f;
+                act[i - off] = freeze ? (uint8_t)kept : mk[i - off];
             }
-            we[i] = kept ? w[off + i] * inv_keep : 0.0f;
-            act[i] = freeze ? (uint8_t)kept : mk[i];
         }
     }
 }
@@ -277,8 +282,15 @@ static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
         if (n_active >= (long)t->len) continue; /* dense layers are never updated */
         const long k = (long)floor(f * (double)n_active + 0.5);
         s->ops->grow_score(s, m, step, t, s->score);
-        fresh += mask_drop_grow(m->params + t->off, opt->velocity + t->off, s->mask + t->off,
-                                s->ever + t->off, s->score, t->len, k, s->scratch);
+        const long grown = mask_drop_grow(m->params + t->off, opt->velocity + t->off,
+                                          s->mask + t->off, s->ever + t->off, s->score, t->len,
+                                          k, s->scratch);
+        if (grown < 0) {
+            cigl_fail(CIGL_ERR_RUNTIME, "out of memory during the mask update at step %ld; "
+                      "use a node with more memory", step);
+            exit(CIGL_ERR_RUNTIME);
+        }
+        fresh += grown;
         active += n_active;
     }
     s->updates_done++;

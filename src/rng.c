@@ -27,8 +27,7 @@ void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]
     out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
 }
 
-static void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block,
-                      uint32_t out[4])
+void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block, uint32_t out[4])
 {
     const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
     const uint32_t ctr[4] = {(uint32_t)block, (uint32_t)step, (uint32_t)(step >> 32), purpose};

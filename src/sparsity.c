@@ -169,68 +169,90 @@ double drop_fraction(double alpha, long t, long t_end)
     return alpha / 2 * (1 + cos(M_PI * (double)t / (double)t_end));
 }
 
-/* Orders indices by key ascending, ties by index ascending (a total order: deterministic). */
-typedef struct {
-    float key;
-    uint32_t index;
-} Keyed;
-
-static int keyed_ascending(const void *a, const void *b)
+/* Order-preserving key of a non-negative float: its bit pattern. */
+static uint32_t magnitude_key(float v)
 {
-    const Keyed *x = a, *y = b;
-    if (x->key != y->key) return x->key < y->key ? -1 : 1;
-    return (x->index > y->index) - (x->index < y->index);
+    uint32_t u;
+    const float a = fabsf(v);
+    memcpy(&u, &a, sizeof(u));
+    return u;
 }
 
-static int keyed_descending(const void *a, const void *b)
+/* Marks chosen[j] = 1 for the k entries of key[0..c) that come first in the total order
+ * (key ascending, then position j ascending). Radix select: two 16-bit histogram passes find
+ * the k-th key, a third pass marks; O(c), no sort (a mask update must stay far below 1% of
+ * training time). */
+static void select_first_k(const uint32_t *key, size_t c, size_t k, uint8_t *chosen,
+                           uint32_t *hist /* 65536 */)
 {
-    const Keyed *x = a, *y = b;
-    if (x->key != y->key) return x->key > y->key ? -1 : 1;
-    return (x->index > y->index) - (x->index < y->index);
+    memset(chosen, 0, c);
+    if (k == 0) return;
+    if (k >= c) {
+        memset(chosen, 1, c);
+        return;
+    }
+    memset(hist, 0, sizeof(uint32_t) * 65536);
+    for (size_t j = 0; j < c; j++) hist[key[j] >> 16]++;
+    size_t below = 0;
+    uint32_t hi = 0;
+    while (below + hist[hi] < k) below += hist[hi++];
+    memset(hist, 0, sizeof(uint32_t) * 65536);
+    for (size_t j = 0; j < c; j++)
+        if (key[j] >> 16 == hi) hist[key[j] & 0xffff]++;
+    uint32_t lo = 0;
+    while (below + hist[lo] < k) below += hist[lo++];
+    const uint32_t threshold = hi << 16 | lo;
+    size_t ties = k - below; /* entries equal to the threshold, earliest first */
+    for (size_t j = 0; j < c; j++) {
+        if (key[j] < threshold) chosen[j] = 1;
+        else if (key[j] == threshold && ties) { chosen[j] = 1; ties--; }
+    }
 }
 
 long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
                     size_t n, long k, uint32_t *scratch)
 {
+    (void)scratch;
     if (k <= 0) return 0;
     size_t n_active = 0;
     for (size_t i = 0; i < n; i++) n_active += mask[i];
     if ((size_t)k > n_active) k = (long)n_active; /* grow candidates (n - n_active + k) >= k */
-    Keyed *items = malloc(sizeof(Keyed) * n);
-    /* drop: the k active entries of smallest |w| */
+    uint32_t *pos = malloc(sizeof(uint32_t) * n), *key = calloc(n, sizeof(uint32_t));
+    uint32_t *hist = malloc(sizeof(uint32_t) * 65536);
+    uint8_t *chosen = malloc(n), *dropped = calloc(n, 1);
+    if (!pos || !key || !hist || !chosen || !dropped) {
+        free(pos); free(key); free(hist); free(chosen); free(dropped);
+        return -1;
+    }
+    /* drop: the k active entries of smallest |w|, ties to the lower index */
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
-        if (mask[i]) items[c++] = (Keyed){fabsf(w[i]), (uint32_t)i};
-    qsort(items, c, sizeof(Keyed), keyed_ascending);
-    uint8_t *dropped = (uint8_t *)scratch; /* n bytes fit in n uint32 */
-    memset(dropped, 0, n);
-    for (long j = 0; j < k; j++) {
-        mask[items[j].index] = 0;
-        dropped[items[j].index] = 1;
-    }
-    /* grow: the k entries inactive after the drop with the largest score */
+        if (mask[i]) { pos[c] = (uint32_t)i; key[c++] = magnitude_key(w[i]); }
+    select_first_k(key, c, (size_t)k, chosen, hist);
+    for (size_t j = 0; j < c; j++)
+        if (chosen[j]) { mask[pos[j]] = 0; dropped[pos[j]] = 1; }
+    /* grow: the k entries inactive after the drop with the largest score, ties to the lower
+     * index (complemented keys turn "largest" into "first") */
     c = 0;
     for (size_t i = 0; i < n; i++)
-        if (!mask[i]) items[c++] = (Keyed){fabsf(grow_score[i]), (uint32_t)i};
-    qsort(items, c, sizeof(Keyed), keyed_descending);
+        if (!mask[i]) { pos[c] = (uint32_t)i; key[c++] = ~magnitude_key(grow_score[i]); }
+    select_first_k(key, c, (size_t)k, chosen, hist);
     long fresh = 0;
-    for (long j = 0; j < k; j++) {
-        const uint32_t i = items[j].index;
+    for (size_t j = 0; j < c; j++) {
+        if (!chosen[j]) continue;
+        const uint32_t i = pos[j];
         mask[i] = 1;
-        if (dropped[i]) {
-            dropped[i] = 0; /* regrown: keeps weight and state */
-        } else {
-            w[i] = 0;
-            if (state) state[i] = 0;
-            fresh++;
-        }
         if (ever) ever[i] = 1;
+        if (dropped[i]) { dropped[i] = 0; continue; } /* regrown: keeps weight and state */
+        w[i] = 0;
+        if (state) state[i] = 0;
+        fresh++;
     }
     for (size_t i = 0; i < n; i++)
         if (dropped[i]) {
             w[i] = 0;
             if (state) state[i] = 0;
         }
-    free(items);
+    free(pos); free(key); free(hist); free(chosen); free(dropped);
     return fresh;
 }

@@ -21,6 +21,9 @@ enum {
 
 void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 
+/* The four words of block `block` (flat indices 4*block .. 4*block+3) of (purpose, step). */
+void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block, uint32_t out[4]);
+
 /* Word (index % 4) of Philox(ctr = (index / 4, lo32(step), hi32(step), purpose),
  * key = (lo32(seed), hi32(seed))). */
 uint32_t rng_u32(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index);

@@ -1,0 +1,137 @@
+/* Time per training step of each sparse method relative to dense on the same model, in one
+ * run (issue: sparse training methods). Also the cost of one mask update, amortised over the
+ * default interval. Medians of several repetitions; random inputs (no dataset needed). */
+#include "cigl/method.h"
+#include "cigl/rng.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct {
+    Model m;
+    Sgd opt;
+    MethodState s;
+    float *x, *dl;
+    int32_t *y;
+    int batch;
+} Bench;
+
+static int bench_open(Bench *b, const char *model, const char *method, int batch)
+{
+    memset(b, 0, sizeof(*b));
+    const Shape in = {1, 28, 28};
+    if (model_build(&b->m, model, in, 10, batch, 1)) return 1;
+    Config c;
+    config_defaults(&c);
+    snprintf(c.method, sizeof(c.method), "%s", method);
+    c.sparsity = 0.9;
+    c.average_every = 100;
+    sgd_init(&b->opt, &b->m, 0.9, 5e-4, 1, 0);
+    /* a long schedule so no mask update falls inside the timed steps */
+    if (method_init(&b->s, &c, &b->m, 100000, 1000)) return 1;
+    b->batch = batch;
+    b->x = malloc(sizeof(float) * 784 * batch);
+    b->dl = malloc(sizeof(float) * 10 * batch);
+    b->y = malloc(sizeof(int32_t) * batch);
+    for (int i = 0; i < 784 * batch; i++) b->x[i] = (float)rng_normal(1, RNG_AUGMENT, 0, i);
+    for (int i = 0; i < batch; i++) b->y[i] = i % 10;
+    return 0;
+}
+
+static void bench_close(Bench *b)
+{
+    method_free(&b->s);
+    sgd_free(&b->opt);
+    model_free(&b->m);
+    free(b->x);
+    free(b->dl);
+    free(b->y);
+}
+
+/* Median seconds per step over `reps` blocks of `steps` steps; step indices avoid updates. */
+static double time_steps(Bench *b, int reps, int steps)
+{
+    double t[32];
+    long step = 1000; /* done = 1001.. : no multiple of 100 inside a block of < 99 steps */
+    for (int r = 0; r < reps; r++) {
+        const double t0 = now();
+        for (int i = 0; i < steps; i++) {
+            int correct;
+            method_train_step(&b->s, &b->m, &b->opt, b->x, b->y, b->batch, 1.0f / b->batch,
+                              0.01, 0.0, step + i, b->dl, &correct);
+        }
+        t[r] = (now() - t0) / steps;
+        step += 200;
+    }
+    qsort(t, (size_t)reps, sizeof(double), cmp_double);
+    return t[reps / 2];
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 2, reps = 7, batch = 128;
+    const char *models[] = {"mlp", "resnet20"};
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+    }
+    if (reps > 31) reps = 31;
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+    const char *methods[] = {"dense", "static", "set", "rigl", "cigl", "rigl-wdp"};
+    printf("# method step time relative to dense, batch %d, %d threads, sparsity 0.9, median of "
+           "%d\n", batch, threads, reps);
+    printf("%-9s %-9s %12s %10s\n", "model", "method", "ms/step", "vs dense");
+    for (int mi = 0; mi < 2; mi++) {
+        const int steps = mi == 0 ? 40 : 4;
+        double dense = 0, rigl = 0;
+        for (int k = 0; k < 6; k++) {
+            Bench b;
+            if (bench_open(&b, models[mi], methods[k], batch)) return 1;
+            time_steps(&b, 1, steps); /* warm-up */
+            const double t = time_steps(&b, reps, steps);
+            if (k == 0) dense = t;
+            if (!strcmp(methods[k], "rigl")) rigl = t;
+            printf("%-9s %-9s %12.3f %10.3f%s\n", models[mi], methods[k], 1e3 * t, t / dense,
+                   !strcmp(methods[k], "cigl") && rigl > 0 ? "" : "");
+            if (!strcmp(methods[k], "cigl"))
+                printf("BENCH {\"model\":\"%s\",\"cigl_vs_rigl\":%.4f}\n", models[mi], t / rigl);
+            if (!strcmp(methods[k], "rigl")) {
+                /* one mask update (drop, grow, bookkeeping) against the step time */
+                double u[32];
+                for (int r = 0; r < reps; r++) {
+                    int correct;
+                    const double t1 = now();
+                    method_train_step(&b.s, &b.m, &b.opt, b.x, b.y, batch, 1.0f / batch, 0.01,
+                                      0.0, 99 + 100 * r, b.dl, &correct); /* an update step */
+                    u[r] = (now() - t1) - t; /* minus the median ordinary step */
+                }
+                qsort(u, (size_t)reps, sizeof(double), cmp_double);
+                printf("%-9s %-9s %12.3f ms per mask update = %.3f%% of training time at "
+                       "interval 100\n", models[mi], "update", 1e3 * u[reps / 2],
+                       100 * u[reps / 2] / (100 * t));
+            }
+            printf("BENCH {\"model\":\"%s\",\"method\":\"%s\",\"ms_per_step\":%.4f,"
+                   "\"vs_dense\":%.4f}\n", models[mi], methods[k], 1e3 * t, t / dense);
+            bench_close(&b);
+        }
+    }
+    return 0;
+}
