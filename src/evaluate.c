@@ -37,63 +37,89 @@ int split_validation(uint64_t seed, size_t n_total, size_t n_val, uint32_t **tra
     return CIGL_OK;
 }
 
-void evaluate(Model *m, const Dataset *ds, const Split *s, const uint32_t *idx, size_t n,
-              float *xbuf, int32_t *ybuf, EvalResult *r)
+void predictions_free(Predictions *p)
 {
-    memset(r, 0, sizeof(*r));
-    uint32_t *all = NULL;
-    if (!idx) { /* the whole split */
-        all = cigl_malloc(sizeof(uint32_t) * n, "evaluation indices");
-        if (!all) return;
-        for (size_t i = 0; i < n; i++) all[i] = (uint32_t)i;
-        idx = all;
-    }
-    for (size_t b0 = 0; b0 < n; b0 += (size_t)m->max_batch) {
-        const int nb = (int)(n - b0 < (size_t)m->max_batch ? n - b0 : (size_t)m->max_batch);
-        split_gather(ds, s, idx + b0, nb, NULL, xbuf, ybuf);
-        const float *logits = model_forward(m, m->params, xbuf, nb, 0);
-        int correct = 0;
-        r->loss_sum += softmax_xent(logits, ybuf, nb, m->classes, 0.0, 1.0f, NULL, &correct);
-        r->correct += correct;
-        r->n += nb;
-    }
-    free(all);
+    free(p->logits);
+    free(p->log_probs);
+    free(p->labels);
+    memset(p, 0, sizeof(*p));
 }
 
-void evaluate_ensemble(Model *m, const Dataset *ds, const Split *s, const uint32_t *idx,
-                       size_t n, float *xbuf, int32_t *ybuf, int members, EnsembleMember member,
-                       void *ctx, EvalResult *r)
+/* log-softmax of one row in double */
+static void log_softmax_row(const float *z, int K, double *out)
 {
-    memset(r, 0, sizeof(*r));
-    const int K = m->classes, B = m->max_batch;
-    double *mean = cigl_malloc(sizeof(double) * (size_t)B * K, "ensemble probabilities");
-    if (!mean) return;
+    double mx = z[0], se = 0;
+    for (int c = 1; c < K; c++) mx = z[c] > mx ? z[c] : mx;
+    for (int c = 0; c < K; c++) se += exp((double)z[c] - mx);
+    const double lse = mx + log(se);
+    for (int c = 0; c < K; c++) out[c] = (double)z[c] - lse;
+}
+
+int predict(Model *m, const Dataset *ds, const Split *s, const uint32_t *idx, size_t n,
+            float *xbuf, int32_t *ybuf, int members, EnsembleMember member, void *ctx,
+            Predictions *p)
+{
+    memset(p, 0, sizeof(*p));
+    const int K = m->classes, B = m->max_batch, single = members <= 1 || !member;
+    p->n = n;
+    p->classes = K;
+    p->log_probs = cigl_malloc(sizeof(double) * n * K, "predictions");
+    p->labels = cigl_malloc(sizeof(int32_t) * (n ? n : 1), "labels");
+    if (single) p->logits = cigl_malloc(sizeof(float) * n * K, "logits");
+    double *row = cigl_malloc(sizeof(double) * K, "log-probabilities");
+    uint32_t *batch_idx = cigl_malloc(sizeof(uint32_t) * B, "batch indices");
+    if (!p->log_probs || !p->labels || (single && !p->logits) || !row || !batch_idx) {
+        free(row);
+        free(batch_idx);
+        predictions_free(p);
+        return CIGL_ERR_RUNTIME;
+    }
     for (size_t b0 = 0; b0 < n; b0 += (size_t)B) {
         const int nb = (int)(n - b0 < (size_t)B ? n - b0 : (size_t)B);
-        split_gather(ds, s, idx + b0, nb, NULL, xbuf, ybuf);
-        memset(mean, 0, sizeof(double) * (size_t)nb * K);
+        for (int i = 0; i < nb; i++) batch_idx[i] = idx ? idx[b0 + i] : (uint32_t)(b0 + i);
+        split_gather(ds, s, batch_idx, nb, NULL, xbuf, ybuf);
+        memcpy(p->labels + b0, ybuf, sizeof(int32_t) * nb);
+        double *lp = p->log_probs + b0 * K;
+        if (single) {
+            const float *logits = model_forward(m, m->params, xbuf, nb, 0);
+            memcpy(p->logits + b0 * K, logits, sizeof(float) * nb * K);
+            for (int i = 0; i < nb; i++) log_softmax_row(logits + (size_t)i * K, K, lp + (size_t)i * K);
+            continue;
+        }
+        memset(lp, 0, sizeof(double) * nb * K); /* mean probabilities first */
         for (int k = 0; k < members; k++) {
-            const float *weights = member(ctx, k, m);
-            const float *logits = model_forward(m, weights, xbuf, nb, 0);
+            const float *logits = model_forward(m, member(ctx, k, m), xbuf, nb, 0);
             for (int i = 0; i < nb; i++) {
-                const float *z = logits + (size_t)i * K;
-                double mx = z[0], se = 0;
-                for (int c = 1; c < K; c++) mx = z[c] > mx ? z[c] : mx;
-                for (int c = 0; c < K; c++) se += exp((double)z[c] - mx);
-                for (int c = 0; c < K; c++)
-                    mean[(size_t)i * K + c] += exp((double)z[c] - mx) / se / members;
+                log_softmax_row(logits + (size_t)i * K, K, row);
+                for (int c = 0; c < K; c++) lp[(size_t)i * K + c] += exp(row[c]) / members;
             }
         }
-        for (int i = 0; i < nb; i++) {
-            const double *p = mean + (size_t)i * K;
-            int arg = 0;
-            for (int c = 1; c < K; c++) arg = p[c] > p[arg] ? c : arg;
-            r->correct += arg == ybuf[i];
-            r->loss_sum -= log(p[ybuf[i]]);
-        }
-        r->n += nb;
+        for (size_t j = 0; j < (size_t)nb * K; j++) lp[j] = log(lp[j]);
     }
-    free(mean);
+    free(row);
+    free(batch_idx);
+    return CIGL_OK;
+}
+
+int predictions_metrics(const Predictions *p, double temperature, Metrics *out)
+{
+    MetricsAcc acc;
+    int rc = metrics_init(&acc, p->classes, p->n);
+    if (rc) return rc;
+    for (size_t b0 = 0; b0 < p->n && !rc; b0 += 4096) {
+        const int nb = (int)(p->n - b0 < 4096 ? p->n - b0 : 4096);
+        const size_t off = b0 * (size_t)p->classes;
+        if (p->logits && temperature != 1.0)
+            rc = metrics_add_logits_temperature(&acc, p->logits + off, p->labels + b0, nb,
+                                                temperature);
+        else if (p->logits)
+            rc = metrics_add_logits(&acc, p->logits + off, p->labels + b0, nb);
+        else
+            rc = metrics_add_log_probs(&acc, p->log_probs + off, p->labels + b0, nb);
+    }
+    if (!rc) rc = metrics_compute(&acc, out);
+    metrics_free(&acc);
+    return rc;
 }
 
 void recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, const Split *s,

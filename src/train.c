@@ -1,13 +1,8 @@
 /* `cigl train`: the single-process training loop. Everything is validated (options, dataset,
  * model) before the run directory is created, so bad input never leaves a half-written run. */
-#include "cigl/train.h"
+#include "trainer.h"
 
 #include "cigl/error.h"
-#include "cigl/json.h"
-#include "cigl/method.h"
-#include "cigl/model_io.h"
-#include "cigl/optim.h"
-#include "cigl/provenance.h"
 #include "cigl/rng.h"
 
 #include <cblas.h>
@@ -19,22 +14,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-typedef struct {
-    Config cfg;
-    Dataset ds;
-    Model m;
-    Sgd opt;
-    MethodState ms;
-    Schedule sched;
-    uint32_t *train_idx, *val_idx, *order;
-    size_t n_train, n_val;
-    long steps_per_epoch, total_steps, step;
-    float *x, *dlogits;
-    int32_t *y;
-    int argc;               /* the command line, recorded in config.json */
-    char **argv;
-} Trainer;
 
 static double now_seconds(void)
 {
@@ -118,114 +97,29 @@ static int trainer_setup(Trainer *t)
     return CIGL_OK;
 }
 
-static int path_join(char *buf, size_t len, const char *dir, const char *name)
+/* Predictions of the output model on samples of a split with the method's predictor: the
+ * parameters, an MC-dropout ensemble, or CigL's snapshot ensemble without averaging. */
+static int predict_with_method(Trainer *t, const Split *s, const uint32_t *idx, size_t n,
+                               Predictions *p)
 {
-    return snprintf(buf, len, "%s/%s", dir, name) >= (int)len
-               ? cigl_fail(CIGL_ERR_USAGE, "--out path too long") : CIGL_OK;
+    float *bn = cigl_malloc(sizeof(float) * (t->m.n_bn_stats + 1), "BN statistics");
+    if (!bn) return CIGL_ERR_RUNTIME;
+    memcpy(bn, t->m.bn_stats, sizeof(float) * t->m.n_bn_stats);
+    const int rc = predict(&t->m, &t->ds, s, idx, n, t->x, t->y, method_test_members(&t->ms),
+                           method_test_member, &t->ms, p);
+    memcpy(t->m.bn_stats, bn, sizeof(float) * t->m.n_bn_stats); /* members may swap BN */
+    free(bn);
+    return rc;
 }
 
-static int make_run_dir(const char *out)
+/* Metrics of the current parameters (the per-epoch validation: no ensembles, no averaging). */
+static int evaluate_split(Trainer *t, const Split *s, const uint32_t *idx, size_t n, Metrics *out)
 {
-    char p[1100];
-    if (path_join(p, sizeof(p), out, "config.json")) return CIGL_ERR_USAGE;
-    if (access(p, F_OK) == 0)
-        return cigl_fail(CIGL_ERR_USAGE, "--out '%s' already holds a run (config.json exists); "
-                         "choose a new directory or remove the old run", out);
-    char tmp[1024];
-    snprintf(tmp, sizeof(tmp), "%s", out);
-    for (char *s = tmp + 1; *s; s++) { /* mkdir -p */
-        if (*s != '/') continue;
-        *s = 0;
-        if (mkdir(tmp, 0777) && errno != EEXIST) break;
-        *s = '/';
-    }
-    if (mkdir(out, 0777) && errno != EEXIST)
-        return cigl_fail(CIGL_ERR_USAGE, "cannot create --out '%s': %s", out, strerror(errno));
-    return CIGL_OK;
-}
-
-/* Writes JSON via a temporary file and rename, so readers never see a partial file. */
-typedef void (*JsonBody)(const Trainer *t, JsonWriter *w, const void *arg);
-
-static int write_json_file(const Trainer *t, const char *name, JsonBody body, const void *arg)
-{
-    char path[1100], tmp[1200];
-    if (path_join(path, sizeof(path), t->cfg.out, name)) return CIGL_ERR_USAGE;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return cigl_fail(CIGL_ERR_RUNTIME, "cannot write '%s': %s", tmp, strerror(errno));
-    JsonWriter w;
-    json_begin(&w, f, 1);
-    json_object_begin(&w, NULL);
-    body(t, &w, arg);
-    json_object_end(&w);
-    json_end(&w);
-    int bad = ferror(f) | (fflush(f) != 0) | (fsync(fileno(f)) != 0);
-    bad |= fclose(f) != 0;
-    if (bad || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return cigl_fail(CIGL_ERR_RUNTIME, "writing '%s' failed (disk full?)", path);
-    }
-    return CIGL_OK;
-}
-
-static void config_body(const Trainer *t, JsonWriter *w, const void *arg)
-{
-    (void)arg;
-    config_write_json(&t->cfg, w);
-    provenance_write_json(w, t->argc, t->argv);
-}
-
-typedef struct {
-    EvalResult test, val;
-    double seconds;
-    long steps;
-} FinalResult;
-
-static void final_body(const Trainer *t, JsonWriter *w, const void *arg)
-{
-    const FinalResult *r = arg;
-    json_string(w, "model", t->cfg.model);
-    json_int(w, "parameters", (long long)t->m.n_params);
-    json_int(w, "steps", r->steps);
-    json_int(w, "epochs", t->cfg.epochs);
-    json_double(w, "train_seconds", r->seconds);
-    json_double(w, "train_images_per_second",
-                r->seconds > 0 ? (double)r->steps * t->cfg.batch_size / r->seconds : 0);
-    json_int(w, "test_samples", r->test.n);
-    json_double(w, "test_accuracy", r->test.n ? (double)r->test.correct / r->test.n : 0);
-    json_double(w, "test_nll", r->test.n ? r->test.loss_sum / r->test.n : 0);
-    if (r->val.n) {
-        json_double(w, "val_accuracy", (double)r->val.correct / r->val.n);
-        json_double(w, "val_nll", r->val.loss_sum / r->val.n);
-    }
-    method_write_json(&t->ms, &t->m, w);
-    char machine[512];
-    provenance_machine(machine, sizeof(machine));
-    json_string(w, "machine", machine);
-}
-
-static int append_metrics(const Trainer *t, int epoch, double lr, double train_loss,
-                          double train_acc, const EvalResult *val, double seconds)
-{
-    char path[1100];
-    if (path_join(path, sizeof(path), t->cfg.out, "metrics.jsonl")) return CIGL_ERR_USAGE;
-    FILE *f = fopen(path, "a");
-    if (!f) return cigl_fail(CIGL_ERR_RUNTIME, "cannot append to '%s'", path);
-    JsonWriter w;
-    json_begin(&w, f, 0);
-    json_object_begin(&w, NULL);
-    json_int(&w, "epoch", epoch);
-    json_int(&w, "step", t->step);
-    json_double(&w, "lr", lr);
-    json_double(&w, "train_loss", train_loss);
-    json_double(&w, "train_acc", train_acc);
-    json_double(&w, "val_acc", val->n ? (double)val->correct / val->n : NAN);
-    json_double(&w, "val_nll", val->n ? val->loss_sum / val->n : NAN);
-    json_double(&w, "seconds", seconds);
-    json_object_end(&w);
-    json_end(&w);
-    return fclose(f) ? cigl_fail(CIGL_ERR_RUNTIME, "writing '%s' failed", path) : CIGL_OK;
+    Predictions p;
+    int rc = predict(&t->m, &t->ds, s, idx, n, t->x, t->y, 1, NULL, NULL, &p);
+    if (!rc) rc = predictions_metrics(&p, 1.0, out);
+    predictions_free(&p);
+    return rc;
 }
 
 static void progress(const Trainer *t, int epoch, long in_epoch, double loss, double acc,
@@ -283,19 +177,20 @@ static int train_loop(Trainer *t, FinalResult *r)
         }
         if (tty) fputc('\n', stderr);
         if (!seen) break;
-        EvalResult val;
-        evaluate(&t->m, &t->ds, &t->ds.train, t->val_idx, t->n_val, t->x, t->y, &val);
+        Metrics val;
+        memset(&val, 0, sizeof(val));
+        int rc = t->n_val ? evaluate_split(t, &t->ds.train, t->val_idx, t->n_val, &val) : 0;
+        if (rc) return rc;
         const double secs = now_seconds() - e0;
         const double lr = schedule_lr(&t->sched, t->step - 1);
         fprintf(stderr, "epoch %d/%d: step %ld, lr %.4g, train loss %.4f, train acc %.2f%%, "
-                "val acc %.2f%%, val nll %.4f, %.1f s (%.0f img/s)\n", epoch + 1, c->epochs,
-                t->step, lr, loss_sum / seen, 100.0 * correct_sum / seen,
-                val.n ? 100.0 * val.correct / val.n : NAN, val.n ? val.loss_sum / val.n : NAN,
-                secs, seen / secs);
-        int rc = append_metrics(t, epoch + 1, lr, loss_sum / seen, (double)correct_sum / seen,
-                                &val, secs);
+                "val acc %.2f%%, val nll %.4f, val ECE %.4f, %.1f s (%.0f img/s)\n",
+                epoch + 1, c->epochs, t->step, lr, loss_sum / seen, 100.0 * correct_sum / seen,
+                t->n_val ? 100 * val.accuracy : NAN, t->n_val ? val.nll : NAN,
+                t->n_val ? val.ece : NAN, secs, seen / secs);
+        rc = run_append_epoch(t, epoch + 1, lr, loss_sum / seen, (double)correct_sum / seen,
+                              t->n_val ? &val : NULL, secs);
         if (rc) return rc;
-        r->val = val;
         if (c->max_steps && t->step >= c->max_steps) break;
     }
     r->seconds = now_seconds() - t0;
@@ -315,58 +210,30 @@ static int finalize_model(Trainer *t)
     return CIGL_OK;
 }
 
-static void evaluate_test(Trainer *t, EvalResult *r)
+/* Test metrics with the method's predictor, and temperature scaling fitted on the validation
+ * split (single models only: an ensemble has no logits to scale). */
+static int evaluate_final(Trainer *t, FinalResult *r)
 {
-    const int members = method_test_members(&t->ms);
-    if (members == 1) {
-        evaluate(&t->m, &t->ds, &t->ds.test, NULL, t->ds.test.n, t->x, t->y, r);
-        return;
+    Predictions test;
+    int rc = predict_with_method(t, &t->ds.test, NULL, t->ds.test.n, &test);
+    if (rc) return rc;
+    rc = predictions_metrics(&test, 1.0, &r->test);
+    r->temperature = 1.0;
+    if (!rc && t->n_val) {
+        Predictions val;
+        rc = predict_with_method(t, &t->ds.train, t->val_idx, t->n_val, &val);
+        if (!rc) rc = predictions_metrics(&val, 1.0, &r->val);
+        r->have_val = !rc;
+        if (!rc && val.logits && test.logits) {
+            rc = temperature_fit(val.logits, val.labels, val.n, val.classes, &r->temperature);
+            if (!rc) rc = predictions_metrics(&test, r->temperature, &r->test_scaled);
+            r->have_scaled = !rc;
+        }
+        predictions_free(&val);
     }
-    uint32_t *all = cigl_malloc(sizeof(uint32_t) * t->ds.test.n, "test indices");
-    if (!all) return;
-    for (size_t i = 0; i < t->ds.test.n; i++) all[i] = (uint32_t)i;
-    float *bn = cigl_malloc(sizeof(float) * (t->m.n_bn_stats + 1), "BN statistics");
-    if (bn) memcpy(bn, t->m.bn_stats, sizeof(float) * t->m.n_bn_stats);
-    evaluate_ensemble(&t->m, &t->ds, &t->ds.test, all, t->ds.test.n, t->x, t->y, members,
-                      method_test_member, &t->ms, r);
-    if (bn) memcpy(t->m.bn_stats, bn, sizeof(float) * t->m.n_bn_stats); /* members swap BN */
-    free(bn);
-    free(all);
+    predictions_free(&test);
+    return rc;
 }
-
-static int write_results(Trainer *t, FinalResult *r)
-{
-    int rc = finalize_model(t);
-    if (rc) return rc;
-    evaluate_test(t, &r->test);
-    char path[1100], *cfg_text = NULL;
-    size_t cfg_len = 0;
-    FILE *mem = open_memstream(&cfg_text, &cfg_len);
-    if (!mem) return cigl_fail(CIGL_ERR_RUNTIME, "out of memory");
-    JsonWriter w;
-    json_begin(&w, mem, 1);
-    json_object_begin(&w, NULL);
-    config_body(t, &w, NULL);
-    json_object_end(&w);
-    json_end(&w);
-    fclose(mem);
-    const int keep_snapshots = t->ms.ops->averaging && t->cfg.no_averaging;
-    const ModelFileExtras extras = {
-        .config_json = cfg_text, .dataset_hash = t->ds.hash, .val_indices = t->val_idx,
-        .n_val = t->n_val, .mask = t->ms.ops->sparse ? t->ms.mask : NULL,
-        .method = t->cfg.method, .n_snapshots = keep_snapshots ? t->ms.n_snapshots : 0,
-        .snapshots = t->ms.snapshots, .snapshot_bn = t->ms.snapshot_bn};
-    path_join(path, sizeof(path), t->cfg.out, "final.h5");
-    rc = model_save(&t->m, t->m.params, path, &extras);
-    free(cfg_text);
-    if (!rc) rc = write_json_file(t, "final.json", final_body, r);
-    if (rc) return rc;
-    printf("%s %s on %s: test accuracy %.2f%%, test NLL %.4f (%ld steps, %.1f s)\n",
-           t->cfg.method, t->cfg.model, t->ds.name, 100.0 * r->test.correct / r->test.n,
-           r->test.loss_sum / r->test.n, r->steps, r->seconds);
-    return CIGL_OK;
-}
-
 int train_run(const Config *c, int argc, char **argv)
 {
     int rc = config_validate(c);
@@ -379,12 +246,18 @@ int train_run(const Config *c, int argc, char **argv)
     t.argc = argc;
     t.argv = argv;
     rc = trainer_setup(&t);
-    if (!rc) rc = make_run_dir(c->out);
-    if (!rc) rc = write_json_file(&t, "config.json", config_body, NULL);
+    if (!rc) rc = run_dir_create(c->out);
+    if (!rc) rc = run_write_config(&t);
     FinalResult r;
     memset(&r, 0, sizeof(r));
     if (!rc) rc = train_loop(&t, &r);
-    if (!rc) rc = write_results(&t, &r);
+    if (!rc) rc = finalize_model(&t);
+    if (!rc) rc = evaluate_final(&t, &r);
+    if (!rc) rc = run_write_final(&t, &r);
+    if (!rc)
+        printf("%s %s on %s: test accuracy %.2f%%, NLL %.4f, ECE %.4f (%ld steps, %.1f s)\n",
+               c->method, c->model, t.ds.name, 100 * r.test.accuracy, r.test.nll, r.test.ece,
+               r.steps, r.seconds);
     trainer_free(&t);
     return rc;
 }

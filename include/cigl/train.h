@@ -3,16 +3,32 @@
 #define CIGL_TRAIN_H
 #include "cigl/config.h"
 #include "cigl/data.h"
+#include "cigl/metrics.h"
 #include "cigl/model.h"
 
+/* Predictions of one model or a prediction ensemble on some samples of a split. */
 typedef struct {
-    double loss_sum;        /* sum of per-sample NLL (natural log) */
-    long correct, n;
-} EvalResult;
+    size_t n;
+    int classes;
+    float *logits;          /* n x K when a single model predicts; NULL for ensembles */
+    double *log_probs;      /* n x K: log-softmax in double, or the log of the members' mean
+                             * double-precision softmax */
+    int32_t *labels;
+} Predictions;
 
-/* Evaluates samples idx[0..n) of split s in eval mode, in batches of at most m->max_batch. */
-void evaluate(Model *m, const Dataset *ds, const Split *s, const uint32_t *idx, size_t n,
-              float *xbuf, int32_t *ybuf, EvalResult *r);
+/* Member k's weights of a prediction ensemble (MC dropout, CigL without averaging); may also
+ * load BN statistics into m->bn_stats. */
+typedef const float *(*EnsembleMember)(void *ctx, int k, Model *m);
+
+/* Predicts samples idx[0..n) of split s (idx NULL: the whole split, n = s->n) in eval mode, in
+ * batches of m->max_batch. members <= 1 or member NULL: the model's own parameters. */
+int predict(Model *m, const Dataset *ds, const Split *s, const uint32_t *idx, size_t n,
+            float *xbuf, int32_t *ybuf, int members, EnsembleMember member, void *ctx,
+            Predictions *p);
+void predictions_free(Predictions *p);
+
+/* All calibration metrics of the predictions; with T != 1 of softmax(logits / T). */
+int predictions_metrics(const Predictions *p, double temperature, Metrics *out);
 
 /* Splits 0..n_total-1 into held-out validation and training indices (both sorted), drawn
  * from (seed, RNG_VAL_SPLIT). */
@@ -23,14 +39,6 @@ int split_validation(uint64_t seed, size_t n_total, size_t n_val, uint32_t **tra
 int train_run(const Config *c, int argc, char **argv);
 
 #endif
-
-/* Prediction ensembles (MC dropout, CigL without averaging): member k's weights come from
- * member(ctx, k, m), which may also load BN statistics into m->bn_stats. Probabilities are
- * averaged in double and the NLL is taken of the mean. */
-typedef const float *(*EnsembleMember)(void *ctx, int k, Model *m);
-void evaluate_ensemble(Model *m, const Dataset *ds, const Split *s, const uint32_t *idx,
-                       size_t n, float *xbuf, int32_t *ybuf, int members, EnsembleMember member,
-                       void *ctx, EvalResult *r);
 
 /* Recomputes BN running statistics for the current weights (SWA's update_bn, METHOD.md): reset,
  * one pass over samples idx[0..n) in training mode without augmentation in batches of
