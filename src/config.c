@@ -74,6 +74,9 @@ const OptionSpec train_options[] = {
     {NULL, OPT_FLAG, 0, 0, NULL, 0, 0, NULL},
 };
 
+_Static_assert(sizeof(train_options) / sizeof(train_options[0]) <= sizeof(((Config *)0)->given),
+               "Config.given is too small for the option table");
+
 static const OptionSpec *find_option(const OptionSpec *specs, const char *name, size_t len)
 {
     for (const OptionSpec *s = specs; s->name; s++)
@@ -82,9 +85,9 @@ static const OptionSpec *find_option(const OptionSpec *specs, const char *name, 
 }
 
 /* Stores text `v` into the field of `s`, checking type and range. */
-static int set_option(Config *c, const OptionSpec *s, const char *v)
+static int set_option(void *target, const OptionSpec *s, const char *v)
 {
-    char *field = (char *)c + s->offset;
+    char *field = (char *)target + s->offset;
     if (s->type == OPT_STRING) {
         if (strlen(v) >= s->size)
             return cigl_fail(CIGL_ERR_USAGE, "--%s: value longer than %zu characters", s->name,
@@ -112,37 +115,48 @@ static int set_option(Config *c, const OptionSpec *s, const char *v)
     return CIGL_OK;
 }
 
-void config_defaults(Config *c)
+void options_defaults(const OptionSpec *specs, void *target)
 {
-    memset(c, 0, sizeof(*c));
-    for (const OptionSpec *s = train_options; s->name; s++)
-        if (s->def) set_option(c, s, s->def);
+    for (const OptionSpec *s = specs; s->name; s++)
+        if (s->def) set_option(target, s, s->def);
 }
 
-int config_parse_args(Config *c, int argc, char **argv)
+int options_parse(const OptionSpec *specs, void *target, unsigned char *given,
+                  const char *command, int argc, char **argv)
 {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0)
             return cigl_fail(CIGL_ERR_USAGE, "unexpected argument '%s'; options start with "
-                             "'--' (see 'cigl train --help')", a);
+                             "'--' (see 'cigl %s --help')", a, command);
         const char *name = a + 2, *eq = strchr(name, '=');
         const size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const OptionSpec *s = find_option(train_options, name, len);
+        const OptionSpec *s = find_option(specs, name, len);
         if (!s)
-            return cigl_fail(CIGL_ERR_USAGE, "unknown option '--%.*s'; see 'cigl train --help' "
-                             "for the list", (int)len, name);
-        c->given[s - train_options] = 1;
+            return cigl_fail(CIGL_ERR_USAGE, "unknown option '--%.*s'; see 'cigl %s --help' "
+                             "for the list", (int)len, name, command);
+        if (given) given[s - specs] = 1;
         if ((s->type == OPT_FLAG || s->type == OPT_FLAG_OFF) && !eq) {
-            *(int *)((char *)c + s->offset) = s->type == OPT_FLAG;
+            *(int *)((char *)target + s->offset) = s->type == OPT_FLAG;
             continue;
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!v) return cigl_fail(CIGL_ERR_USAGE, "--%s needs a value", s->name);
-        int rc = set_option(c, s, v);
+        int rc = set_option(target, s, v);
         if (rc) return rc;
     }
     return CIGL_OK;
+}
+
+void config_defaults(Config *c)
+{
+    memset(c, 0, sizeof(*c));
+    options_defaults(train_options, c);
+}
+
+int config_parse_args(Config *c, int argc, char **argv)
+{
+    return options_parse(train_options, c, c->given, "train", argc, argv);
 }
 
 int config_given(const Config *c, const char *name)

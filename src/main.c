@@ -14,6 +14,7 @@ static const char usage[] =
     "\n"
     "usage:\n"
     "  cigl train --data FILE.h5 --model NAME --out DIR [options]   train a model\n"
+    "  cigl eval --model DIR/final.h5 --data FILE.h5 --out DIR2      evaluate a model\n"
     "  cigl convert fashion-mnist SRC_DIR OUT.h5                     convert a dataset\n"
     "  cigl --help | cigl train --help | cigl --version\n"
     "\n"
@@ -82,6 +83,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "train")) return cmd_train(argc, argv);
     if (!strcmp(argv[1], "convert")) return cmd_convert(argc, argv);
-    return cigl_fail(CIGL_ERR_USAGE, "unknown command '%s'; expected train or convert (see "
+    if (!strcmp(argv[1], "eval")) return eval_main(argc - 2, argv + 2);
+    return cigl_fail(CIGL_ERR_USAGE, "unknown command '%s'; expected train, eval or convert (see "
                      "'cigl --help')", argv[1]);
 }

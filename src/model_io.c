@@ -63,6 +63,20 @@ static int write_snapshots(const Model *m, const ModelFileExtras *x, hid_t file)
     return rc;
 }
 
+static int write_method_attrs(hid_t file, const Config *c, long total_steps)
+{
+    int rc = h5_attr_u64(file, "seed", (uint64_t)c->seed);
+    if (!rc) rc = h5_attr_int(file, "total_steps", total_steps);
+    if (!rc) rc = h5_attr_double(file, "sparsity", c->sparsity);
+    if (!rc) rc = h5_attr_string(file, "distribution", c->distribution);
+    if (!rc) rc = h5_attr_double(file, "random_mask_rate", c->random_mask_rate);
+    if (!rc) rc = h5_attr_int(file, "rescale_kept", c->rescale_kept);
+    if (!rc) rc = h5_attr_int(file, "no_averaging", c->no_averaging);
+    if (!rc) rc = h5_attr_double(file, "dropout_rate", c->dropout_rate);
+    if (!rc) rc = h5_attr_int(file, "mc_samples", c->mc_samples);
+    return rc;
+}
+
 int model_save(const Model *m, const float *params, const char *path, const ModelFileExtras *x)
 {
     H5Atomic a;
@@ -77,6 +91,7 @@ int model_save(const Model *m, const float *params, const char *path, const Mode
     if (!rc && x) rc = h5_attr_u64(a.file, "dataset_hash", x->dataset_hash);
     if (!rc && x && x->config_json) rc = h5_attr_string(a.file, "config", x->config_json);
     if (!rc && x && x->method) rc = h5_attr_string(a.file, "method", x->method);
+    if (!rc && x && x->cfg) rc = write_method_attrs(a.file, x->cfg, x->total_steps);
     if (!rc) rc = write_tensors(m, params, NULL, a.file, "weights");
     if (!rc) rc = write_bn_stats(m, m->bn_stats, a.file);
     if (!rc && x && x->mask) rc = write_tensors(m, NULL, x->mask, a.file, "masks");

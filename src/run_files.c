@@ -168,7 +168,8 @@ static int write_model_file(const Trainer *t)
         .config_json = cfg_text, .dataset_hash = t->ds.hash, .val_indices = t->val_idx,
         .n_val = t->n_val, .mask = t->ms.ops->sparse ? t->ms.mask : NULL,
         .method = t->cfg.method, .n_snapshots = keep_snapshots ? t->ms.n_snapshots : 0,
-        .snapshots = t->ms.snapshots, .snapshot_bn = t->ms.snapshot_bn};
+        .snapshots = t->ms.snapshots, .snapshot_bn = t->ms.snapshot_bn, .cfg = &t->cfg,
+        .total_steps = t->total_steps};
     path_join(path, sizeof(path), t->cfg.out, "final.h5");
     int rc = model_save(&t->m, t->m.params, path, &extras);
     free(cfg_text);

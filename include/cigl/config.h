@@ -57,6 +57,12 @@ typedef struct {
 
 extern const OptionSpec train_options[];
 
+/* Generic option handling over any table and struct (cigl train, cigl eval). given (may be
+ * NULL) gets given[index of option] = 1 for every option on the command line. */
+void options_defaults(const OptionSpec *specs, void *target);
+int options_parse(const OptionSpec *specs, void *target, unsigned char *given,
+                  const char *command, int argc, char **argv);
+
 /* Sets every field to its default. */
 void config_defaults(Config *c);
 

@@ -21,6 +21,7 @@ int h5_attr_string(hid_t loc, const char *name, const char *value);
 int h5_attr_int(hid_t loc, const char *name, long long value);
 int h5_attr_ints(hid_t loc, const char *name, const int *values, int n);
 int h5_attr_u64(hid_t loc, const char *name, uint64_t value);
+int h5_attr_double(hid_t loc, const char *name, double value);
 
 /* Writes `data` (type: H5T_NATIVE_FLOAT, H5T_NATIVE_INT32, ...) with the given shape. */
 int h5_write(hid_t loc, const char *name, hid_t type, const void *data, int ndim,
@@ -30,3 +31,16 @@ int h5_write(hid_t loc, const char *name, hid_t type, const void *data, int ndim
 int fsync_path(const char *path);
 
 #endif
+
+/* Readers: return 0 on success, -1 when the attribute or dataset is missing or does not have
+ * the expected type class and shape (they print nothing: the caller names the file and fix). */
+int h5_read_attr_string(hid_t loc, const char *name, char *buf, size_t cap);
+int h5_read_attr_ll(hid_t loc, const char *name, long long *out);
+int h5_read_attr_u64(hid_t loc, const char *name, uint64_t *out);
+int h5_read_attr_double(hid_t loc, const char *name, double *out);
+int h5_read_attr_ints(hid_t loc, const char *name, int *out, int n);
+/* Reads dataset `name` converted to `type` when its shape equals dims[0..ndim). */
+int h5_read_exact(hid_t loc, const char *name, hid_t type, void *buf, int ndim,
+                  const hsize_t *dims);
+/* Element count of a rank-1 dataset, or -1. */
+long long h5_dataset_length(hid_t loc, const char *name);

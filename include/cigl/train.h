@@ -35,6 +35,9 @@ int predictions_metrics(const Predictions *p, double temperature, Metrics *out);
 int split_validation(uint64_t seed, size_t n_total, size_t n_val, uint32_t **train_idx,
                      uint32_t **val_idx);
 
+/* `cigl eval` (argv without "cigl eval"). */
+int eval_main(int argc, char **argv);
+
 /* Runs `cigl train` with a parsed configuration; argv is recorded in config.json. */
 int train_run(const Config *c, int argc, char **argv);
 
