@@ -43,6 +43,8 @@ const OptionSpec train_options[] = {
     OPT("crop-pad", OPT_INT, crop_pad, "0", 0, 64, "augmentation: random crop with this padding"),
     OPT("flip", OPT_FLAG, flip, "0", 0, 1, "augmentation: random horizontal flip"),
     OPT("label-smoothing", OPT_DOUBLE, label_smoothing, "0", 0, 0.999, "label smoothing epsilon"),
+    OPT("mixup", OPT_DOUBLE, mixup, "0", 0, 1000,
+        "mixup with lambda ~ Beta(ALPHA, ALPHA) per step (0: off; the paper's comparison: 0.2)"),
     OPT("method", OPT_STRING, method, "dense", 0, 0,
         "dense | static | set | rigl | cigl | rigl-wdp | rigl-mcdp"),
     OPT("sparsity", OPT_DOUBLE, sparsity, "0.9", 0, 0.999999,

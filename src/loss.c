@@ -6,6 +6,13 @@
 double softmax_xent(const float *logits, const int32_t *labels, int n, int classes,
                     double eps, float scale, float *dlogits, int *correct)
 {
+    return softmax_xent_mix(logits, labels, NULL, 1.0, n, classes, eps, scale, dlogits, correct);
+}
+
+double softmax_xent_mix(const float *logits, const int32_t *labels, const int32_t *labels2,
+                        double lambda, int n, int classes, double eps, float scale,
+                        float *dlogits, int *correct)
+{
     double total = 0;
     int hits = 0;
     const double off = eps / classes, on = 1.0 - eps + off;
@@ -20,7 +27,8 @@ double softmax_xent(const float *logits, const int32_t *labels, int n, int class
         const double lse = mx + log(se);
         double loss = 0;
         for (int k = 0; k < classes; k++) {
-            const double t = k == labels[i] ? on : off;
+            double t = k == labels[i] ? on : off;
+            if (labels2) t = lambda * t + (1.0 - lambda) * (k == labels2[i] ? on : off);
             const double logp = (double)z[k] - lse;
             if (t != 0) loss -= t * logp;
             if (dlogits) dlogits[(size_t)i * classes + k] = (float)(scale * (exp(logp) - t));

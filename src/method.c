@@ -386,13 +386,14 @@ void method_flops(const MethodState *s, const Model *m, double *train_rel, doubl
 }
 
 double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
-                         int n, float grad_scale, double lr, double label_smoothing, long step,
-                         float *dlogits, int *correct)
+                         int n, float grad_scale, double lr, const LossTargets *targets,
+                         long step, float *dlogits, int *correct)
 {
+    const LossTargets plain = {0.0, NULL, 1.0}, *tg = targets ? targets : &plain;
     const float *weights = method_before_forward(s, m, step);
     const float *logits = model_forward(m, weights, x, n, 1);
-    const double loss =
-        softmax_xent(logits, y, n, m->classes, label_smoothing, grad_scale, dlogits, correct);
+    const double loss = softmax_xent_mix(logits, y, tg->mix_labels, tg->mix_lambda, n, m->classes,
+                                         tg->label_smoothing, grad_scale, dlogits, correct);
     if (!isfinite(loss)) return loss;
     model_backward(m, weights, x, dlogits, n);
     method_after_backward(s, m);

@@ -72,3 +72,33 @@ void rng_permutation(uint64_t seed, uint32_t purpose, uint64_t step, uint32_t *p
         perm[j] = t;
     }
 }
+
+/* Gamma(alpha) for alpha >= 1 by Marsaglia and Tsang's squeeze; attempt k of stream `which`
+ * reads normal block (which << 20 | k) and uniform word 2 of that block. */
+static double gamma_draw(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t which,
+                         double alpha)
+{
+    const double d = alpha - 1.0 / 3.0, c = 1.0 / sqrt(9.0 * d);
+    for (uint64_t k = 0;; k++) {
+        const uint64_t block = which << 20 | (k & 0xfffff);
+        const double z = rng_normal(seed, purpose, step, block);
+        const double v = (1.0 + c * z) * (1.0 + c * z) * (1.0 + c * z);
+        if (v <= 0) continue;
+        const double u = rng_uniform(seed, purpose, step, 4 * block + 2);
+        if (log(u) < 0.5 * z * z + d - d * v + d * log(v)) return d * v;
+    }
+}
+
+double rng_beta_symmetric(uint64_t seed, uint32_t purpose, uint64_t step, double a)
+{
+    double g[2];
+    for (int i = 0; i < 2; i++) {
+        if (a >= 1) {
+            g[i] = gamma_draw(seed, purpose, step, (uint64_t)i, a);
+        } else { /* Gamma(a) = Gamma(a + 1) * U^(1/a) */
+            const double u = rng_uniform(seed, purpose, step, 4 * ((uint64_t)(i + 2) << 20) + 3);
+            g[i] = gamma_draw(seed, purpose, step, (uint64_t)i, a + 1) * pow(u, 1.0 / a);
+        }
+    }
+    return g[0] + g[1] > 0 ? g[0] / (g[0] + g[1]) : 0.5;
+}

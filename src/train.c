@@ -34,6 +34,9 @@ static void trainer_free(Trainer *t)
     free(t->x);
     free(t->y);
     free(t->dlogits);
+    free(t->x_mix);
+    free(t->y_mix);
+    free(t->pairs);
 }
 
 static int make_schedule(Trainer *t)
@@ -94,6 +97,12 @@ static int trainer_setup(Trainer *t)
     t->dlogits = cigl_malloc(sizeof(float) * (size_t)t->ds.classes * max_batch, "logit gradients");
     t->order = cigl_malloc(sizeof(uint32_t) * t->n_train, "epoch order");
     if (!t->x || !t->y || !t->dlogits || !t->order) return CIGL_ERR_RUNTIME;
+    if (c->mixup > 0) {
+        t->x_mix = cigl_malloc(sizeof(float) * in_numel * c->batch_size, "mixup batch");
+        t->y_mix = cigl_malloc(sizeof(int32_t) * c->batch_size, "mixup labels");
+        t->pairs = cigl_malloc(sizeof(uint32_t) * c->batch_size, "mixup pairs");
+        if (!t->x_mix || !t->y_mix || !t->pairs) return CIGL_ERR_RUNTIME;
+    }
     return CIGL_OK;
 }
 
@@ -142,9 +151,28 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, int epoch, int *
     const Augment aug = {c->crop_pad, c->flip, (uint64_t)c->seed, (uint64_t)epoch};
     const int augment = c->crop_pad > 0 || c->flip;
     split_gather(&t->ds, &t->ds.train, batch_idx, B, augment ? &aug : NULL, t->x, t->y);
-    return method_train_step(&t->ms, &t->m, &t->opt, t->x, t->y, B, 1.0f / (float)B,
-                             schedule_lr(&t->sched, t->step), c->label_smoothing, t->step,
-                             t->dlogits, correct);
+    LossTargets targets = {c->label_smoothing, NULL, 1.0};
+    const float *x = t->x;
+    if (c->mixup > 0) { /* pairs and lambda drawn per global step */
+        const double lambda = rng_beta_symmetric((uint64_t)c->seed, RNG_MIXUP, (uint64_t)t->step,
+                                                 c->mixup);
+        rng_permutation((uint64_t)c->seed, RNG_MIXUP_PAIRS, (uint64_t)t->step, t->pairs,
+                        (size_t)B);
+        const size_t numel = shape_numel(t->m.input);
+        for (int i = 0; i < B; i++) {
+            const float *a = t->x + (size_t)i * numel, *b = t->x + (size_t)t->pairs[i] * numel;
+            float *o = t->x_mix + (size_t)i * numel;
+            for (size_t j = 0; j < numel; j++)
+                o[j] = (float)(lambda * a[j] + (1.0 - lambda) * b[j]);
+            t->y_mix[i] = t->y[t->pairs[i]];
+        }
+        targets.mix_labels = t->y_mix;
+        targets.mix_lambda = lambda;
+        x = t->x_mix;
+    }
+    return method_train_step(&t->ms, &t->m, &t->opt, x, t->y, B, 1.0f / (float)B,
+                             schedule_lr(&t->sched, t->step), &targets, t->step, t->dlogits,
+                             correct);
 }
 
 static int train_loop(Trainer *t, FinalResult *r)

@@ -17,8 +17,9 @@ typedef struct {
     uint32_t *train_idx, *val_idx, *order;
     size_t n_train, n_val;
     long steps_per_epoch, total_steps, step;
-    float *x, *dlogits;
-    int32_t *y, *y2;        /* y2: mixup partners' labels */
+    float *x, *dlogits, *x_mix; /* x_mix: mixup's mixed batch */
+    int32_t *y, *y_mix;     /* y_mix: mixup partners' labels */
+    uint32_t *pairs;        /* mixup partner permutation */
     int argc;               /* the command line, recorded in config.json */
     char **argv;
 } Trainer;

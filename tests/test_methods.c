@@ -80,7 +80,7 @@ static void check_method_invariants(const char *method, const char *model, Shape
         memcpy(mask0, s.mask, n);
         int correct;
         const double loss = method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05,
-                                              0.0, step, dl, &correct);
+                                              NULL, step, dl, &correct);
         CHECK(isfinite(loss), "%s/%s: loss not finite at step %ld", method, model, step);
         const int updated = method_updates_at(&s, step);
         updates += updated;
@@ -214,7 +214,7 @@ static void averaging_matches_hand_computation(void)
     for (long step = 0; step < STEPS; step++) {
         fill_batch(x, y, 36, 5, (uint64_t)step);
         int correct;
-        method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05, 0.0, step, dl, &correct);
+        method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05, NULL, step, dl, &correct);
         if ((step + 1) >= (long)ceil(0.7 * STEPS) && (step + 1) % 2 == 0) {
             for (int ti = 0; ti < m.n_tensors; ti++) {
                 const ParamTensor *pt = &m.tensors[ti];
@@ -306,6 +306,21 @@ static void bn_recompute_matches_independent(void)
     model_free(&m);
 }
 
+/* Mixup's loss is the lambda-mixture of the two cross-entropies, and so is its gradient. */
+static void mixup_loss_is_the_mixture(void)
+{
+    const float logits[6] = {0.3f, -1.2f, 2.0f, 0.5f, 0.5f, -0.7f};
+    const int32_t y[2] = {2, 0}, y2[2] = {1, 0};
+    const double lambda = 0.3;
+    float d_mix[6], d_a[6], d_b[6];
+    const double mix = softmax_xent_mix(logits, y, y2, lambda, 2, 3, 0.1, 0.5f, d_mix, NULL);
+    const double a = softmax_xent(logits, y, 2, 3, 0.1, 0.5f, d_a, NULL);
+    const double b = softmax_xent(logits, y2, 2, 3, 0.1, 0.5f, d_b, NULL);
+    CHECK_CLOSE(mix, lambda * a + (1 - lambda) * b, 1e-12, 1e-12, "mixed loss");
+    for (int i = 0; i < 6; i++)
+        CHECK_CLOSE(d_mix[i], lambda * d_a[i] + (1 - lambda) * d_b[i], 1e-7, 1e-6, "mixed grad");
+}
+
 static int validate_args(const char *const *args, int n, long total_steps, long spe)
 {
     Config c;
@@ -347,5 +362,6 @@ int main(void)
     RUN(averaging_matches_hand_computation);
     RUN(bn_recompute_matches_independent);
     RUN(validation_refuses_bad_options);
+    RUN(mixup_loss_is_the_mixture);
     return CHECK_SUMMARY();
 }

@@ -94,6 +94,30 @@ static void below_is_uniform(void)
         CHECK(abs(counts[k] - n / 10) < 480, "bucket %d has %d", k, counts[k]);
 }
 
+/* Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)); in [0, 1]; deterministic per step. */
+static void beta_moments(void)
+{
+    const double alphas[] = {0.2, 1.0, 2.0};
+    for (int k = 0; k < 3; k++) {
+        const double a = alphas[k], var = 1.0 / (4 * (2 * a + 1));
+        const int n = 40000;
+        double s = 0, s2 = 0;
+        for (int i = 0; i < n; i++) {
+            const double b = rng_beta_symmetric(3, RNG_MIXUP, (uint64_t)i, a);
+            CHECK(b >= 0 && b <= 1, "beta draw %g out of [0, 1]", b);
+            s += b;
+            s2 += b * b;
+        }
+        const double mean = s / n, v = s2 / n - mean * mean;
+        /* 5 sigma of the mean: 5 * sqrt(var / n) */
+        CHECK_CLOSE(mean, 0.5, 5 * sqrt(var / n), 0, "beta mean");
+        CHECK_CLOSE(v, var, 0.05 * var, 0, "beta variance");
+        printf("  Beta(%.1f, %.1f): mean %.4f, variance %.5f (expected %.5f)\n", a, a, mean, v, var);
+    }
+    CHECK(rng_beta_symmetric(3, RNG_MIXUP, 17, 0.2) == rng_beta_symmetric(3, RNG_MIXUP, 17, 0.2),
+          "not deterministic");
+}
+
 int main(void)
 {
     RUN(philox_known_answers);
@@ -101,5 +125,6 @@ int main(void)
     RUN(uniform_and_normal_moments);
     RUN(permutation_is_bijective_and_seeded);
     RUN(below_is_uniform);
+    RUN(beta_moments);
     return CHECK_SUMMARY();
 }

@@ -24,6 +24,7 @@ typedef struct {
     int val_size;
     int crop_pad, flip;
     double label_smoothing;
+    double mixup;           /* Beta(alpha, alpha) mixing; 0: off */
     int eval_batch_size;
     /* sparse training (METHOD.md) */
     char method[16];

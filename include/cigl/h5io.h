@@ -30,7 +30,6 @@ int h5_write(hid_t loc, const char *name, hid_t type, const void *data, int ndim
 /* fsync a path (file or directory). */
 int fsync_path(const char *path);
 
-#endif
 
 /* Readers: return 0 on success, -1 when the attribute or dataset is missing or does not have
  * the expected type class and shape (they print nothing: the caller names the file and fix). */
@@ -44,3 +43,5 @@ int h5_read_exact(hid_t loc, const char *name, hid_t type, void *buf, int ndim,
                   const hsize_t *dims);
 /* Element count of a rank-1 dataset, or -1. */
 long long h5_dataset_length(hid_t loc, const char *name);
+
+#endif

@@ -79,6 +79,13 @@ const LayerOps *layer_ops(LayerKind kind);
 double softmax_xent(const float *logits, const int32_t *labels, int n, int classes,
                     double eps, float scale, float *dlogits, int *correct);
 
+/* Mixup's loss: lambda * CE(labels) + (1 - lambda) * CE(labels2), each with smoothing eps
+ * (the target is the same mixture of the two smoothed one-hot vectors). `correct` counts hits
+ * against `labels`. */
+double softmax_xent_mix(const float *logits, const int32_t *labels, const int32_t *labels2,
+                        double lambda, int n, int classes, double eps, float scale,
+                        float *dlogits, int *correct);
+
 /* Shared conv geometry: output size for input `in`, kernel k, stride s, padding p. */
 static inline int conv_out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }
 

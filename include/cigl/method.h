@@ -87,7 +87,6 @@ int method_finalize(MethodState *s, Model *m);
  * accounting). */
 void method_flops(const MethodState *s, const Model *m, double *train_rel, double *infer_rel);
 
-#endif
 
 /* The method's part of final.json: method, options, target and measured sparsity, per-layer
  * densities, snapshots, mask updates, mask dynamics and FLOPs. */
@@ -101,10 +100,19 @@ const float *method_test_member(void *ctx, int k, Model *m);
 /* Members of the test-time ensemble: 1 when the method predicts with one model. */
 int method_test_members(const MethodState *s);
 
+/* The loss's targets beyond plain labels: label smoothing and mixup partners. */
+typedef struct {
+    double label_smoothing;
+    const int32_t *mix_labels;  /* NULL: no mixup */
+    double mix_lambda;
+} LossTargets;
+
 /* One optimisation step of 0-based global step `step` on a prepared batch (x, y) of n samples:
  * the method's hooks around forward, backward and SGD. Gradients are of the loss summed over
- * the batch times grad_scale (1 / global batch). Returns the summed loss; when it is not
- * finite nothing was updated. */
+ * the batch times grad_scale (1 / global batch). `targets` may be NULL (plain cross-entropy).
+ * Returns the summed loss; when it is not finite nothing was updated. */
 double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
-                         int n, float grad_scale, double lr, double label_smoothing, long step,
-                         float *dlogits, int *correct);
+                         int n, float grad_scale, double lr, const LossTargets *targets,
+                         long step, float *dlogits, int *correct);
+
+#endif

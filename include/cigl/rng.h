@@ -16,7 +16,8 @@ enum {
     RNG_GROW = 6,        /* SET's random growth */
     RNG_VAL_SPLIT = 7,   /* validation hold-out */
     RNG_DROPOUT = 8,     /* weight dropout baselines */
-    RNG_MIXUP = 9
+    RNG_MIXUP = 9,       /* mixup's lambda per step */
+    RNG_MIXUP_PAIRS = 10 /* mixup's partner permutation per step */
 };
 
 void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
@@ -37,6 +38,11 @@ double rng_normal(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index
 /* Uniform integer in [0, bound) by multiply-shift (bias < bound / 2^32). */
 uint32_t rng_below(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index,
                    uint32_t bound);
+
+/* Beta(a, a) draw number `index` of (purpose, step): the ratio of two Gamma(a) draws
+ * (Marsaglia-Tsang, with the U^(1/a) boost for a < 1), every uniform and normal addressed by
+ * its own counter. */
+double rng_beta_symmetric(uint64_t seed, uint32_t purpose, uint64_t step, double a);
 
 /* Fisher-Yates permutation of 0..n-1 drawn from (seed, purpose, step). */
 void rng_permutation(uint64_t seed, uint32_t purpose, uint64_t step, uint32_t *perm, size_t n);

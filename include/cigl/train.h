@@ -41,7 +41,6 @@ int eval_main(int argc, char **argv);
 /* Runs `cigl train` with a parsed configuration; argv is recorded in config.json. */
 int train_run(const Config *c, int argc, char **argv);
 
-#endif
 
 /* Recomputes BN running statistics for the current weights (SWA's update_bn, METHOD.md): reset,
  * one pass over samples idx[0..n) in training mode without augmentation in batches of
@@ -50,3 +49,5 @@ int train_run(const Config *c, int argc, char **argv);
 void recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, const Split *s,
                              const uint32_t *idx, size_t n, int batch, float *xbuf,
                              int32_t *ybuf);
+
+#endif

@@ -75,7 +75,7 @@ static double time_steps(Bench *b, int reps, int steps)
         for (int i = 0; i < steps; i++) {
             int correct;
             method_train_step(&b->s, &b->m, &b->opt, b->x, b->y, b->batch, 1.0f / b->batch,
-                              0.01, 0.0, step + i, b->dl, &correct);
+                              0.01, NULL, step + i, b->dl, &correct);
         }
         t[r] = (now() - t0) / steps;
         step += 200;
@@ -120,7 +120,7 @@ int main(int argc, char **argv)
                     int correct;
                     const double t1 = now();
                     method_train_step(&b.s, &b.m, &b.opt, b.x, b.y, batch, 1.0f / batch, 0.01,
-                                      0.0, 99 + 100 * r, b.dl, &correct); /* an update step */
+                                      NULL, 99 + 100 * r, b.dl, &correct); /* an update step */
                     u[r] = (now() - t1) - t; /* minus the median ordinary step */
                 }
                 qsort(u, (size_t)reps, sizeof(double), cmp_double);
