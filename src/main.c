@@ -2,6 +2,7 @@
 #include "cigl/config.h"
 #include "cigl/data.h"
 #include "cigl/error.h"
+#include "cigl/report.h"
 #include "cigl/train.h"
 
 #include <stdio.h>
@@ -15,6 +16,7 @@ static const char usage[] =
     "usage:\n"
     "  cigl train --data FILE.h5 --model NAME --out DIR [options]   train a model\n"
     "  cigl eval --model DIR/final.h5 --data FILE.h5 --out DIR2      evaluate a model\n"
+    "  cigl report RUN_DIR... [--out DIR]                            table and plots of runs\n"
     "  cigl convert fashion-mnist SRC_DIR OUT.h5                     convert a dataset\n"
     "  cigl --help | cigl train --help | cigl --version\n"
     "\n"
@@ -84,6 +86,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "train")) return cmd_train(argc, argv);
     if (!strcmp(argv[1], "convert")) return cmd_convert(argc, argv);
     if (!strcmp(argv[1], "eval")) return eval_main(argc - 2, argv + 2);
-    return cigl_fail(CIGL_ERR_USAGE, "unknown command '%s'; expected train, eval or convert (see "
-                     "'cigl --help')", argv[1]);
+    if (!strcmp(argv[1], "report")) return report_main(argc - 1, argv + 1);
+    return cigl_fail(CIGL_ERR_USAGE, "unknown command '%s'; expected train, eval, report or "
+                     "convert (see 'cigl --help')", argv[1]);
 }

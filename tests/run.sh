@@ -4,10 +4,12 @@
 BUILD=${BUILD:-build}
 export BUILD
 passed=0; failed=0
+mkdir -p "$BUILD/test-logs"
 for t in "$BUILD"/tests/test_* tests/t_*.sh; do
-    [ -e "$t" ] || continue
+    [ -x "$t" ] || continue
+    case "$t" in *.log) continue ;; esac
     name=$(basename "$t")
-    log="$BUILD/tests/$name.log"
+    log="$BUILD/test-logs/$name.log"
     start=$(date +%s)
     "$t" >"$log" 2>&1
     rc=$?
