@@ -7,7 +7,7 @@ BUILD   ?= build
 OPT     ?= -O2
 PKGS    := openblas hdf5 zlib
 DEBS    := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools zlib1g-dev \
-           dataset-fashion-mnist python3-numpy python3-h5py
+           openmpi-bin libopenmpi-dev dataset-fashion-mnist python3-numpy python3-h5py
 # OpenBLAS's OpenMP build, so BLAS and our own OpenMP loops share one thread pool: with the
 # pthread build the idle OpenMP threads spin while OpenBLAS's threads wait for the cores
 # (measured: 12x slower mlp training on 2 cores). The rpath makes the loader pick this
@@ -32,6 +32,17 @@ BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 HEADERS   := $(wildcard include/cigl/*.h)
 
+# MPI: with mpicc the cigl binary is linked against Open MPI (mpi/comm_mpi.c); without it the
+# same binary runs single-process (mpi/comm_none.c). The library and unit tests never need MPI.
+MPICC     := $(shell command -v mpicc 2>/dev/null)
+ifneq ($(MPICC),)
+COMM_OBJ  := $(BUILD)/obj/mpi/comm_mpi.o
+LINK_CC   := $(MPICC)
+else
+COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
+LINK_CC   := $(CC)
+endif
+
 .PHONY: all deps build test demo bench clean _test _demo _bench
 
 # Public targets check the dependencies first, then re-enter make so that pkg-config's answers
@@ -50,6 +61,7 @@ deps:
 	for p in $(PKGS); do $(PKG_CONFIG) --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
 	[ -f $(BLAS_DIR)/libopenblas.so ] || missing="$$missing openblas-openmp"; \
 	command -v h5diff >/dev/null || missing="$$missing h5diff"; \
+	command -v mpicc >/dev/null || missing="$$missing mpicc"; \
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing fashion-mnist"; \
 	/usr/bin/python3 -c 'import numpy, h5py' 2>/dev/null || missing="$$missing python3-numpy/h5py"; \
 	if [ -n "$$missing" ]; then \
@@ -74,8 +86,12 @@ $(BUILD)/libcigl.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/cigl: $(BUILD)/obj/src/main.o $(BUILD)/libcigl.a
-	$(CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
+$(BUILD)/obj/mpi/comm_mpi.o: mpi/comm_mpi.c $(HEADERS)
+	@mkdir -p $(dir $@)
+	$(MPICC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/cigl: $(BUILD)/obj/src/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
+	$(LINK_CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)

@@ -1,0 +1,174 @@
+/* The communication interface over MPI (Open MPI). MPI_THREAD_FUNNELED: only the main thread
+ * calls MPI; OpenMP threads do compute only. Errors return (MPI_ERRORS_RETURN) so cigl can
+ * print one line and abort every rank cleanly instead of hanging. */
+#include "cigl/comm.h"
+#include "cigl/error.h"
+
+#include <limits.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* MPI counts are int: large buffers travel in pieces of at most this many elements. */
+#define PIECE ((size_t)1 << 30)
+
+static int check(int rc, const char *what)
+{
+    if (rc == MPI_SUCCESS) return 0;
+    char msg[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    MPI_Error_string(rc, msg, &len);
+    return cigl_fail(CIGL_ERR_RUNTIME, "MPI %s failed: %s", what, msg);
+}
+
+static int mpi_allreduce_float(Comm *c, float *buf, size_t n)
+{
+    (void)c;
+    for (size_t off = 0; off < n; off += PIECE) {
+        const int k = (int)(n - off < PIECE ? n - off : PIECE);
+        if (check(MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
+                  "allreduce")) return CIGL_ERR_RUNTIME;
+    }
+    return 0;
+}
+
+static int mpi_allreduce_double(Comm *c, double *buf, size_t n)
+{
+    (void)c;
+    for (size_t off = 0; off < n; off += PIECE) {
+        const int k = (int)(n - off < PIECE ? n - off : PIECE);
+        if (check(MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
+                  "allreduce")) return CIGL_ERR_RUNTIME;
+    }
+    return 0;
+}
+
+static int mpi_minmax(Comm *c, uint64_t value, uint64_t *min, uint64_t *max)
+{
+    (void)c;
+    uint64_t v = value;
+    if (check(MPI_Allreduce(&v, min, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD), "allreduce") ||
+        check(MPI_Allreduce(&v, max, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), "allreduce"))
+        return CIGL_ERR_RUNTIME;
+    return 0;
+}
+
+static int mpi_broadcast(Comm *c, void *buf, size_t bytes, int root)
+{
+    (void)c;
+    for (size_t off = 0; off < bytes; off += PIECE) {
+        const int k = (int)(bytes - off < PIECE ? bytes - off : PIECE);
+        if (check(MPI_Bcast((char *)buf + off, k, MPI_BYTE, root, MPI_COMM_WORLD), "broadcast"))
+            return CIGL_ERR_RUNTIME;
+    }
+    return 0;
+}
+
+static int mpi_gatherv(Comm *c, const void *buf, size_t bytes, void *all, const size_t *counts)
+{
+    int *cnt = NULL, *disp = NULL;
+    if (c->rank == 0) {
+        cnt = malloc(sizeof(int) * c->size);
+        disp = malloc(sizeof(int) * c->size);
+        if (!cnt || !disp) {
+            free(cnt);
+            free(disp);
+            return cigl_fail(CIGL_ERR_RUNTIME, "out of memory gathering results");
+        }
+        size_t total = 0;
+        for (int r = 0; r < c->size; r++) {
+            if (counts[r] > INT_MAX || total > INT_MAX) {
+                free(cnt);
+                free(disp);
+                return cigl_fail(CIGL_ERR_RUNTIME, "gather of %zu bytes exceeds MPI's int "
+                                 "counts; evaluate a smaller split", total + counts[r]);
+            }
+            cnt[r] = (int)counts[r];
+            disp[r] = (int)total;
+            total += counts[r];
+        }
+    }
+    const int rc = check(MPI_Gatherv(buf, (int)bytes, MPI_BYTE, all, cnt, disp, MPI_BYTE, 0,
+                                     MPI_COMM_WORLD), "gather");
+    free(cnt);
+    free(disp);
+    return rc ? CIGL_ERR_RUNTIME : 0;
+}
+
+static int mpi_iallreduce(Comm *c, float *buf, size_t n, CommRequest *r)
+{
+    (void)c;
+    if (n > INT_MAX) return cigl_fail(CIGL_ERR_RUNTIME, "gradient bucket too large");
+    MPI_Request *req = malloc(sizeof(MPI_Request));
+    if (!req) return cigl_fail(CIGL_ERR_RUNTIME, "out of memory");
+    if (check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, req),
+              "iallreduce")) {
+        free(req);
+        return CIGL_ERR_RUNTIME;
+    }
+    r->impl = req;
+    return 0;
+}
+
+static int mpi_test(Comm *c, CommRequest *r)
+{
+    (void)c;
+    if (!r->impl) return 1;
+    int done = 0;
+    MPI_Test((MPI_Request *)r->impl, &done, MPI_STATUS_IGNORE);
+    return done;
+}
+
+static int mpi_wait(Comm *c, CommRequest *r)
+{
+    (void)c;
+    if (!r->impl) return 0;
+    const int rc = check(MPI_Wait((MPI_Request *)r->impl, MPI_STATUS_IGNORE), "wait");
+    free(r->impl);
+    r->impl = NULL;
+    return rc ? CIGL_ERR_RUNTIME : 0;
+}
+
+static void mpi_abort(Comm *c, int status)
+{
+    (void)c;
+    fflush(stdout);
+    fflush(stderr);
+    if (c->size > 1) MPI_Abort(MPI_COMM_WORLD, status);
+    MPI_Finalize();
+    exit(status);
+}
+
+static void mpi_finalize(Comm *c)
+{
+    (void)c;
+    MPI_Finalize();
+}
+
+Comm *comm_world(int *argc, char ***argv)
+{
+    static Comm world; /* the process's one MPI communicator, set up once here */
+    static char version[MPI_MAX_LIBRARY_VERSION_STRING];
+    int provided = 0;
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
+        return comm_single();
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &world.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &world.size);
+    int len = 0;
+    MPI_Get_library_version(version, &len);
+    version[strcspn(version, ",\n")] = 0;
+    world.name = version;
+    world.allreduce_float = mpi_allreduce_float;
+    world.allreduce_double = mpi_allreduce_double;
+    world.allreduce_u64_minmax = mpi_minmax;
+    world.broadcast = mpi_broadcast;
+    world.gatherv = mpi_gatherv;
+    world.iallreduce_float = mpi_iallreduce;
+    world.test = mpi_test;
+    world.wait = mpi_wait;
+    world.abort = mpi_abort;
+    world.finalize = mpi_finalize;
+    return &world;
+}
