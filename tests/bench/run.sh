@@ -1,0 +1,188 @@
+#!/bin/sh
+# cigl vs PyTorch training throughput, sgemm peak, and the share of it conv+linear layers reach.
+# Builds nothing (`make bench` builds $BUILD/bench/bench_* first). For each model it runs
+# bench_train and torch_bench.py back to back, so both see the same machine state, in
+# BENCH_ROUNDS rounds, and prints the table, which is also written to $BUILD/bench/latest.md; all raw "BENCH {json}"
+# lines go to $BUILD/bench/raw.log. Missing torch prints n/a and does not fail.
+#
+# Environment: BENCH_THREADS (2), BENCH_REPS (7), BENCH_BATCH (128), BENCH_ROUNDS (3),
+# BENCH_MODELS (mlp,lenet5,resnet20), BENCH_PYTHON (/usr/bin/python3). OMP_WAIT_POLICY
+# defaults to PASSIVE for both programs, as the cigl CLI does (src/main.c): with spinning idle
+# OpenMP threads both cigl and PyTorch (whose BLAS is OpenBLAS's pthread build) lose 2-7x on a
+# 2-core machine; set OMP_WAIT_POLICY=ACTIVE to see it.
+BUILD=${BUILD:-build}
+THREADS=${BENCH_THREADS:-2}
+REPS=${BENCH_REPS:-7}
+BATCH=${BENCH_BATCH:-128}
+MODELS=${BENCH_MODELS:-mlp,lenet5,resnet20}
+PY=${BENCH_PYTHON:-/usr/bin/python3}
+ROUNDS=${BENCH_ROUNDS:-3}
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+export OMP_WAIT_POLICY
+
+here=$(dirname "$0")
+out=$BUILD/bench
+bin=$out/bench_train
+raw=$out/raw.log
+tmp=$out/run.tmp
+[ -x "$bin" ] || { echo "bench: $bin missing; run 'make bench'" >&2; exit 1; }
+: >"$raw" || exit 1
+status=0
+common="--threads $THREADS --reps $REPS --batch $BATCH"
+
+# run LABEL CMD...: runs a benchmark, shows its human lines, appends everything to raw.log.
+run() {
+    label=$1
+    shift
+    "$@" >"$tmp" 2>&1
+    rc=$?
+    grep -v '^BENCH ' "$tmp"
+    cat "$tmp" >>"$raw"
+    if [ "$rc" -ne 0 ]; then
+        echo "bench: $label failed (exit $rc)" >&2
+        status=1
+    fi
+}
+
+run_torch() {
+    if [ -x "$PY" ]; then
+        run "torch_bench $1" "$PY" "$here/torch_bench.py" --models "$1" $common
+    else
+        echo "skipped: $PY not found; PyTorch comparison n/a"
+    fi
+}
+
+start=$(date +%s)
+load0=$(cut -d' ' -f1-4 /proc/loadavg 2>/dev/null)
+echo "== sgemm peak ($THREADS threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY)"
+run "sgemm peak" "$bin" --peak-only $common
+peak=$(sed -n 's/^BENCH {"kind":"peak".*"gflops":\([0-9.]*\).*/\1/p' "$raw" | tail -n 1)
+[ -n "$peak" ] || peak=0
+
+# Rounds: the first runs every phase; later ones only time steps again, cigl and torch in
+# alternating order. The table takes, per program and model, the best of the rounds' medians:
+# other load on the machine only ever slows a round down.
+round=1
+while [ "$round" -le "$ROUNDS" ]; do
+    for model in $(echo "$MODELS" | tr ',' ' '); do
+        echo "== $model (round $round of $ROUNDS)"
+        extra=""
+        [ "$round" -gt 1 ] && extra="--no-layers"
+        if [ $((round % 2)) -eq 1 ]; then
+            run "bench_train $model" "$bin" --no-peak --peak "$peak" --models "$model" $extra $common
+            run_torch "$model"
+        else
+            run_torch "$model"
+            run "bench_train $model" "$bin" --no-peak --peak "$peak" --models "$model" $extra $common
+        fi
+    done
+    round=$((round + 1))
+done
+# The peak again: other load only ever lowers a measurement, so the table uses the larger.
+echo "== sgemm peak, again"
+run "sgemm peak" "$bin" --peak-only $common
+peak=$(sed -n 's/^BENCH {"kind":"peak".*"gflops":\([0-9.]*\).*/\1/p' "$raw" | sort -n | tail -n 1)
+[ -n "$peak" ] || peak=0
+load1=$(cut -d' ' -f1-4 /proc/loadavg 2>/dev/null)
+secs=$(( $(date +%s) - start ))
+
+cpu=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+fam=$(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+mod=$(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1)
+avx512=no
+grep -q ' avx512f' /proc/cpuinfo 2>/dev/null && avx512=yes
+ncpu=$(nproc 2>/dev/null || echo '?')
+
+awk -v peak="$peak" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v cpu="$cpu" -v fam="$fam" \
+    -v mod="$mod" -v avx512="$avx512" -v ncpu="$ncpu" -v wait="$OMP_WAIT_POLICY" \
+    -v secs="$secs" -v models="$MODELS" -v load0="$load0" -v load1="$load1" '
+function field(s, k,    r) {
+    if (!match(s, "\"" k "\":(\"[^\"]*\"|[^,}]*)")) return ""
+    r = substr(s, RSTART + length(k) + 3, RLENGTH - length(k) - 3)
+    gsub(/"/, "", r)
+    return r
+}
+function num(v, fmt) { return v == "" ? "n/a" : sprintf(fmt, v) }
+/^BENCH / {
+    s = substr($0, 7); kind = field(s, "kind"); impl = field(s, "impl"); m = field(s, "model")
+    if (kind == "env" && impl == "cigl") { core = field(s, "openblas_core"); cfg = field(s, "openblas_config")
+        threads = field(s, "threads"); batch = field(s, "batch"); reps = field(s, "reps") }
+    if (kind == "env" && impl == "torch") torchv = field(s, "torch_version")
+    if (kind == "skipped" && impl == "torch") torchv = "not installed"
+    if (kind == "sgemm") sgemm = sgemm (sgemm == "" ? "" : ", ") field(s, "n") ": " field(s, "gflops")
+    if (kind == "step") {
+        v = field(s, "img_per_s") + 0
+        if (!((impl, m) in ips) || v > ips[impl, m]) { ips[impl, m] = v; sms[impl, m] = field(s, "median_ms") }
+        sep = ((impl, m) in all) ? ", " : ""
+        all[impl, m] = all[impl, m] sep sprintf("%.0f", v)
+    }
+    if (kind == "gemm_layers") { gfl[m] = field(s, "gflops"); gflop[m] = field(s, "gflop"); gms[m] = field(s, "ms") }
+    if (kind == "breakdown") {
+        bd[m] = sprintf("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |", m, field(s, "step_ms"),
+            field(s, "sum_ms"), field(s, "conv_ms"), field(s, "linear_ms"), field(s, "bn_ms"),
+            field(s, "relu_ms"), field(s, "pool_ms"), field(s, "add_ms"), field(s, "zero_dact_ms"),
+            sprintf("%.2f", field(s, "loss_ms") + field(s, "sgd_ms") + field(s, "other_ms")))
+    }
+    if (kind == "layer" && (field(s, "type") == "conv2d" || field(s, "type") == "linear")) {
+        key = m SUBSEP field(s, "layer"); nl[m]++; order[m, nl[m]] = field(s, "layer")
+        lshape[key] = field(s, "shape") (field(s, "type") == "conv2d" ? " k" field(s, "k") "/s" field(s, "stride") : "")
+        lf[key] = field(s, "fwd_ms"); lb[key] = field(s, "bwd_ms")
+        lff[key] = field(s, "fwd_gflop"); lbf[key] = field(s, "bwd_gflop")
+    }
+    if (kind == "conv_detail") {
+        key = m SUBSEP field(s, "layer")
+        move[key] = 2 * field(s, "im2col_ms") + field(s, "col2im_ms")
+        gemm[key] = field(s, "gemm_fwd_ms") + field(s, "gemm_dw_ms") + field(s, "gemm_dx_ms")
+        mnk[key] = field(s, "oc") "x" field(s, "cols") "x" field(s, "kk")
+    }
+}
+END {
+    printf "## cigl vs PyTorch training throughput\n\n"
+    printf "%s; CPU: %s (family %s model %s, %s logical CPUs, AVX-512 %s); OpenBLAS %s (%s); PyTorch %s; %s threads, batch %s, median of %s reps; OMP_WAIT_POLICY=%s; bench took %s s; /proc/loadavg before: %s, after: %s.\n\n", \
+        date, cpu, fam, mod, ncpu, avx512, core, cfg, (torchv == "" ? "n/a" : torchv), threads, batch, reps, wait, secs, load0, load1
+    printf "sgemm peak: **%.1f GFLOP/s** (the best median over sizes, measured before and after the models; medians by size: %s)\n\n", peak, sgemm
+    printf "| model | cigl img/s | torch img/s | cigl/torch | cigl step ms | torch step ms | conv+linear GFLOP/s | conv+linear %% of sgemm peak | cigl img/s by round | torch img/s by round |\n"
+    printf "|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
+    n = split(models, ms, ",")
+    for (i = 1; i <= n; i++) {
+        m = ms[i]; c = ips["cigl", m]; t = ips["torch", m]
+        ratio = (c != "" && t != "" && t > 0) ? sprintf("%.2f", c / t) : "n/a"
+        pct = (gfl[m] != "" && peak > 0) ? sprintf("%.1f%%", 100 * gfl[m] / peak) : "n/a"
+        printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", m, num(c, "%.0f"), num(t, "%.0f"), ratio, \
+            num(sms["cigl", m], "%.1f"), num(sms["torch", m], "%.1f"), num(gfl[m], "%.1f"), pct, \
+            (("cigl", m) in all ? all["cigl", m] : "n/a"), (("torch", m) in all ? all["torch", m] : "n/a")
+    }
+    printf "\nimg/s: the best over rounds of each round'\''s median step time (batch / step time); cigl/torch = ratio of those. "
+    printf "conv+linear %% of peak = GEMM FLOPs of every conv/linear layer (forward, weight and input gradients) / their summed forward+backward time / sgemm peak.\n\n"
+    printf "### cigl step breakdown (ms, forward+backward per layer kind, medians of instrumented steps)\n\n"
+    printf "| model | step | sum of parts | conv | linear | bn | relu | pool | add | zero dact | loss+sgd+other |\n"
+    printf "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+    for (i = 1; i <= n; i++) if (ms[i] in bd) print bd[ms[i]]
+    printf "\n### cigl conv and linear layers\n\n"
+    printf "GEMM ms = the conv layer'\''s three sgemm calls (forward, weight gradient, input gradient) timed alone on the same shapes; MxNxK is the forward GEMM (out channels x N*OH*OW x C*k*k). im2col x2 + col2im ms likewise: im2col runs in forward and again in backward. The rest of fwd+bwd is layout copies and bias.\n\n"
+    printf "| model | layer | shape | fwd ms | bwd ms | fwd GFLOP/s | bwd GFLOP/s | GEMM MxNxK | GEMM ms | im2col x2 + col2im ms |\n"
+    printf "|---|---|---|---:|---:|---:|---:|---|---:|---:|\n"
+    for (i = 1; i <= n; i++) {
+        m = ms[i]
+        for (j = 1; j <= nl[m]; j++) {
+            key = m SUBSEP order[m, j]
+            printf "| %s | %s | %s | %.2f | %.2f | %.1f | %.1f | %s | %s | %s |\n", m, order[m, j], lshape[key], \
+                lf[key], lb[key], (lf[key] > 0 ? lff[key] / lf[key] * 1e3 : 0), (lb[key] > 0 ? lbf[key] / lb[key] * 1e3 : 0), \
+                (key in mnk ? mnk[key] : "-"), (key in gemm ? sprintf("%.2f", gemm[key]) : "-"), (key in move ? sprintf("%.2f", move[key]) : "-")
+        }
+    }
+}' "$raw" >"$out/latest.md" || status=1
+
+# Any other benchmark program make built (tests/bench/bench_*.c) runs after, with no arguments;
+# its output is shown and appended to raw.log.
+for other in "$out"/bench_*; do
+    [ -x "$other" ] && [ "$other" != "$bin" ] || continue
+    echo "== $(basename "$other")"
+    run "$(basename "$other")" "$other"
+done
+rm -f "$tmp"
+
+echo
+echo "== summary (also in $out/latest.md; raw lines in $raw)"
+sed -n '1,/^img\/s: /p' "$out/latest.md" | grep -v '^img/s: ' | sed '/^$/d;/^##/d'
+exit $status
