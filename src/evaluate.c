@@ -1,6 +1,7 @@
 #include "cigl/train.h"
 
 #include "cigl/error.h"
+#include "cigl/parallel.h"
 #include "cigl/rng.h"
 
 #include <math.h>
@@ -122,16 +123,56 @@ int predictions_metrics(const Predictions *p, double temperature, Metrics *out)
     return rc;
 }
 
-void recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, const Split *s,
-                             const uint32_t *idx, size_t n, int batch, float *xbuf,
-                             int32_t *ybuf)
+int predictions_gather(Comm *comm, const Predictions *local, size_t n_total, Predictions *all)
+{
+    memset(all, 0, sizeof(*all));
+    const int K = local->classes, lead = comm->rank == 0, with_logits = local->logits != NULL;
+    if (comm->size == 1) { /* hand the buffers over */
+        *all = *local;
+        memset((Predictions *)local, 0, sizeof(*local));
+        return CIGL_OK;
+    }
+    size_t *counts = NULL;
+    if (lead) {
+        all->n = n_total;
+        all->classes = K;
+        all->log_probs = cigl_malloc(sizeof(double) * n_total * K, "predictions");
+        all->labels = cigl_malloc(sizeof(int32_t) * (n_total ? n_total : 1), "labels");
+        if (with_logits) all->logits = cigl_malloc(sizeof(float) * n_total * K, "logits");
+        counts = cigl_malloc(sizeof(size_t) * comm->size, "gather counts");
+        if (!all->log_probs || !all->labels || (with_logits && !all->logits) || !counts) {
+            free(counts);
+            predictions_free(all);
+            comm->abort(comm, CIGL_ERR_RUNTIME);
+        }
+    }
+    /* each rank's slice size, as shard_slice gives it */
+    int rc = CIGL_OK;
+    const size_t unit[3] = {sizeof(double) * K, sizeof(int32_t), sizeof(float) * K};
+    void *dst[3] = {all->log_probs, all->labels, all->logits};
+    const void *src[3] = {local->log_probs, local->labels, local->logits};
+    for (int part = 0; part < (with_logits ? 3 : 2) && !rc; part++) {
+        if (lead)
+            for (int r = 0; r < comm->size; r++)
+                counts[r] = (n_total * (size_t)(r + 1) / comm->size -
+                             n_total * (size_t)r / comm->size) * unit[part];
+        rc = comm->gatherv(comm, src[part], local->n * unit[part], dst[part], counts);
+    }
+    free(counts);
+    return rc;
+}
+
+int recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, const Split *s,
+                            const uint32_t *idx, size_t n, int batch, Comm *comm, float *xbuf,
+                            int32_t *ybuf)
 {
     float *saved = cigl_malloc(sizeof(float) * m->n_layers, "BN momenta");
-    if (!saved) return;
+    if (!saved) return CIGL_ERR_RUNTIME;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
         saved[i] = l->bn_momentum;
         if (l->kind != LAYER_BATCHNORM) continue;
+        l->sync = comm->size > 1 ? comm : NULL;
         for (int c = 0; c < l->x.c; c++) {
             m->bn_stats[l->stats_off + c] = 0.0f;
             m->bn_stats[l->stats_off + l->x.c + c] = 1.0f;
@@ -140,13 +181,21 @@ void recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, 
     /* A momentum of nb / (seen + nb) turns BN's running update into the weighted average. */
     size_t seen = 0;
     for (size_t b0 = 0; b0 < n; b0 += (size_t)batch) {
-        const int nb = (int)(n - b0 < (size_t)batch ? n - b0 : (size_t)batch);
+        const size_t nb = n - b0 < (size_t)batch ? n - b0 : (size_t)batch;
         for (int i = 0; i < m->n_layers; i++)
-            m->layers[i].bn_momentum = (float)((double)nb / (double)(seen + (size_t)nb));
-        split_gather(ds, s, idx + b0, nb, NULL, xbuf, ybuf);
-        model_forward(m, weights, xbuf, nb, 1);
-        seen += (size_t)nb;
+            m->layers[i].bn_momentum = (float)((double)nb / (double)(seen + nb));
+        size_t first, count;
+        shard_slice(nb, comm->rank, comm->size, 0, 1, &first, &count);
+        /* rank slices can exceed the model's batch when the trainer's micro-batches are
+         * smaller: process them in pieces only when they fit (they do: batch / ranks) */
+        split_gather(ds, s, idx + b0 + first, count, NULL, xbuf, ybuf);
+        model_forward(m, weights, xbuf, (int)count, 1);
+        seen += nb;
     }
-    for (int i = 0; i < m->n_layers; i++) m->layers[i].bn_momentum = saved[i];
+    for (int i = 0; i < m->n_layers; i++) {
+        m->layers[i].bn_momentum = saved[i];
+        m->layers[i].sync = NULL;
+    }
     free(saved);
+    return CIGL_OK;
 }

@@ -3,43 +3,71 @@
  * taken in double per channel (one thread per channel, so the order is fixed). */
 #include "cigl/layer.h"
 
+#include "cigl/comm.h"
+
 #include <math.h>
+#include <stdlib.h>
+
+/* Per-channel mean and inverse std of the batch (reduced over l->sync's ranks when set), and
+ * the running estimates' update. stats holds 2c + 1 doubles of scratch. */
+static void batch_statistics(Layer *l, const LayerCtx *ctx, const float *x, double *stats)
+{
+    const int n = ctx->n, c = l->x.c;
+    const size_t hw = (size_t)l->x.h * l->x.w;
+    double *s1 = stats, *s2 = stats + c;
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            const float *xx = x + ((size_t)i * c + ch) * hw;
+            for (size_t j = 0; j < hw; j++) s += xx[j];
+        }
+        s1[ch] = s;
+    }
+    s1[c] = (double)n * (double)hw; /* the element count rides along in the reduction */
+    if (l->sync) l->sync->allreduce_double(l->sync, s1, (size_t)c + 1);
+    const double m = s1[c];
+    for (int ch = 0; ch < c; ch++) s1[ch] = m > 0 ? s1[ch] / m : 0.0; /* now the mean */
+#pragma omp parallel for schedule(static)
+    for (int ch = 0; ch < c; ch++) {
+        double ss = 0;
+        const double mean = s1[ch];
+        for (int i = 0; i < n; i++) {
+            const float *xx = x + ((size_t)i * c + ch) * hw;
+            for (size_t j = 0; j < hw; j++) {
+                const double d = xx[j] - mean;
+                ss += d * d;
+            }
+        }
+        s2[ch] = ss;
+    }
+    if (l->sync) l->sync->allreduce_double(l->sync, s2, (size_t)c);
+    float *run_mean = ctx->bn_stats + l->stats_off, *run_var = run_mean + c;
+    for (int ch = 0; ch < c; ch++) {
+        const double var = m > 0 ? s2[ch] / m : 0.0;
+        const double unbiased = m > 1 ? s2[ch] / (m - 1) : var;
+        run_mean[ch] = (float)((1.0 - l->bn_momentum) * run_mean[ch] + l->bn_momentum * s1[ch]);
+        run_var[ch] = (float)((1.0 - l->bn_momentum) * run_var[ch] + l->bn_momentum * unbiased);
+        s2[ch] = 1.0 / sqrt(var + l->bn_eps); /* now the inverse std */
+        l->cache2[ch] = (float)s2[ch];
+    }
+}
 
 static void bn_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2, float *y)
 {
     (void)x2;
     const int n = ctx->n, c = l->x.c;
-    const size_t hw = (size_t)l->x.h * l->x.w, m = (size_t)n * hw;
+    const size_t hw = (size_t)l->x.h * l->x.w;
     const float *gamma = ctx->weights + l->weight_off, *beta = ctx->weights + l->bias_off;
-    float *run_mean = ctx->bn_stats + l->stats_off, *run_var = run_mean + c;
+    const float *run_mean = ctx->bn_stats + l->stats_off, *run_var = run_mean + c;
     const int train = ctx->train;
+    double stats_small[2 * 64 + 1], *stats = stats_small;
+    if (train && c > 64 && !(stats = malloc(sizeof(double) * (2 * (size_t)c + 1)))) return;
+    if (train) batch_statistics(l, ctx, x, stats);
 #pragma omp parallel for schedule(static)
     for (int ch = 0; ch < c; ch++) {
-        double mean, inv_std;
-        if (train) {
-            double s = 0, ss = 0;
-            for (int i = 0; i < n; i++) {
-                const float *xx = x + ((size_t)i * c + ch) * hw;
-                for (size_t j = 0; j < hw; j++) s += xx[j];
-            }
-            mean = s / (double)m;
-            for (int i = 0; i < n; i++) {
-                const float *xx = x + ((size_t)i * c + ch) * hw;
-                for (size_t j = 0; j < hw; j++) {
-                    double d = xx[j] - mean;
-                    ss += d * d;
-                }
-            }
-            double var = ss / (double)m;
-            inv_std = 1.0 / sqrt(var + l->bn_eps);
-            double unbiased = m > 1 ? ss / (double)(m - 1) : var;
-            run_mean[ch] = (float)((1.0 - l->bn_momentum) * run_mean[ch] + l->bn_momentum * mean);
-            run_var[ch] = (float)((1.0 - l->bn_momentum) * run_var[ch] + l->bn_momentum * unbiased);
-            l->cache2[ch] = (float)inv_std;
-        } else {
-            mean = run_mean[ch];
-            inv_std = 1.0 / sqrt((double)run_var[ch] + l->bn_eps);
-        }
+        const double mean = train ? stats[ch] : run_mean[ch];
+        const double inv_std = train ? stats[c + ch] : 1.0 / sqrt((double)run_var[ch] + l->bn_eps);
         const float fm = (float)mean, fi = (float)inv_std, g = gamma[ch], b = beta[ch];
         for (int i = 0; i < n; i++) {
             const size_t off = ((size_t)i * c + ch) * hw;
@@ -56,6 +84,7 @@ static void bn_forward(Layer *l, const LayerCtx *ctx, const float *x, const floa
             }
         }
     }
+    if (stats != stats_small) free(stats);
 }
 
 static void bn_backward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,

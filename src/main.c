@@ -1,4 +1,5 @@
 /* The `cigl` command: train, convert, help. */
+#include "cigl/comm.h"
 #include "cigl/config.h"
 #include "cigl/data.h"
 #include "cigl/error.h"
@@ -6,6 +7,7 @@
 #include "cigl/train.h"
 
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -40,9 +42,16 @@ static int cmd_train(int argc, char **argv)
     }
     Config c;
     config_defaults(&c);
+    Comm *comm = comm_world(&argc, &argv);
+    /* ranks other than 0 hold their messages back: setup errors are the same everywhere and
+     * rank 0 says them once (train_run discards the copies; an error of one rank alone is
+     * flushed at exit or abort) */
+    if (comm->rank != 0) setvbuf(stderr, NULL, _IOFBF, 1 << 16);
     int rc = config_parse_args(&c, argc - 2, argv + 2);
-    if (rc) return rc;
-    return train_run(&c, argc, argv);
+    if (rc && comm->rank != 0) __fpurge(stderr); /* every rank parsed the same options */
+    if (!rc) rc = train_run(&c, comm, argc, argv);
+    comm->finalize(comm);
+    return rc;
 }
 
 static int cmd_convert(int argc, char **argv)

@@ -205,8 +205,10 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
     for (int t = 0; t < m->n_tensors; t++)
         if (m->tensors[t].len > largest) largest = m->tensors[t].len;
     s->score = cigl_malloc(sizeof(float) * largest, "grow scores");
+    s->scratch_mask = cigl_malloc(n, "previous mask");
     s->scratch = cigl_malloc(sizeof(uint32_t) * largest, "mask scratch");
-    if (!s->mask || !s->ever || !s->active || !s->counts || !s->score || !s->scratch)
+    if (!s->mask || !s->ever || !s->active || !s->counts || !s->score || !s->scratch ||
+        !s->scratch_mask)
         return CIGL_ERR_RUNTIME;
     const double density = s->ops->sparse ? 1.0 - c->sparsity : 1.0;
     s->n_prunable = sparsity_layer_counts(m, (Distribution)distribution_parse(c->distribution),
@@ -238,6 +240,7 @@ void method_free(MethodState *s)
     free(s->weff);
     free(s->score);
     free(s->scratch);
+    free(s->scratch_mask);
     free(s->avg);
     free(s->snapshots);
     free(s->snapshot_bn);
@@ -269,11 +272,11 @@ void method_after_backward(MethodState *s, Model *m)
     }
 }
 
-static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
+/* Drop and grow on every sparse layer (rank 0 only under MPI). Returns the truly new count. */
+static long drop_and_grow(MethodState *s, Model *m, Sgd *opt, long step, long *active)
 {
-    const long done = step + 1;
-    const double f = drop_fraction(s->cfg.drop_fraction, done, s->t_end);
-    long fresh = 0, active = 0;
+    const double f = drop_fraction(s->cfg.drop_fraction, step + 1, s->t_end);
+    long fresh = 0;
     int l = 0;
     for (int ti = 0; ti < m->n_tensors; ti++) {
         const ParamTensor *t = &m->tensors[ti];
@@ -288,14 +291,58 @@ static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
         if (grown < 0) {
             cigl_fail(CIGL_ERR_RUNTIME, "out of memory during the mask update at step %ld; "
                       "use a node with more memory", step);
+            if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
             exit(CIGL_ERR_RUNTIME);
         }
         fresh += grown;
-        active += n_active;
+        *active += n_active;
+    }
+    return fresh;
+}
+
+/* The other ranks receive rank 0's new mask and apply what drop-and-grow implies: weights and
+ * optimiser state are identical on every rank, so a position that left or newly joined the
+ * mask is zeroed, and one that stayed (or was dropped and regrown) keeps its values. */
+static long apply_received_mask(MethodState *s, Model *m, Sgd *opt, const uint8_t *old,
+                                long *active)
+{
+    long fresh = 0;
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        if (!t->prunable) continue;
+        long a = 0;
+        for (size_t i = t->off; i < t->off + t->len; i++) {
+            a += old[i];
+            if (old[i] == s->mask[i]) continue;
+            m->params[i] = 0.0f;
+            opt->velocity[i] = 0.0f;
+            if (s->mask[i]) {
+                s->ever[i] = 1;
+                fresh++;
+            }
+        }
+        if (a < (long)t->len) *active += a;
+    }
+    return fresh;
+}
+
+static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
+{
+    long fresh = 0, active = 0;
+    if (!s->comm || s->comm->size == 1) {
+        fresh = drop_and_grow(s, m, opt, step, &active);
+    } else {
+        memcpy(s->scratch_mask, s->mask, m->n_params);
+        if (s->comm->rank == 0) drop_and_grow(s, m, opt, step, &active);
+        if (s->comm->broadcast(s->comm, s->mask, m->n_params, 0)) s->comm->abort(s->comm, 1);
+        active = 0;
+        /* on rank 0 the values are already changed: this only counts */
+        fresh = apply_received_mask(s, m, opt, s->scratch_mask, &active);
     }
     s->updates_done++;
     s->dense_grad_steps++;
     s->replaced_sum += active ? (double)fresh / (double)active : 0;
+    s->masks_changed = 1;
     if (!s->weff) memcpy(s->active, s->mask, m->n_params);
 }
 
@@ -385,19 +432,33 @@ void method_flops(const MethodState *s, const Model *m, double *train_rel, doubl
     *train_rel = dense > 0 ? train / (3 * dense * steps) : 1;
 }
 
+double method_forward_backward(MethodState *s, Model *m, const float *weights, const float *x,
+                               const int32_t *y, int n, float grad_scale,
+                               const LossTargets *targets, float *dlogits, int *correct)
+{
+    (void)s;
+    const LossTargets plain = {0.0, NULL, 1.0}, *tg = targets ? targets : &plain;
+    const float *logits = model_forward(m, weights, x, n, 1);
+    const double loss = softmax_xent_mix(logits, y, tg->mix_labels, tg->mix_lambda, n, m->classes,
+                                         tg->label_smoothing, grad_scale, dlogits, correct);
+    if (isfinite(loss)) model_backward(m, weights, x, dlogits, n);
+    return loss;
+}
+
+void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
+{
+    method_after_backward(s, m);
+    sgd_step(opt, m->params, m->grads, m->n_params, lr, s->active);
+    method_after_step(s, m, opt, step);
+}
+
 double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
                          int n, float grad_scale, double lr, const LossTargets *targets,
                          long step, float *dlogits, int *correct)
 {
-    const LossTargets plain = {0.0, NULL, 1.0}, *tg = targets ? targets : &plain;
     const float *weights = method_before_forward(s, m, step);
-    const float *logits = model_forward(m, weights, x, n, 1);
-    const double loss = softmax_xent_mix(logits, y, tg->mix_labels, tg->mix_lambda, n, m->classes,
-                                         tg->label_smoothing, grad_scale, dlogits, correct);
-    if (!isfinite(loss)) return loss;
-    model_backward(m, weights, x, dlogits, n);
-    method_after_backward(s, m);
-    sgd_step(opt, m->params, m->grads, m->n_params, lr, s->active);
-    method_after_step(s, m, opt, step);
+    const double loss = method_forward_backward(s, m, weights, x, y, n, grad_scale, targets,
+                                                dlogits, correct);
+    if (isfinite(loss)) method_apply_step(s, m, opt, lr, step);
     return loss;
 }

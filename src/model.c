@@ -273,6 +273,7 @@ void model_backward(Model *m, const float *weights, const float *x, const float 
         float *din = l->in < 0 ? NULL : m->dact[l->in];
         float *din2 = l->in2 < 0 ? NULL : m->dact[l->in2];
         l->ops->backward(l, &ctx, in, in2, m->act[i], m->dact[i], din, din2);
+        if (m->backward_hook) m->backward_hook(m->backward_hook_ctx, i);
     }
 }
 

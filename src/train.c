@@ -1,19 +1,32 @@
-/* `cigl train`: the single-process training loop. Everything is validated (options, dataset,
+/* `cigl train`: the data-parallel training loop. Every rank holds a replica; each global batch
+ * is sliced over ranks (and micro-batches), gradients are summed over ranks, rank 0 decides
+ * mask updates, and only rank 0 writes files. Everything is validated (options, dataset,
  * model) before the run directory is created, so bad input never leaves a half-written run. */
 #include "trainer.h"
 
 #include "cigl/error.h"
+#include "cigl/parallel.h"
 #include "cigl/rng.h"
 
 #include <cblas.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
+#include <stdio_ext.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifndef CIGL_GIT_COMMIT
+#define CIGL_GIT_COMMIT "unknown"
+#endif
+#ifndef CIGL_BUILD_FLAGS
+#define CIGL_BUILD_FLAGS "unknown"
+#endif
+/* What must match across ranks besides the options. */
+#define CIGL_BUILD_ID CIGL_GIT_COMMIT " " CIGL_BUILD_FLAGS " " __VERSION__
 
 static double now_seconds(void)
 {
@@ -37,6 +50,8 @@ static void trainer_free(Trainer *t)
     free(t->x_mix);
     free(t->y_mix);
     free(t->pairs);
+    free(t->gacc);
+    grad_sync_free(&t->sync);
 }
 
 static int make_schedule(Trainer *t)
@@ -77,12 +92,16 @@ static int trainer_setup(Trainer *t)
     if (t->n_train < (size_t)c->batch_size)
         return cigl_fail(CIGL_ERR_USAGE, "--batch-size %d exceeds the %zu training samples; "
                          "use a smaller --batch-size or --val-size", c->batch_size, t->n_train);
-    t->steps_per_epoch = (long)(t->n_train / (size_t)c->batch_size);
+    rc = shard_check(c->batch_size, t->comm->size, c->accumulate);
+    if (rc) return rc;
+    /* the last batch of an epoch may be partial: every sample is seen once per epoch */
+    t->steps_per_epoch = (long)((t->n_train + (size_t)c->batch_size - 1) / (size_t)c->batch_size);
     t->total_steps = t->steps_per_epoch * c->epochs;
     rc = method_validate(c, t->total_steps, t->steps_per_epoch);
     if (rc) return rc;
-    const int eval_batch = c->eval_batch_size ? c->eval_batch_size : c->batch_size;
-    const int max_batch = eval_batch > c->batch_size ? eval_batch : c->batch_size;
+    const int micro_batch = c->batch_size / (t->comm->size * c->accumulate);
+    const int eval_batch = c->eval_batch_size ? c->eval_batch_size : micro_batch;
+    const int max_batch = eval_batch > micro_batch ? eval_batch : micro_batch;
     const Shape in = {t->ds.c, t->ds.h, t->ds.w};
     rc = model_build(&t->m, c->model, in, t->ds.classes, max_batch, (uint64_t)c->seed);
     if (rc) return rc;
@@ -90,6 +109,14 @@ static int trainer_setup(Trainer *t)
     if (rc) return rc;
     rc = method_init(&t->ms, c, &t->m, t->total_steps, t->steps_per_epoch);
     if (rc) return rc;
+    t->ms.comm = t->comm;
+    rc = grad_sync_init(&t->sync, t->comm, &t->m, (size_t)1 << 20);
+    if (!rc) rc = grad_sync_set_mask(&t->sync, t->ms.ops->sparse ? t->ms.mask : NULL);
+    if (rc) return rc;
+    if (c->accumulate > 1) {
+        t->gacc = cigl_malloc(sizeof(float) * t->m.n_params, "gradient accumulator");
+        if (!t->gacc) return CIGL_ERR_RUNTIME;
+    }
     make_schedule(t);
     const size_t in_numel = shape_numel(in);
     t->x = cigl_malloc(sizeof(float) * in_numel * max_batch, "input batch");
@@ -98,9 +125,9 @@ static int trainer_setup(Trainer *t)
     t->order = cigl_malloc(sizeof(uint32_t) * t->n_train, "epoch order");
     if (!t->x || !t->y || !t->dlogits || !t->order) return CIGL_ERR_RUNTIME;
     if (c->mixup > 0) {
-        t->x_mix = cigl_malloc(sizeof(float) * in_numel * c->batch_size, "mixup batch");
-        t->y_mix = cigl_malloc(sizeof(int32_t) * c->batch_size, "mixup labels");
-        t->pairs = cigl_malloc(sizeof(uint32_t) * c->batch_size, "mixup pairs");
+        t->x_mix = cigl_malloc(sizeof(float) * in_numel * max_batch, "mixup batch");
+        t->y_mix = cigl_malloc(sizeof(int32_t) * max_batch, "mixup labels");
+        t->pairs = cigl_malloc(sizeof(uint32_t) * max_batch, "mixup pairs");
         if (!t->x_mix || !t->y_mix || !t->pairs) return CIGL_ERR_RUNTIME;
     }
     return CIGL_OK;
@@ -108,25 +135,46 @@ static int trainer_setup(Trainer *t)
 
 /* Predictions of the output model on samples of a split with the method's predictor: the
  * parameters, an MC-dropout ensemble, or CigL's snapshot ensemble without averaging. */
-static int predict_with_method(Trainer *t, const Split *s, const uint32_t *idx, size_t n,
-                               Predictions *p)
+/* Evaluation is sharded: each rank predicts a slice of the samples and rank 0 gathers them in
+ * sample order. BN running statistics are rank 0's (broadcast first), so every rank evaluates
+ * the same model. With `method` the method's predictor is used (MC dropout, CigL's snapshot
+ * ensemble), else the parameters. Only rank 0's `p` holds the predictions afterwards. */
+static int predict_sharded(Trainer *t, const Split *s, const uint32_t *idx, size_t n, int method,
+                           Predictions *p)
 {
+    Comm *comm = t->comm;
+    if (comm->broadcast(comm, t->m.bn_stats, sizeof(float) * t->m.n_bn_stats, 0))
+        return CIGL_ERR_RUNTIME;
+    size_t first, count;
+    shard_slice(n, comm->rank, comm->size, 0, 1, &first, &count);
+    uint32_t *local_idx = cigl_malloc(sizeof(uint32_t) * (count ? count : 1), "indices");
     float *bn = cigl_malloc(sizeof(float) * (t->m.n_bn_stats + 1), "BN statistics");
-    if (!bn) return CIGL_ERR_RUNTIME;
+    if (!local_idx || !bn) {
+        free(local_idx);
+        free(bn);
+        return CIGL_ERR_RUNTIME;
+    }
+    for (size_t i = 0; i < count; i++) local_idx[i] = idx ? idx[first + i] : (uint32_t)(first + i);
     memcpy(bn, t->m.bn_stats, sizeof(float) * t->m.n_bn_stats);
-    const int rc = predict(&t->m, &t->ds, s, idx, n, t->x, t->y, method_test_members(&t->ms),
-                           method_test_member, &t->ms, p);
+    Predictions local;
+    int rc = predict(&t->m, &t->ds, s, local_idx, count, t->x, t->y,
+                     method ? method_test_members(&t->ms) : 1, method ? method_test_member : NULL,
+                     &t->ms, &local);
     memcpy(t->m.bn_stats, bn, sizeof(float) * t->m.n_bn_stats); /* members may swap BN */
     free(bn);
+    free(local_idx);
+    if (!rc) rc = predictions_gather(comm, &local, n, p);
+    predictions_free(&local);
     return rc;
 }
 
-/* Metrics of the current parameters (the per-epoch validation: no ensembles, no averaging). */
+/* Metrics of the current parameters (the per-epoch validation: no ensembles, no averaging);
+ * computed on rank 0. */
 static int evaluate_split(Trainer *t, const Split *s, const uint32_t *idx, size_t n, Metrics *out)
 {
     Predictions p;
-    int rc = predict(&t->m, &t->ds, s, idx, n, t->x, t->y, 1, NULL, NULL, &p);
-    if (!rc) rc = predictions_metrics(&p, 1.0, out);
+    int rc = predict_sharded(t, s, idx, n, 0, &p);
+    if (!rc && t->comm->rank == 0) rc = predictions_metrics(&p, 1.0, out);
     predictions_free(&p);
     return rc;
 }
@@ -143,86 +191,147 @@ static void progress(const Trainer *t, int epoch, long in_epoch, double loss, do
     fflush(stderr);
 }
 
-/* One optimisation step on samples order[0..B). Returns the batch's loss sum. */
-static double train_step(Trainer *t, const uint32_t *batch_idx, int epoch, int *correct)
+/* Mixup inside one micro-batch: lambda per global step, partners a permutation of the slice. */
+static const float *mix_batch(Trainer *t, int n, LossTargets *targets)
 {
     const Config *c = &t->cfg;
-    const int B = c->batch_size;
+    const double lambda = rng_beta_symmetric((uint64_t)c->seed, RNG_MIXUP, (uint64_t)t->step,
+                                             c->mixup);
+    rng_permutation((uint64_t)c->seed, RNG_MIXUP_PAIRS, (uint64_t)t->step, t->pairs, (size_t)n);
+    const size_t numel = shape_numel(t->m.input);
+    for (int i = 0; i < n; i++) {
+        const float *a = t->x + (size_t)i * numel, *b = t->x + (size_t)t->pairs[i] * numel;
+        float *o = t->x_mix + (size_t)i * numel;
+        for (size_t j = 0; j < numel; j++) o[j] = (float)(lambda * a[j] + (1.0 - lambda) * b[j]);
+        t->y_mix[i] = t->y[t->pairs[i]];
+    }
+    targets->mix_labels = t->y_mix;
+    targets->mix_lambda = lambda;
+    return t->x_mix;
+}
+
+/* One optimisation step on the global batch batch_idx[0..B): this rank's micro-batches,
+ * gradients summed over ranks (in buckets during the last backward), then the method's step.
+ * Returns this rank's loss sum (non-finite: stop). */
+static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int epoch,
+                         long *correct)
+{
+    const Config *c = &t->cfg;
+    Comm *comm = t->comm;
     const Augment aug = {c->crop_pad, c->flip, (uint64_t)c->seed, (uint64_t)epoch};
     const int augment = c->crop_pad > 0 || c->flip;
-    split_gather(&t->ds, &t->ds.train, batch_idx, B, augment ? &aug : NULL, t->x, t->y);
-    LossTargets targets = {c->label_smoothing, NULL, 1.0};
-    const float *x = t->x;
-    if (c->mixup > 0) { /* pairs and lambda drawn per global step */
-        const double lambda = rng_beta_symmetric((uint64_t)c->seed, RNG_MIXUP, (uint64_t)t->step,
-                                                 c->mixup);
-        rng_permutation((uint64_t)c->seed, RNG_MIXUP_PAIRS, (uint64_t)t->step, t->pairs,
-                        (size_t)B);
-        const size_t numel = shape_numel(t->m.input);
-        for (int i = 0; i < B; i++) {
-            const float *a = t->x + (size_t)i * numel, *b = t->x + (size_t)t->pairs[i] * numel;
-            float *o = t->x_mix + (size_t)i * numel;
-            for (size_t j = 0; j < numel; j++)
-                o[j] = (float)(lambda * a[j] + (1.0 - lambda) * b[j]);
-            t->y_mix[i] = t->y[t->pairs[i]];
+    const float *weights = method_before_forward(&t->ms, &t->m, t->step);
+    const int dense = method_updates_at(&t->ms, t->step);
+    double loss = 0;
+    int ran = 0;
+    for (int micro = 0; micro < c->accumulate; micro++) {
+        size_t first, n;
+        shard_slice(B, comm->rank, comm->size, micro, c->accumulate, &first, &n);
+        if (n == 0) continue;
+        split_gather(&t->ds, &t->ds.train, batch_idx + first, n, augment ? &aug : NULL, t->x,
+                     t->y);
+        LossTargets targets = {c->label_smoothing, NULL, 1.0};
+        const float *x = c->mixup > 0 ? mix_batch(t, (int)n, &targets) : t->x;
+        if (c->accumulate == 1) grad_sync_begin(&t->sync, &t->m, dense);
+        int hits = 0;
+        const double l = method_forward_backward(&t->ms, &t->m, weights, x, t->y, (int)n,
+                                                 1.0f / (float)B, &targets, t->dlogits, &hits);
+        loss += l; /* a non-finite loss still goes through the collectives below, so every
+                    * rank reaches the same decision at the same step instead of hanging */
+        *correct += hits;
+        if (c->accumulate > 1) {
+            if (!ran) memcpy(t->gacc, t->m.grads, sizeof(float) * t->m.n_params);
+            else for (size_t i = 0; i < t->m.n_params; i++) t->gacc[i] += t->m.grads[i];
         }
-        targets.mix_labels = t->y_mix;
-        targets.mix_lambda = lambda;
-        x = t->x_mix;
+        ran = 1;
     }
-    return method_train_step(&t->ms, &t->m, &t->opt, x, t->y, B, 1.0f / (float)B,
-                             schedule_lr(&t->sched, t->step), &targets, t->step, t->dlogits,
-                             correct);
+    if (c->accumulate > 1 && ran) memcpy(t->m.grads, t->gacc, sizeof(float) * t->m.n_params);
+    if (!ran) memset(t->m.grads, 0, sizeof(float) * t->m.n_params); /* a rank with no samples */
+    if (c->accumulate > 1 || !ran) grad_sync_begin(&t->sync, &t->m, dense);
+    if (grad_sync_finish(&t->sync, &t->m)) return NAN;
+    double bad = isfinite(loss) ? 0.0 : 1.0;
+    if (comm->size > 1 && comm->allreduce_double(comm, &bad, 1)) return NAN;
+    if (bad > 0) return NAN;
+    method_apply_step(&t->ms, &t->m, &t->opt, schedule_lr(&t->sched, t->step), t->step);
+    if (t->ms.masks_changed) {
+        grad_sync_set_mask(&t->sync, t->ms.mask);
+        t->ms.masks_changed = 0;
+    }
+    return loss;
+}
+
+/* Replicas must stay bit-identical: weights, masks and this step's random mask. */
+static int check_replicas(Trainer *t)
+{
+    if (t->comm->size == 1) return CIGL_OK;
+    uint64_t h = checksum_bytes(0xcbf29ce484222325ull, t->m.params, sizeof(float) * t->m.n_params);
+    h = checksum_bytes(h, t->ms.mask, t->m.n_params);
+    h = checksum_bytes(h, t->ms.active, t->m.n_params);
+    return ranks_agree(t->comm, h, "the weights and masks", t->step);
 }
 
 static int train_loop(Trainer *t, FinalResult *r)
 {
     const Config *c = &t->cfg;
-    const int tty = isatty(STDERR_FILENO);
+    const int lead = t->comm->rank == 0, tty = lead && isatty(STDERR_FILENO);
     const double t0 = now_seconds();
     for (int epoch = 0; epoch < c->epochs; epoch++) {
         const double e0 = now_seconds();
         rng_permutation((uint64_t)c->seed, RNG_DATA_ORDER, (uint64_t)epoch, t->order, t->n_train);
         for (size_t i = 0; i < t->n_train; i++) t->order[i] = t->train_idx[t->order[i]];
-        double loss_sum = 0;
-        long correct_sum = 0, seen = 0, in_epoch = 0;
+        double sums[2] = {0, 0}; /* this rank's loss sum and hits */
+        long seen = 0, in_epoch = 0;
         for (; in_epoch < t->steps_per_epoch; in_epoch++) {
             if (c->max_steps && t->step >= c->max_steps) break;
-            int correct = 0;
-            const double loss = train_step(t, t->order + in_epoch * c->batch_size, epoch, &correct);
-            if (!isfinite(loss)) {
+            const size_t start = (size_t)in_epoch * (size_t)c->batch_size;
+            const size_t B = t->n_train - start < (size_t)c->batch_size ? t->n_train - start
+                                                                        : (size_t)c->batch_size;
+            long correct = 0;
+            const double loss = train_step(t, t->order + start, B, epoch, &correct);
+            if (!isfinite(loss)) { /* every rank sees it at the same step; rank 0 says it */
                 if (tty) fputc('\n', stderr);
-                return cigl_fail(CIGL_ERR_RUNTIME, "non-finite training loss at step %ld "
-                                 "(epoch %d); lower --lr or check the data", t->step, epoch + 1);
+                if (lead)
+                    cigl_fail(CIGL_ERR_RUNTIME, "non-finite training loss at step %ld (epoch "
+                              "%d); lower --lr or check the data", t->step, epoch + 1);
+                return CIGL_ERR_RUNTIME;
             }
             t->step++;
-            loss_sum += loss;
-            correct_sum += correct;
-            seen += c->batch_size;
+            sums[0] += loss;
+            sums[1] += (double)correct;
+            seen += (long)B;
+            if (c->check_every > 0 && t->step % c->check_every == 0 && check_replicas(t))
+                return CIGL_ERR_RUNTIME;
             if (tty && (in_epoch % 10 == 0 || in_epoch + 1 == t->steps_per_epoch))
-                progress(t, epoch, in_epoch + 1, loss_sum / seen, (double)correct_sum / seen,
-                         seen / (now_seconds() - e0));
+                progress(t, epoch, in_epoch + 1, sums[0] * t->comm->size / seen,
+                         sums[1] * t->comm->size / seen, seen / (now_seconds() - e0));
         }
         if (tty) fputc('\n', stderr);
         if (!seen) break;
+        if (check_replicas(t) || t->comm->allreduce_double(t->comm, sums, 2))
+            return CIGL_ERR_RUNTIME;
         Metrics val;
         memset(&val, 0, sizeof(val));
         int rc = t->n_val ? evaluate_split(t, &t->ds.train, t->val_idx, t->n_val, &val) : 0;
+        if (rc && t->comm->size > 1) t->comm->abort(t->comm, rc); /* others would wait */
         if (rc) return rc;
         const double secs = now_seconds() - e0;
         const double lr = schedule_lr(&t->sched, t->step - 1);
-        fprintf(stderr, "epoch %d/%d: step %ld, lr %.4g, train loss %.4f, train acc %.2f%%, "
-                "val acc %.2f%%, val nll %.4f, val ECE %.4f, %.1f s (%.0f img/s)\n",
-                epoch + 1, c->epochs, t->step, lr, loss_sum / seen, 100.0 * correct_sum / seen,
-                t->n_val ? 100 * val.accuracy : NAN, t->n_val ? val.nll : NAN,
-                t->n_val ? val.ece : NAN, secs, seen / secs);
-        rc = run_append_epoch(t, epoch + 1, lr, loss_sum / seen, (double)correct_sum / seen,
-                              t->n_val ? &val : NULL, secs);
-        if (rc) return rc;
+        if (lead) {
+            fprintf(stderr, "epoch %d/%d: step %ld, lr %.4g, train loss %.4f, train acc %.2f%%, "
+                    "val acc %.2f%%, val nll %.4f, val ECE %.4f, %.1f s (%.0f img/s)\n",
+                    epoch + 1, c->epochs, t->step, lr, sums[0] / seen, 100.0 * sums[1] / seen,
+                    t->n_val ? 100 * val.accuracy : NAN, t->n_val ? val.nll : NAN,
+                    t->n_val ? val.ece : NAN, secs, seen / secs);
+            rc = run_append_epoch(t, epoch + 1, lr, sums[0] / seen, sums[1] / seen,
+                                  t->n_val ? &val : NULL, secs);
+            if (rc && t->comm->size > 1) t->comm->abort(t->comm, rc); /* others would wait */
+            if (rc) return rc;
+        }
         if (c->max_steps && t->step >= c->max_steps) break;
     }
     r->seconds = now_seconds() - t0;
     r->steps = t->step;
+    r->comm_wait_seconds = t->sync.wait_seconds;
     return CIGL_OK;
 }
 
@@ -233,59 +342,117 @@ static int finalize_model(Trainer *t)
     int rc = method_finalize(&t->ms, &t->m);
     if (rc) return rc;
     if (t->ms.ops->averaging && !t->cfg.no_averaging && t->m.n_bn_stats)
-        recompute_bn_statistics(&t->m, t->m.params, &t->ds, &t->ds.train, t->train_idx,
-                                t->n_train, t->cfg.batch_size, t->x, t->y);
+        return recompute_bn_statistics(&t->m, t->m.params, &t->ds, &t->ds.train, t->train_idx,
+                                       t->n_train, t->cfg.batch_size / t->cfg.accumulate,
+                                       t->comm, t->x, t->y);
     return CIGL_OK;
 }
 
 /* Test metrics with the method's predictor, and temperature scaling fitted on the validation
- * split (single models only: an ensemble has no logits to scale). */
+ * split (single models only: an ensemble has no logits to scale). Both predictions are
+ * collective; the metrics are computed on rank 0 only. */
 static int evaluate_final(Trainer *t, FinalResult *r)
 {
-    Predictions test;
-    int rc = predict_with_method(t, &t->ds.test, NULL, t->ds.test.n, &test);
-    if (rc) return rc;
-    rc = predictions_metrics(&test, 1.0, &r->test);
+    Predictions test, val;
+    memset(&val, 0, sizeof(val));
+    int rc = predict_sharded(t, &t->ds.test, NULL, t->ds.test.n, 1, &test);
+    if (!rc && t->n_val) rc = predict_sharded(t, &t->ds.train, t->val_idx, t->n_val, 1, &val);
     r->temperature = 1.0;
-    if (!rc && t->n_val) {
-        Predictions val;
-        rc = predict_with_method(t, &t->ds.train, t->val_idx, t->n_val, &val);
-        if (!rc) rc = predictions_metrics(&val, 1.0, &r->val);
-        r->have_val = !rc;
-        if (!rc && val.logits && test.logits) {
+    if (!rc && t->comm->rank == 0) {
+        rc = predictions_metrics(&test, 1.0, &r->test);
+        if (!rc && t->n_val) {
+            rc = predictions_metrics(&val, 1.0, &r->val);
+            r->have_val = !rc;
+        }
+        if (!rc && t->n_val && val.logits && test.logits) {
             rc = temperature_fit(val.logits, val.labels, val.n, val.classes, &r->temperature);
             if (!rc) rc = predictions_metrics(&test, r->temperature, &r->test_scaled);
             r->have_scaled = !rc;
         }
-        predictions_free(&val);
     }
+    predictions_free(&val);
     predictions_free(&test);
     return rc;
 }
-int train_run(const Config *c, int argc, char **argv)
+
+/* Setup failures are the same on every rank (same options, same data): all ranks learn
+ * rank 0's status and exit with it; rank 0 has printed the one line. A rank that failed
+ * alone keeps its own message. */
+static int agree_on_setup(Comm *comm, int rc)
 {
-    int rc = config_validate(c);
-    if (rc) return rc;
+    if (comm->size == 1) return rc;
+    double status[2] = {comm->rank == 0 ? (double)rc : 0.0, rc ? 1.0 : 0.0};
+    if (comm->allreduce_double(comm, status, 2)) return CIGL_ERR_RUNTIME;
+    if (status[0] != 0) {
+        if (comm->rank != 0) __fpurge(stderr); /* rank 0 said it already */
+        return (int)status[0];
+    }
+    if (status[1] != 0) return rc ? rc : CIGL_ERR_USAGE;
+    return CIGL_OK;
+}
+
+/* Every rank must run the same binary with the same options. */
+static int check_same_config(Trainer *t)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem) return cigl_fail(CIGL_ERR_RUNTIME, "out of memory");
+    JsonWriter w;
+    json_begin(&w, mem, 0);
+    json_object_begin(&w, NULL);
+    config_write_json(&t->cfg, &w);
+    json_object_end(&w);
+    fclose(mem);
+    uint64_t h = checksum_bytes(0xcbf29ce484222325ull, text, len);
+    free(text);
+    const char *build = CIGL_BUILD_ID;
+    h = checksum_bytes(h, build, strlen(build));
+    uint64_t lo, hi;
+    if (t->comm->allreduce_u64_minmax(t->comm, h, &lo, &hi)) return CIGL_ERR_RUNTIME;
+    if (lo != hi)
+        return cigl_fail(CIGL_ERR_USAGE, "the %d ranks run different cigl binaries or options "
+                         "(configuration hashes differ); launch every rank with the same "
+                         "command and build", t->comm->size);
+    return CIGL_OK;
+}
+
+int train_run(const Config *c, Comm *comm, int argc, char **argv)
+{
     openblas_set_num_threads(c->threads);
     omp_set_num_threads(c->threads);
     Trainer t;
     memset(&t, 0, sizeof(t));
     t.cfg = *c;
+    t.comm = comm;
     t.argc = argc;
     t.argv = argv;
-    rc = trainer_setup(&t);
-    if (!rc) rc = run_dir_create(c->out);
-    if (!rc) rc = run_write_config(&t);
+    const char *ntasks = getenv("SLURM_NTASKS");
+    int rc = config_validate(c);
+    if (!rc && ntasks && atoi(ntasks) > 1 && comm->size == 1)
+        rc = cigl_fail(CIGL_ERR_USAGE, "SLURM_NTASKS is %s but cigl sees 1 MPI rank: srun "
+                       "started independent processes; use 'srun --mpi=pmix' or mpirun", ntasks);
+    if (!rc) rc = trainer_setup(&t);
+    if (!rc) rc = check_same_config(&t);
+    if (!rc && comm->rank == 0) rc = run_dir_create(c->out);
+    if (!rc && comm->rank == 0) rc = run_write_config(&t);
+    rc = agree_on_setup(comm, rc);
     FinalResult r;
     memset(&r, 0, sizeof(r));
+    /* from here every phase is collective: a failure on one rank ends them all */
     if (!rc) rc = train_loop(&t, &r);
     if (!rc) rc = finalize_model(&t);
     if (!rc) rc = evaluate_final(&t, &r);
-    if (!rc) rc = run_write_final(&t, &r);
-    if (!rc)
-        printf("%s %s on %s: test accuracy %.2f%%, NLL %.4f, ECE %.4f (%ld steps, %.1f s)\n",
-               c->method, c->model, t.ds.name, 100 * r.test.accuracy, r.test.nll, r.test.ece,
-               r.steps, r.seconds);
+    if (!rc && comm->rank == 0) rc = run_write_final(&t, &r);
+    if (!rc && comm->rank == 0)
+        printf("%s %s on %s: test accuracy %.2f%%, NLL %.4f, ECE %.4f (%ld steps, %.1f s, %d "
+               "rank(s))\n", c->method, c->model, t.ds.name, 100 * r.test.accuracy, r.test.nll,
+               r.test.ece, r.steps, r.seconds, comm->size);
+    if (comm->size > 1) { /* an error every rank hit is said once, by rank 0 */
+        double failed = rc ? 1.0 : 0.0;
+        if (!comm->allreduce_double(comm, &failed, 1) && failed == comm->size && comm->rank)
+            __fpurge(stderr);
+    }
     trainer_free(&t);
     return rc;
 }

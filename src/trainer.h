@@ -1,7 +1,9 @@
 /* Private to the `cigl train` implementation (train.c, run_files.c). */
 #ifndef CIGL_TRAINER_H
 #define CIGL_TRAINER_H
+#include "cigl/comm.h"
 #include "cigl/json.h"
+#include "cigl/parallel.h"
 #include "cigl/method.h"
 #include "cigl/metrics.h"
 #include "cigl/optim.h"
@@ -20,6 +22,9 @@ typedef struct {
     float *x, *dlogits, *x_mix; /* x_mix: mixup's mixed batch */
     int32_t *y, *y_mix;     /* y_mix: mixup partners' labels */
     uint32_t *pairs;        /* mixup partner permutation */
+    Comm *comm;
+    GradSync sync;
+    float *gacc;            /* gradient accumulator over micro-batches (--accumulate) */
     int argc;               /* the command line, recorded in config.json */
     char **argv;
 } Trainer;
@@ -29,7 +34,7 @@ typedef struct {
     Metrics test, test_scaled, val;
     int have_val, have_scaled;
     double temperature;
-    double seconds;
+    double seconds, comm_wait_seconds;
     long steps;
 } FinalResult;
 

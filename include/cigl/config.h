@@ -26,6 +26,8 @@ typedef struct {
     double label_smoothing;
     double mixup;           /* Beta(alpha, alpha) mixing; 0: off */
     int eval_batch_size;
+    int accumulate;         /* micro-batches per rank per global batch */
+    long check_every;       /* steps between cross-rank weight checks (0: each epoch) */
     /* sparse training (METHOD.md) */
     char method[16];
     double sparsity;

@@ -67,6 +67,8 @@ struct Layer {
     float *cache;           /* BN: normalised input x_hat (n x c x h x w) */
     float *cache2;          /* BN: per-channel inverse std */
     int32_t *argmax;        /* max pool: flat input index of each output's maximum */
+    struct Comm *sync;      /* BN: reduce batch statistics over these ranks (the BN
+                             * recomputation after averaging); NULL: this rank's batch */
 };
 
 /* Kind-specific operation tables (src/layer_*.c). */

@@ -4,6 +4,7 @@
  * checkpoint can save it and a resume continue exactly. */
 #ifndef CIGL_METHOD_H
 #define CIGL_METHOD_H
+#include "cigl/comm.h"
 #include "cigl/config.h"
 #include "cigl/optim.h"
 #include "cigl/sparsity.h"
@@ -28,6 +29,7 @@ const MethodOps *method_find(const char *name);
 
 struct MethodState {
     const MethodOps *ops;
+    Comm *comm;             /* rank 0 computes mask updates and broadcasts them (NULL: alone) */
     Config cfg;
     uint64_t seed;
     double keep;            /* 1 - random mask rate (CigL) or 1 - dropout rate (W-DP) */
@@ -42,6 +44,8 @@ struct MethodState {
     float *weff;            /* effective weights of this step; NULL when they are the params */
     float *score;           /* grow-score scratch (largest tensor) */
     uint32_t *scratch;
+    uint8_t *scratch_mask;  /* the mask before an update (ranks other than 0 apply the diff) */
+    int masks_changed;      /* set by a mask update; the trainer clears it */
 
     /* averaging (CigL) */
     float *avg;             /* running mean of the snapshots' effective weights */
@@ -114,5 +118,14 @@ typedef struct {
 double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
                          int n, float grad_scale, double lr, const LossTargets *targets,
                          long step, float *dlogits, int *correct);
+
+/* The two halves of a step, for data parallelism (gradients are reduced in between):
+ * forward, loss and backward with `weights` from method_before_forward (m->grads overwritten;
+ * a non-finite loss skips backward), then the method's update: gradient masking, SGD on the
+ * moving parameters, mask update and snapshot when due. */
+double method_forward_backward(MethodState *s, Model *m, const float *weights, const float *x,
+                               const int32_t *y, int n, float grad_scale,
+                               const LossTargets *targets, float *dlogits, int *correct);
+void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step);
 
 #endif

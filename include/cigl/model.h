@@ -39,6 +39,10 @@ typedef struct {
     size_t workspace_floats;
     float wgrad_scale;      /* conv/linear weight gradients are multiplied by this (1 unless a
                              * method rescales kept weights: dL/dW = dL/dW_eff / keep) */
+    /* Called after each layer's backward (gradient buckets start communicating as soon as
+     * their layers are done); NULL: none. */
+    void (*backward_hook)(void *ctx, int layer);
+    void *backward_hook_ctx;
 } Model;
 
 /* Names of the architectures model_build knows, NULL-terminated. */

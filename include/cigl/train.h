@@ -1,6 +1,7 @@
 /* The training run: `cigl train`. */
 #ifndef CIGL_TRAIN_H
 #define CIGL_TRAIN_H
+#include "cigl/comm.h"
 #include "cigl/config.h"
 #include "cigl/data.h"
 #include "cigl/metrics.h"
@@ -38,16 +39,21 @@ int split_validation(uint64_t seed, size_t n_total, size_t n_val, uint32_t **tra
 /* `cigl eval` (argv without "cigl eval"). */
 int eval_main(int argc, char **argv);
 
-/* Runs `cigl train` with a parsed configuration; argv is recorded in config.json. */
-int train_run(const Config *c, int argc, char **argv);
+/* Runs `cigl train` with a parsed configuration on every rank of `comm`; argv is recorded in
+ * config.json. */
+int train_run(const Config *c, Comm *comm, int argc, char **argv);
+
+/* Gathers every rank's predictions (in rank order, which is sample order for the contiguous
+ * slices of shard_slice) into `all` on rank 0; other ranks get an empty `all`. */
+int predictions_gather(Comm *comm, const Predictions *local, size_t n_total, Predictions *all);
 
 
 /* Recomputes BN running statistics for the current weights (SWA's update_bn, METHOD.md): reset,
  * one pass over samples idx[0..n) in training mode without augmentation in batches of
  * `batch`; the running mean and variance are the batch-size-weighted averages of each batch's
  * mean and unbiased variance. */
-void recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, const Split *s,
-                             const uint32_t *idx, size_t n, int batch, float *xbuf,
-                             int32_t *ybuf);
+int recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, const Split *s,
+                            const uint32_t *idx, size_t n, int batch, Comm *comm, float *xbuf,
+                            int32_t *ybuf);
 
 #endif
