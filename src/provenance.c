@@ -41,7 +41,7 @@ void provenance_machine(char *buf, size_t len)
     snprintf(buf, len, "%s (%s, %ld cores)", host, cpu, sysconf(_SC_NPROCESSORS_ONLN));
 }
 
-void provenance_write_json(JsonWriter *w, int argc, char **argv)
+void provenance_write_json(JsonWriter *w, int argc, char **argv, const char *mpi, int ranks)
 {
     json_object_begin(w, "provenance");
     char cmd[4096] = "";
@@ -60,7 +60,8 @@ void provenance_write_json(JsonWriter *w, int argc, char **argv)
     char v[64];
     snprintf(v, sizeof(v), "%u.%u.%u", maj, min, rel);
     json_string(w, "hdf5_version", v);
-    json_string(w, "mpi_version", "none (single process)");
+    json_string(w, "mpi_version", mpi ? mpi : "none (single process)");
+    json_int(w, "ranks", ranks);
     char machine[512];
     provenance_machine(machine, sizeof(machine));
     json_string(w, "machine", machine);

@@ -74,7 +74,7 @@ static void config_body(const Trainer *t, JsonWriter *w, const void *arg)
 {
     (void)arg;
     config_write_json(&t->cfg, w);
-    provenance_write_json(w, t->argc, t->argv);
+    provenance_write_json(w, t->argc, t->argv, t->comm->size > 1 || strcmp(t->comm->name, "single process") ? t->comm->name : NULL, t->comm->size);
 }
 
 int run_write_config(const Trainer *t) { return write_json_file(t, "config.json", config_body, NULL); }
@@ -90,6 +90,9 @@ static void final_body(const Trainer *t, JsonWriter *w, const void *arg)
     json_double(w, "train_seconds", r->seconds);
     json_double(w, "train_images_per_second",
                 r->seconds > 0 ? (double)r->steps * t->cfg.batch_size / r->seconds : 0);
+    json_int(w, "ranks", t->comm->size);
+    json_string(w, "mpi", t->comm->name);
+    json_double(w, "communication_wait_seconds", r->comm_wait_seconds);
     /* flat headline numbers for quick greps; the full sets follow */
     json_double(w, "test_accuracy", r->test.accuracy);
     json_double(w, "test_nll", r->test.nll);

@@ -178,9 +178,18 @@ END {
 for other in "$out"/bench_*; do
     [ -x "$other" ] && [ "$other" != "$bin" ] || continue
     echo "== $(basename "$other")"
-    run "$(basename "$other")" "$other"
+    case "$(basename "$other")" in
+    bench_methods) run bench_methods "$other" --reps 5 ;; # medians of 5 keep make bench short
+    *) run "$(basename "$other")" "$other" ;;
+    esac
 done
 rm -f "$tmp"
+
+# MPI scaling, when mpirun is there (ranks 1 and 2 here; BENCH_MPI_RANKS on bigger nodes)
+if command -v mpirun >/dev/null; then
+    echo "== bench_mpi.sh"
+    BUILD=$BUILD sh "$here/bench_mpi.sh" | tee -a "$raw" || status=1
+fi
 
 echo
 echo "== summary (also in $out/latest.md; raw lines in $raw)"
