@@ -268,7 +268,7 @@ static void bn_recompute_matches_independent(void)
     float x[16 * 72];
     int32_t y[16];
     const int batch = 16;
-    recompute_bn_statistics(&m, m.params, &ds, &ds.train, idx, N, batch, x, y);
+    recompute_bn_statistics(&m, m.params, &ds, &ds.train, idx, N, batch, comm_single(), x, y);
     float *got = malloc(sizeof(float) * m.n_bn_stats);
     memcpy(got, m.bn_stats, sizeof(float) * m.n_bn_stats);
     double *want = calloc(m.n_bn_stats, sizeof(double));
