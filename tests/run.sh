@@ -5,6 +5,14 @@ BUILD=${BUILD:-build}
 export BUILD
 passed=0; failed=0
 mkdir -p "$BUILD/test-logs"
+for src in tests/test_*.c; do
+    bin="$BUILD/tests/$(basename "$src" .c)"
+    if [ ! -x "$bin" ] || [ "$bin" -ot "$src" ] || [ "$bin" -ot "$BUILD/libcigl.a" ]; then
+        printf '%-28s did not build\n' "$(basename "$bin")"
+        failed=$((failed + 1))
+        rm -f "$bin" # a stale binary must not run in its place
+    fi
+done
 for t in "$BUILD"/tests/test_* tests/t_*.sh; do
     [ -x "$t" ] || continue
     case "$t" in *.log) continue ;; esac

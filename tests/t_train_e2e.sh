@@ -27,11 +27,14 @@ check "lenet5_learns_85_percent_in_2_epochs" "awk 'BEGIN{exit !($acc >= 0.85)}'"
 check "metrics_jsonl_has_one_line_per_epoch" "[ \$(wc -l < '$T/lenet5/metrics.jsonl') -eq 2 ]"
 check "config_json_records_provenance" "grep -q '\"openblas_core\"' '$T/mlp/config.json' && grep -q '\"git_commit\"' '$T/mlp/config.json' && grep -q '\"command_line\"' '$T/mlp/config.json'"
 
-# Reproducibility: same seed, same threads -> identical weights and BN statistics.
+# Reproducibility: same seed, same threads -> identical weights and BN statistics (on the real
+# data cut to 6000 + 1000 samples, so evaluation stays quick).
+/usr/bin/python3 tests/make_subset.py "$DATA" "$T/subset.h5" 6000 1000 || bad make_subset
+SUBSET=$(echo "$COMMON" | sed "s|--data [^ ]*|--data $T/subset.h5|")
 for r in a b; do
-    "$CIGL" train $COMMON --model resnet20 --max-steps 12 --val-size 1000 --seed 5 --out "$T/det_$r" >/dev/null 2>&1
+    "$CIGL" train $SUBSET --model resnet20 --max-steps 12 --val-size 500 --seed 5 --out "$T/det_$r" >/dev/null 2>&1
 done
-"$CIGL" train $COMMON --model resnet20 --max-steps 12 --val-size 1000 --seed 6 --out "$T/det_c" >/dev/null 2>&1
+"$CIGL" train $SUBSET --model resnet20 --max-steps 12 --val-size 500 --seed 6 --out "$T/det_c" >/dev/null 2>&1
 check "same_seed_identical_weights" "h5diff '$T/det_a/final.h5' '$T/det_b/final.h5' /weights /weights && h5diff '$T/det_a/final.h5' '$T/det_b/final.h5' /bn /bn"
 check "other_seed_other_weights" "! h5diff -q '$T/det_a/final.h5' '$T/det_c/final.h5' /weights /weights"
 
