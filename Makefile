@@ -82,6 +82,12 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# Objects that embed the git commit are rebuilt when HEAD moves.
+COMMIT_STAMP := $(BUILD)/commit-$(GIT_COMMIT).stamp
+$(COMMIT_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/commit-*.stamp && touch $@
+$(BUILD)/obj/src/main.o $(BUILD)/obj/src/provenance.o $(BUILD)/obj/src/train.o: $(COMMIT_STAMP)
+
 $(BUILD)/libcigl.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -5,6 +5,7 @@
 #include "cigl/error.h"
 #include "cigl/report.h"
 #include "cigl/train.h"
+#include "cigl/version.h"
 
 #include <stdio.h>
 #include <stdio_ext.h>

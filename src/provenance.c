@@ -1,4 +1,5 @@
 #include "cigl/provenance.h"
+#include "cigl/version.h"
 
 #include <cblas.h>
 #include <hdf5.h>
@@ -8,12 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef CIGL_GIT_COMMIT
-#define CIGL_GIT_COMMIT "unknown"
-#endif
-#ifndef CIGL_BUILD_FLAGS
-#define CIGL_BUILD_FLAGS "unknown"
-#endif
 
 static void cpu_model(char *buf, size_t len)
 {

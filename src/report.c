@@ -2,6 +2,7 @@
  * change against a baseline method with bootstrap intervals, and an SVG of accuracy and ECE
  * against sparsity. See include/cigl/report.h for the rules. */
 #include "cigl/report.h"
+#include "cigl/svg.h"
 
 #include "cigl/error.h"
 #include "cigl/json_read.h"
@@ -630,20 +631,6 @@ static int write_markdown(const Report *rp, FILE *f, int with_plot)
 static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
-static void xml_text(FILE *f, const char *s)
-{
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '&': fputs("&amp;", f); break;
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '"': fputs("&quot;", f); break;
-        case '\'': fputs("&apos;", f); break;
-        default:
-            if (*p >= 0x20 || *p == '\t') fputc(*p, f);
-        }
-    }
-}
 
 /* Tick step 1, 2 or 5 x 10^k giving about `target` intervals over [lo, hi]. */
 static double nice_step(double range, int target)
@@ -681,11 +668,11 @@ static void svg_panel(FILE *f, const Report *rp, const char *model, int m, doubl
         hi = fmax(hi, g->mean[m] + s);
     }
     fprintf(f, "<g class=\"panel\" data-metric=\"%s\" data-model=\"", metric_key[m]);
-    xml_text(f, model);
+    svg_text(f, model);
     fputs("\">\n", f);
     fprintf(f, "<text class=\"title\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", x0 + PW / 2,
             y0 - 15);
-    xml_text(f, model);
+    svg_text(f, model);
     fprintf(f, ": %s</text>\n", title);
     fprintf(f, "<rect class=\"frame\" x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\"/>\n",
             x0, y0, PW, PH);
@@ -751,7 +738,7 @@ static void svg_panel(FILE *f, const Report *rp, const char *model, int m, doubl
                 if (k > 0 && used + (size_t)k < sizeof(points)) used += (size_t)k;
             }
         fprintf(f, "<polyline class=\"series\" data-series=\"");
-        xml_text(f, series[s].label);
+        svg_text(f, series[s].label);
         fprintf(f, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>\n", color,
                 points);
         for (int i = 0; i < nxs; i++)
@@ -772,7 +759,7 @@ static void svg_panel(FILE *f, const Report *rp, const char *model, int m, doubl
                 }
                 fprintf(f, "<circle class=\"marker\" cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"%s\">"
                         "<title>", x, y, color);
-                xml_text(f, series[s].label);
+                svg_text(f, series[s].label);
                 fprintf(f, ", sparsity %g: %.*f", xs[i], metric_decimals[m], g->mean[m]);
                 if (g->count[m] >= 2) fprintf(f, " ± %.*f", metric_decimals[m], g->sd[m]);
                 fprintf(f, " (%zu seed%s)</title></circle>\n", g->count[m],
@@ -875,7 +862,7 @@ static int write_svg(const Report *rp, FILE *f)
                     "stroke-width=\"2\"/><circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n",
                     lx, ly, lx + 24, ly, color, lx + 12, ly, color);
             fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", lx + 32, ly + 4);
-            xml_text(f, series[s].label);
+            svg_text(f, series[s].label);
             fputs("</text>\n", f);
         }
         fputs("</g>\n", f);

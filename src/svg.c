@@ -4,6 +4,7 @@
 #include "cigl/metrics.h"
 
 #include "cigl/error.h"
+#include "cigl/svg.h"
 
 #include <math.h>
 
@@ -15,7 +16,7 @@
 #define HY 560.0 /* histogram top */
 #define HH 80.0  /* histogram height */
 
-static void xml_text(FILE *f, const char *s)
+void svg_text(FILE *f, const char *s)
 {
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
         switch (*p) {
@@ -80,10 +81,10 @@ int reliability_svg(const Metrics *m, FILE *f, const char *title)
           ".mean-acc{stroke:#1f3f7a;stroke-width:1.5}.mean-conf{stroke:#c44e00;"
           "stroke-width:1.5;stroke-dasharray:4,3}</style>\n", f);
     fputs("<title>", f);
-    xml_text(f, title);
+    svg_text(f, title);
     fprintf(f, " (ECE %.4f, %d bins)</title>\n", m->ece, METRICS_BINS);
     fprintf(f, "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", WIDTH / 2);
-    xml_text(f, title);
+    svg_text(f, title);
     fputs("</text>\n", f);
     fprintf(f, "<text x=\"%d\" y=\"44\" text-anchor=\"middle\">ECE %.4f (%d bins), "
             "accuracy %.4f, N = %zu</text>\n", WIDTH / 2, m->ece, METRICS_BINS, m->accuracy,

@@ -5,6 +5,7 @@
 #include "trainer.h"
 
 #include "cigl/error.h"
+#include "cigl/version.h"
 #include "cigl/parallel.h"
 #include "cigl/rng.h"
 
@@ -19,14 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef CIGL_GIT_COMMIT
-#define CIGL_GIT_COMMIT "unknown"
-#endif
-#ifndef CIGL_BUILD_FLAGS
-#define CIGL_BUILD_FLAGS "unknown"
-#endif
-/* What must match across ranks besides the options. */
-#define CIGL_BUILD_ID CIGL_GIT_COMMIT " " CIGL_BUILD_FLAGS " " __VERSION__
 
 static double now_seconds(void)
 {

@@ -2,20 +2,12 @@
 # End-to-end: RigL and CigL on real Fashion-MNIST (the README's evidence commands), cigl eval
 # reproducing final.json, every metric of predictions.h5 recomputed by the independent numpy
 # reference, reproducible sparse runs, and eval's bad-input refusals.
-BUILD=${BUILD:-build}
-CIGL=$BUILD/cigl
-DATA=$BUILD/data/fashion-mnist.h5
-PY=/usr/bin/python3
+. tests/lib.sh
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 json_num() { sed -n "s/^  \"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1; }
 
-mkdir -p "$BUILD/data"
-[ -f "$DATA" ] || "$CIGL" convert fashion-mnist /usr/share/datasets/fashion-mnist "$DATA" >/dev/null
+need_data
 COMMON="--data $DATA --model mlp --sparsity 0.9 --epochs 3 --update-end 0.4 --nesterov --threads 2"
 
 # The README's evidence: both reach >= 84% test accuracy.
@@ -94,5 +86,4 @@ expect_usage train_refuses_average_before_update_end train $COMMON --method cigl
 expect_usage train_refuses_inapplicable_option train $COMMON --method rigl --random-mask-rate 0.1 --out "$T/x10"
 check "refused_runs_leave_no_directory" "[ ! -e '$T/x8' ] && [ ! -e '$T/x9' ] && [ ! -e '$T/x10' ]"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

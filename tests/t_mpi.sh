@@ -3,21 +3,13 @@
 # bit-identical every step, 2 ranks match 1 rank within the float summation-order tolerance,
 # masks agree after updates, same seed and rank count reproduce bit for bit, --accumulate, and
 # bad input (indivisible batch, mismatched options, srun without MPI) fails cleanly.
-BUILD=${BUILD:-build}
-CIGL=$BUILD/cigl
-DATA=$BUILD/data/fashion-mnist.h5
-PY=/usr/bin/python3
+. tests/lib.sh
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 if ! command -v mpirun >/dev/null; then echo "mpirun missing: apt-get install openmpi-bin"; echo "0 passed, 1 failed"; exit 1; fi
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MPI="mpirun --bind-to none --mca btl_vader_single_copy_mechanism none"
-mkdir -p "$BUILD/data"
-[ -f "$DATA" ] || "$CIGL" convert fashion-mnist /usr/share/datasets/fashion-mnist "$DATA" >/dev/null
+need_data
 # the real data, cut to 6000 training and 1000 test samples so evaluation stays quick
 SUB=$T/subset.h5
 "$PY" tests/make_subset.py "$DATA" "$SUB" 6000 1000 || { echo "subset failed"; echo "0 passed, 1 failed"; exit 1; }
@@ -94,5 +86,4 @@ one_line srun_without_mpi_refused "srun started independent processes" \
     env SLURM_NTASKS=2 "$CIGL" train $BASE --out "$T/bad3"
 check "refused_runs_leave_no_directory" "[ ! -e '$T/bad1' ] && [ ! -e '$T/bad2' ] && [ ! -e '$T/bad3' ]"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

@@ -1,18 +1,11 @@
 #!/bin/sh
 # End-to-end on real Fashion-MNIST: learning thresholds, bit-identical reruns, bad input.
-BUILD=${BUILD:-build}
-CIGL=$BUILD/cigl
-DATA=$BUILD/data/fashion-mnist.h5
+. tests/lib.sh
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-passed=0; failed=0
-ok() { passed=$((passed + 1)); echo "ok   $1"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 json_num() { sed -n "s/.*\"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1; }
 
-mkdir -p "$BUILD/data"
-[ -f "$DATA" ] || "$CIGL" convert fashion-mnist /usr/share/datasets/fashion-mnist "$DATA" || bad convert
+need_data || bad convert
 COMMON="--data $DATA --batch-size 128 --lr 0.1 --nesterov --momentum 0.9 --weight-decay 5e-4 --threads 2"
 
 # Learning: mlp >= 82% after 1 epoch, lenet5 >= 85% after 2 epochs.
@@ -62,5 +55,4 @@ expect_usage bad_convert_format convert cifar11 /tmp "$T/bad"
 # A directory that already holds a run is refused.
 expect_usage bad_out_holds_run train --data "$DATA" --model mlp --out "$T/mlp"
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+summary

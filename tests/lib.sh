@@ -1,0 +1,15 @@
+# Shared by the tests/t_*.sh scripts: counters, checks and the summary line run.sh reads.
+BUILD=${BUILD:-build}
+CIGL=$BUILD/cigl
+DATA=$BUILD/data/fashion-mnist.h5
+PY=/usr/bin/python3
+passed=0; failed=0
+ok() { passed=$((passed + 1)); echo "ok   $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL $1"; }
+check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
+summary() { echo "$passed passed, $failed failed"; [ "$failed" -eq 0 ]; }
+# The real Fashion-MNIST, converted once per build directory.
+need_data() {
+    mkdir -p "$BUILD/data"
+    [ -f "$DATA" ] || "$CIGL" convert fashion-mnist /usr/share/datasets/fashion-mnist "$DATA" >/dev/null
+}
