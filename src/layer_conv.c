@@ -1,17 +1,46 @@
-/* 2-D convolution through its GEMM form (im2col + sgemm, as Darknet). Samples are processed in
- * chunks of `nb` so that one GEMM covers nb * OH * OW columns: late ResNet stages have tiny
- * spatial maps, and one GEMM per sample would leave OpenBLAS with matrices too thin to use
- * its threads. Chunk size is fixed at model build time (conv_chunk), so results do not depend
- * on timing. */
+/* 2-D convolution through its GEMM form (im2col + sgemm, as Darknet), cache-sized and parallel
+ * over samples.
+ *
+ * The batch is split into T contiguous sample ranges, one per thread (T = min(workspace slots,
+ * OpenMP threads, n); range t is samples [t*n/T, (t+1)*n/T)), and each range into chunks of nb
+ * samples, nb chosen (conv_chunk) so that one chunk's im2col columns plus its GEMM output stay
+ * within half of one core's L2. Each thread runs im2col into its own workspace slot and calls
+ * cblas_sgemm from inside the parallel region. OpenBLAS's OpenMP build then runs the call on the
+ * calling thread only, so the two levels do not oversubscribe the cores. Measured on the 2-core
+ * EPYC (OpenBLAS 0.3.21, 64 x 3136 x 576 sgemm): 2.50 ms on one thread outside any region,
+ * 1.30 ms with OpenBLAS using both threads outside, 2.49 ms when thread 0 of an active 2-thread
+ * region calls it alone (single-threaded), 2.79 ms when both threads call it at once.
+ *
+ * With nb == 1 the forward GEMM writes straight into y and the backward GEMMs read dy in place;
+ * with nb > 1 the chunk's output is transposed between the GEMM's OC x (nb*OHW) layout and NCHW,
+ * which is cheap now that the block is cache-resident. im2col and col2im run serially inside the
+ * region (the exported im2col/col2im_add keep their own parallel loops for other callers).
+ *
+ * Weight gradient: range t accumulates dW^T (K x OC, the GEMM shape OpenBLAS runs fastest here)
+ * over its chunks in its slot, alpha = ctx->wgrad_scale; the partials are then summed in range
+ * order and transposed into the gradient buffer. Every split and every sum order depends only on
+ * n, the workspace size, the slot count and T, never on timing, so results are bit-identical for
+ * a given thread count (they may differ across thread counts, as OpenBLAS's own results do).
+ * The input gradient (dcol = W^T dY, then col2im) adds into each range's own samples only. */
 #include "cigl/conv.h"
 
 #include <cblas.h>
+#include <omp.h>
 #include <string.h>
+
+/* Columns plus output of one chunk stay under this many floats (512 KiB, half of the EPYC's
+ * 1 MiB L2 per core, leaving room for OpenBLAS's packed copies), unless one sample alone needs
+ * more. Measured on resnet20 (batch 128, 2 threads): 64K, 128K, 256K and 512K floats are within
+ * 1% of each other; 128K is the best of them. */
+#define CONV_CHUNK_TARGET ((size_t)128 << 10)
+
+static size_t conv_kk(const Layer *l) { return (size_t)l->x.c * l->k * l->k; }
+static size_t conv_ohw(const Layer *l) { return (size_t)l->y.h * l->y.w; }
 
 size_t conv_chunk(const Layer *l, int max_batch, size_t budget_floats)
 {
-    size_t k = (size_t)l->x.c * l->k * l->k, ohw = (size_t)l->y.h * l->y.w;
-    size_t per_sample = (k + (size_t)l->y.c) * ohw;
+    const size_t per_sample = (conv_kk(l) + (size_t)l->y.c) * conv_ohw(l);
+    if (budget_floats > CONV_CHUNK_TARGET) budget_floats = CONV_CHUNK_TARGET;
     size_t nb = budget_floats / per_sample;
     if (nb < 1) nb = 1;
     if (nb > (size_t)max_batch) nb = (size_t)max_batch;
@@ -20,78 +49,166 @@ size_t conv_chunk(const Layer *l, int max_batch, size_t budget_floats)
 
 size_t conv_workspace_floats(const Layer *l, int max_batch, size_t budget_floats)
 {
-    size_t k = (size_t)l->x.c * l->k * l->k, ohw = (size_t)l->y.h * l->y.w;
-    return conv_chunk(l, max_batch, budget_floats) * (k + (size_t)l->y.c) * ohw;
+    return conv_chunk(l, max_batch, budget_floats) * (conv_kk(l) + (size_t)l->y.c) * conv_ohw(l);
 }
 
-/* col[(c*k + kh)*k + kw][b*OHW + oy*OW + ox] = x[b][c][oy*s - p + kh][ox*s - p + kw] (0 outside) */
+size_t conv_slot_floats(const Layer *l, int max_batch, size_t budget_floats)
+{
+    const size_t need = conv_workspace_floats(l, max_batch, budget_floats) +
+                        (size_t)l->y.c * conv_kk(l);
+    return (need + 15) & ~(size_t)15; /* slots start on 64-byte boundaries */
+}
+
+/* ---- im2col / col2im ---------------------------------------------------------------------- */
+
+/* The output columns ox of one kernel offset kw whose input column ox*s - p + kw lies inside
+ * [0, w): [*lo, *hi). */
+static void valid_cols(int w, int s, int p, int kw, int ow, int *lo, int *hi)
+{
+    const int a = p - kw;                       /* ox*s >= a */
+    int l = a > 0 ? (a + s - 1) / s : 0;
+    const int b = w + p - kw;                   /* ox*s < b */
+    int h = b > 0 ? (b + s - 1) / s : 0;
+    if (h > ow) h = ow;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* Stride 1 with ow == in.w: within one sample, every in-range output row of a kernel offset
+ * maps to the input by one flat shift, so the valid region is one contiguous copy, after which
+ * the few entries that wrapped around a row end (or were never written) are zeroed. */
+static int flat_shift_ok(Shape in, int s, int ow) { return s == 1 && ow == in.w; }
+
+/* Output rows oy of kernel offset kh whose input row oy*s - p + kh lies inside [0, h). */
+static void valid_rows(int h, int s, int p, int kh, int oh, int *lo, int *hi)
+{
+    valid_cols(h, s, p, kh, oh, lo, hi);
+}
+
+/* Row r = (c*k + kh)*k + kw of the column matrix:
+ * col[r][b*OHW + oy*OW + ox] = x[b][c][oy*s - p + kh][ox*s - p + kw] (0 outside). */
+static void im2col_row(const float *x, int nb, Shape in, int k, int s, int p, int oh, int ow,
+                       int r, float *dst)
+{
+    const size_t ohw = (size_t)oh * ow, plane = (size_t)in.h * in.w;
+    const int c = r / (k * k), kh = (r / k) % k, kw = r % k;
+    int lo, hi, ylo, yhi;
+    valid_cols(in.w, s, p, kw, ow, &lo, &hi);
+    valid_rows(in.h, s, p, kh, oh, &ylo, &yhi);
+    for (int b = 0; b < nb; b++) {
+        const float *src = x + ((size_t)b * in.c + c) * plane;
+        float *d = dst + (size_t)b * ohw;
+        if (ylo >= yhi || lo >= hi) {
+            memset(d, 0, sizeof(float) * ohw);
+            continue;
+        }
+        if (flat_shift_ok(in, s, ow)) {
+            const size_t start = (size_t)ylo * ow + lo, end = (size_t)(yhi - 1) * ow + hi;
+            memset(d, 0, sizeof(float) * start);
+            memcpy(d + start, src + (size_t)(ylo - p + kh) * in.w + (lo - p + kw),
+                   sizeof(float) * (end - start));
+            for (int oy = ylo; oy < yhi - 1; oy++)
+                for (size_t j = (size_t)oy * ow + hi; j < (size_t)(oy + 1) * ow + lo; j++)
+                    d[j] = 0.0f;
+            memset(d + end, 0, sizeof(float) * (ohw - end));
+            continue;
+        }
+        memset(d, 0, sizeof(float) * ylo * ow);
+        for (int oy = ylo; oy < yhi; oy++) {
+            const float *srow = src + (size_t)(oy * s - p + kh) * in.w;
+            float *drow = d + (size_t)oy * ow;
+            for (int ox = 0; ox < lo; ox++) drow[ox] = 0.0f;
+            if (s == 1)
+                memcpy(drow + lo, srow + (lo - p + kw), sizeof(float) * (hi - lo));
+            else
+                for (int ox = lo; ox < hi; ox++) drow[ox] = srow[ox * s - p + kw];
+            for (int ox = hi; ox < ow; ox++) drow[ox] = 0.0f;
+        }
+        memset(d + (size_t)yhi * ow, 0, sizeof(float) * (oh - yhi) * ow);
+    }
+}
+
+static void im2col_serial(const float *x, int nb, Shape in, int k, int s, int p, int oh, int ow,
+                          float *col)
+{
+    const size_t ncols = (size_t)nb * oh * ow;
+    for (int r = 0; r < in.c * k * k; r++)
+        im2col_row(x, nb, in, k, s, p, oh, ow, r, col + (size_t)r * ncols);
+}
+
 void im2col(const float *x, int nb, Shape in, int k, int s, int p, int oh, int ow, float *col)
 {
-    const size_t ohw = (size_t)oh * ow, ncols = (size_t)nb * ohw, plane = (size_t)in.h * in.w;
+    const size_t ncols = (size_t)nb * oh * ow;
     const int rows = in.c * k * k;
 #pragma omp parallel for schedule(static)
-    for (int r = 0; r < rows; r++) {
-        const int c = r / (k * k), kh = (r / k) % k, kw = r % k;
-        float *dst = col + (size_t)r * ncols;
-        for (int b = 0; b < nb; b++) {
-            const float *src = x + ((size_t)b * in.c + c) * plane;
-            for (int oy = 0; oy < oh; oy++) {
-                const int iy = oy * s - p + kh;
-                float *d = dst + (size_t)b * ohw + (size_t)oy * ow;
-                if (iy < 0 || iy >= in.h) {
-                    memset(d, 0, sizeof(float) * ow);
+    for (int r = 0; r < rows; r++)
+        im2col_row(x, nb, in, k, s, p, oh, ow, r, col + (size_t)r * ncols);
+}
+
+/* The adjoint of im2col for one input channel c: dx[b][c][iy][ix] += col[...]. With `scratch`
+ * the column matrix may be overwritten: the stride-1 flat-shift case then zeroes the entries
+ * that would wrap around a row end and adds each sample's valid region in one run. */
+static void col2im_channel(float *scratch, const float *col, int nb, Shape in, int k, int s,
+                           int p, int oh, int ow, int c, float *dx)
+{
+    const size_t ohw = (size_t)oh * ow, ncols = (size_t)nb * ohw, plane = (size_t)in.h * in.w;
+    const int flat = scratch && flat_shift_ok(in, s, ow);
+    for (int kh = 0; kh < k; kh++)
+        for (int kw = 0; kw < k; kw++) {
+            const size_t row = (size_t)((c * k + kh) * k + kw) * ncols;
+            int lo, hi, ylo, yhi;
+            valid_cols(in.w, s, p, kw, ow, &lo, &hi);
+            valid_rows(in.h, s, p, kh, oh, &ylo, &yhi);
+            if (ylo >= yhi || lo >= hi) continue;
+            for (int b = 0; b < nb; b++) {
+                float *dst = dx + ((size_t)b * in.c + c) * plane;
+                if (flat) {
+                    float *src = scratch + row + (size_t)b * ohw;
+                    const size_t start = (size_t)ylo * ow + lo, end = (size_t)(yhi - 1) * ow + hi;
+                    for (int oy = ylo; oy < yhi - 1; oy++)
+                        for (size_t j = (size_t)oy * ow + hi; j < (size_t)(oy + 1) * ow + lo; j++)
+                            src[j] = 0.0f;
+                    float *d = dst + (size_t)(ylo - p + kh) * in.w + (lo - p + kw);
+                    const float *sv = src + start;
+                    const size_t len = end - start;
+#pragma omp simd
+                    for (size_t j = 0; j < len; j++) d[j] += sv[j];
                     continue;
                 }
-                const float *srow = src + (size_t)iy * in.w;
-                if (s == 1) {
-                    /* contiguous run: only the padded ends need care */
-                    int ox = 0;
-                    for (; ox < ow && ox - p + kw < 0; ox++) d[ox] = 0;
-                    int end = ow;
-                    while (end > ox && end - 1 - p + kw >= in.w) d[--end] = 0;
-                    if (end > ox) memcpy(d + ox, srow + ox - p + kw, sizeof(float) * (end - ox));
-                } else {
-                    for (int ox = 0; ox < ow; ox++) {
-                        const int ix = ox * s - p + kw;
-                        d[ox] = (ix >= 0 && ix < in.w) ? srow[ix] : 0.0f;
+                const float *src = col + row + (size_t)b * ohw;
+                for (int oy = ylo; oy < yhi; oy++) {
+                    const float *srow = src + (size_t)oy * ow;
+                    float *drow = dst + (size_t)(oy * s - p + kh) * in.w;
+                    if (s == 1) {
+                        float *d = drow + (lo - p + kw);
+                        const float *sv = srow + lo;
+#pragma omp simd
+                        for (int j = 0; j < hi - lo; j++) d[j] += sv[j];
+                    } else {
+                        for (int ox = lo; ox < hi; ox++) drow[ox * s - p + kw] += srow[ox];
                     }
                 }
             }
         }
-    }
 }
 
-/* The adjoint of im2col: dx[b][c][iy][ix] += col[...]. Parallel over channels, since all rows
- * of one channel add into the same plane. */
+static void col2im_add_serial(float *col, int nb, Shape in, int k, int s, int p, int oh, int ow,
+                              float *dx)
+{
+    for (int c = 0; c < in.c; c++) col2im_channel(col, col, nb, in, k, s, p, oh, ow, c, dx);
+}
+
+/* Parallel over channels, since all rows of one channel add into the same plane. */
 void col2im_add(const float *col, int nb, Shape in, int k, int s, int p, int oh, int ow, float *dx)
 {
-    const size_t ohw = (size_t)oh * ow, ncols = (size_t)nb * ohw, plane = (size_t)in.h * in.w;
 #pragma omp parallel for schedule(static)
-    for (int c = 0; c < in.c; c++) {
-        for (int kh = 0; kh < k; kh++)
-            for (int kw = 0; kw < k; kw++) {
-                const float *src = col + (size_t)((c * k + kh) * k + kw) * ncols;
-                for (int b = 0; b < nb; b++) {
-                    float *dst = dx + ((size_t)b * in.c + c) * plane;
-                    for (int oy = 0; oy < oh; oy++) {
-                        const int iy = oy * s - p + kh;
-                        if (iy < 0 || iy >= in.h) continue;
-                        const float *srow = src + (size_t)b * ohw + (size_t)oy * ow;
-                        float *drow = dst + (size_t)iy * in.w;
-                        for (int ox = 0; ox < ow; ox++) {
-                            const int ix = ox * s - p + kw;
-                            if (ix >= 0 && ix < in.w) drow[ix] += srow[ox];
-                        }
-                    }
-                }
-            }
-    }
+    for (int c = 0; c < in.c; c++) col2im_channel(NULL, col, nb, in, k, s, p, oh, ow, c, dx);
 }
 
-/* out (OC x nb*OHW, chunk-major) <-> y (nb x OC x OHW, sample-major) */
+/* out (OC x nb*OHW, chunk-major) <-> y (nb x OC x OHW, sample-major), one thread */
 static void chunk_to_nchw(const float *mat, int nb, int oc, size_t ohw, float *y)
 {
-#pragma omp parallel for schedule(static)
     for (int o = 0; o < oc; o++)
         for (int b = 0; b < nb; b++)
             memcpy(y + ((size_t)b * oc + o) * ohw, mat + (size_t)o * nb * ohw + (size_t)b * ohw,
@@ -100,37 +217,71 @@ static void chunk_to_nchw(const float *mat, int nb, int oc, size_t ohw, float *y
 
 static void nchw_to_chunk(const float *y, int nb, int oc, size_t ohw, float *mat)
 {
-#pragma omp parallel for schedule(static)
     for (int o = 0; o < oc; o++)
         for (int b = 0; b < nb; b++)
             memcpy(mat + (size_t)o * nb * ohw + (size_t)b * ohw, y + ((size_t)b * oc + o) * ohw,
                    sizeof(float) * ohw);
 }
 
+/* ---- the layer ---------------------------------------------------------------------------- */
+
+/* How one pass splits the batch: `threads` sample ranges, chunks of `chunk` samples, slots of
+ * `stride` floats laid out as [partial dW^T (K x OC, when `partial`)][columns][output block].
+ * Without room for a partial (a workspace smaller than one sample plus dW, as tests force; one
+ * slot then), the weight gradient is accumulated in place. */
+typedef struct {
+    int threads, chunk, partial;
+    size_t stride, dw_floats;
+} ConvPlan;
+
+static ConvPlan conv_plan(const Layer *l, const LayerCtx *ctx)
+{
+    const size_t kk = conv_kk(l), per_sample = (kk + (size_t)l->y.c) * conv_ohw(l);
+    const size_t dw_floats = (size_t)l->y.c * kk;
+    int slots = ctx->conv_slots > 0 ? ctx->conv_slots : 1;
+    /* a workspace too small for the slot count asked for gets fewer slots */
+    while (slots > 1 &&
+           ((ctx->workspace_floats / (size_t)slots) & ~(size_t)15) < dw_floats + per_sample)
+        slots--;
+    ConvPlan pl;
+    pl.stride = slots == 1 ? ctx->workspace_floats
+                           : (ctx->workspace_floats / (size_t)slots) & ~(size_t)15;
+    pl.partial = pl.stride >= dw_floats + per_sample;
+    pl.dw_floats = pl.partial ? dw_floats : 0;
+    pl.chunk = (int)conv_chunk(l, ctx->n, pl.stride - pl.dw_floats);
+    int t = omp_get_max_threads();
+    if (t > slots) t = slots;
+    if (t > ctx->n) t = ctx->n;
+    pl.threads = t < 1 ? 1 : t;
+    return pl;
+}
+
 static void conv_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2, float *y)
 {
     (void)x2;
-    const int oc = l->y.c, kk = l->x.c * l->k * l->k;
-    const size_t ohw = (size_t)l->y.h * l->y.w, in_numel = shape_numel(l->x);
-    const int chunk = (int)conv_chunk(l, ctx->n, ctx->workspace_floats);
+    const int oc = l->y.c, kk = (int)conv_kk(l), n = ctx->n;
+    const size_t ohw = conv_ohw(l), in_numel = shape_numel(l->x), out_numel = oc * ohw;
+    const ConvPlan pl = conv_plan(l, ctx);
     const float *w = ctx->weights + l->weight_off;
-    for (int b0 = 0; b0 < ctx->n; b0 += chunk) {
-        const int nb = ctx->n - b0 < chunk ? ctx->n - b0 : chunk;
-        const size_t ncols = (size_t)nb * ohw;
-        float *col = ctx->workspace, *mat = col + (size_t)kk * ncols;
-        float *out = nb == 1 ? y + (size_t)b0 * oc * ohw : mat;
-        im2col(x + (size_t)b0 * in_numel, nb, l->x, l->k, l->stride, l->pad, l->y.h, l->y.w, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, (int)ncols, kk, 1.0f, w, kk,
-                    col, (int)ncols, 0.0f, out, (int)ncols);
-        if (nb > 1)
-            chunk_to_nchw(mat, nb, oc, ohw, y + (size_t)b0 * oc * ohw);
-    }
-    if (l->bias_len) {
-        const float *bias = ctx->weights + l->bias_off;
-#pragma omp parallel for schedule(static)
-        for (int i = 0; i < ctx->n * oc; i++) {
-            float *yy = y + (size_t)i * ohw, bv = bias[i % oc];
-            for (size_t j = 0; j < ohw; j++) yy[j] += bv;
+    const float *bias = l->bias_len ? ctx->weights + l->bias_off : NULL;
+#pragma omp parallel num_threads(pl.threads) if (pl.threads > 1)
+    for (int t = omp_get_thread_num(); t < pl.threads; t += omp_get_num_threads()) {
+        float *col = ctx->workspace + (size_t)t * pl.stride + pl.dw_floats;
+        const int s0 = (int)((long)t * n / pl.threads), s1 = (int)((long)(t + 1) * n / pl.threads);
+        for (int b0 = s0; b0 < s1; b0 += pl.chunk) {
+            const int nb = s1 - b0 < pl.chunk ? s1 - b0 : pl.chunk;
+            const size_t ncols = (size_t)nb * ohw;
+            float *mat = col + (size_t)kk * ncols, *yb = y + (size_t)b0 * out_numel;
+            im2col_serial(x + (size_t)b0 * in_numel, nb, l->x, l->k, l->stride, l->pad, l->y.h,
+                          l->y.w, col);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, (int)ncols, kk, 1.0f, w,
+                        kk, col, (int)ncols, 0.0f, nb == 1 ? yb : mat, (int)ncols);
+            if (nb > 1) chunk_to_nchw(mat, nb, oc, ohw, yb);
+            if (bias)
+                for (int i = 0; i < nb * oc; i++) {
+                    float *yy = yb + (size_t)i * ohw, bv = bias[i % oc];
+                    for (size_t j = 0; j < ohw; j++) yy[j] += bv;
+                }
         }
     }
 }
@@ -139,28 +290,59 @@ static void conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
                           const float *y, const float *dy, float *dx, float *dx2)
 {
     (void)x2; (void)y; (void)dx2;
-    const int oc = l->y.c, kk = l->x.c * l->k * l->k;
-    const size_t ohw = (size_t)l->y.h * l->y.w, in_numel = shape_numel(l->x);
-    const int chunk = (int)conv_chunk(l, ctx->n, ctx->workspace_floats);
+    const int oc = l->y.c, kk = (int)conv_kk(l), n = ctx->n;
+    const size_t ohw = conv_ohw(l), in_numel = shape_numel(l->x), out_numel = oc * ohw;
+    const ConvPlan pl = conv_plan(l, ctx);
     const float *w = ctx->weights + l->weight_off;
     float *dw = ctx->grads + l->weight_off;
-    for (int b0 = 0; b0 < ctx->n; b0 += chunk) {
-        const int nb = ctx->n - b0 < chunk ? ctx->n - b0 : chunk;
-        const size_t ncols = (size_t)nb * ohw;
-        float *col = ctx->workspace, *mat = col + (size_t)kk * ncols;
-        const float *dmat = dy + (size_t)b0 * oc * ohw;
-        if (nb > 1) {
-            nchw_to_chunk(dmat, nb, oc, ohw, mat);
-            dmat = mat;
+#pragma omp parallel num_threads(pl.threads) if (pl.threads > 1)
+    {
+        for (int t = omp_get_thread_num(); t < pl.threads; t += omp_get_num_threads()) {
+            float *slot = ctx->workspace + (size_t)t * pl.stride, *col = slot + pl.dw_floats;
+            const int s0 = (int)((long)t * n / pl.threads);
+            const int s1 = (int)((long)(t + 1) * n / pl.threads);
+            for (int b0 = s0; b0 < s1; b0 += pl.chunk) {
+                const int nb = s1 - b0 < pl.chunk ? s1 - b0 : pl.chunk;
+                const size_t ncols = (size_t)nb * ohw;
+                float *mat = col + (size_t)kk * ncols;
+                const float *dmat = dy + (size_t)b0 * out_numel;
+                const float beta = b0 == s0 ? 0.0f : 1.0f;
+                if (nb > 1) {
+                    nchw_to_chunk(dmat, nb, oc, ohw, mat);
+                    dmat = mat;
+                }
+                im2col_serial(x + (size_t)b0 * in_numel, nb, l->x, l->k, l->stride, l->pad,
+                              l->y.h, l->y.w, col);
+                /* dW^T (K x OC) += col dY^T runs faster in OpenBLAS than dW += dY col^T */
+                if (pl.partial)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, kk, oc, (int)ncols,
+                                ctx->wgrad_scale, col, (int)ncols, dmat, (int)ncols, beta, slot,
+                                oc);
+                else
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, kk, (int)ncols,
+                                ctx->wgrad_scale, dmat, (int)ncols, col, (int)ncols, beta, dw,
+                                kk);
+                if (dx) {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, (int)ncols, oc, 1.0f,
+                                w, kk, dmat, (int)ncols, 0.0f, col, (int)ncols);
+                    col2im_add_serial(col, nb, l->x, l->k, l->stride, l->pad, l->y.h, l->y.w,
+                                      dx + (size_t)b0 * in_numel);
+                }
+            }
         }
-        im2col(x + (size_t)b0 * in_numel, nb, l->x, l->k, l->stride, l->pad, l->y.h, l->y.w, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, kk, (int)ncols, ctx->wgrad_scale, dmat,
-                    (int)ncols, col, (int)ncols, b0 == 0 ? 0.0f : 1.0f, dw, kk);
-        if (dx) {
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, (int)ncols, oc, 1.0f, w, kk,
-                        dmat, (int)ncols, 0.0f, col, (int)ncols);
-            col2im_add(col, nb, l->x, l->k, l->stride, l->pad, l->y.h, l->y.w,
-                       dx + (size_t)b0 * in_numel);
+        /* dW = partial 0 + partial 1 + ... in range order (transposed back), over the rows */
+        if (pl.partial) {
+            if (pl.threads > 1) {
+#pragma omp barrier
+            }
+#pragma omp for schedule(static)
+            for (int o = 0; o < oc; o++)
+                for (int i = 0; i < kk; i++) {
+                    float s = ctx->workspace[(size_t)i * oc + o];
+                    for (int t = 1; t < pl.threads; t++)
+                        s += ctx->workspace[(size_t)t * pl.stride + (size_t)i * oc + o];
+                    dw[(size_t)o * kk + i] = s;
+                }
         }
     }
     if (l->bias_len) {
@@ -168,7 +350,7 @@ static void conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
 #pragma omp parallel for schedule(static)
         for (int o = 0; o < oc; o++) {
             double s = 0;
-            for (int i = 0; i < ctx->n; i++) {
+            for (int i = 0; i < n; i++) {
                 const float *d = dy + ((size_t)i * oc + o) * ohw;
                 for (size_t j = 0; j < ohw; j++) s += d[j];
             }

@@ -6,12 +6,28 @@
 #include "cigl/rng.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* im2col columns plus the GEMM output of one chunk stay under this many floats (64 MiB). */
-#define CONV_WORKSPACE_BUDGET ((size_t)16 << 20)
+/* Per thread, im2col columns plus the GEMM output of one chunk stay under this many floats
+ * (512 KiB, half of one core's L2; conv_chunk caps chunks there as well, and gives a sample
+ * that needs more a chunk of its own). */
+#define CONV_WORKSPACE_BUDGET ((size_t)128 << 10)
+
+/* Floats of one per-thread convolution workspace slot: the largest any conv layer needs. */
+static size_t conv_slot_size(const Model *m)
+{
+    size_t slot = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        if (l->kind != LAYER_CONV2D) continue;
+        const size_t need = conv_slot_floats(l, m->max_batch, CONV_WORKSPACE_BUDGET);
+        if (need > slot) slot = need;
+    }
+    return slot;
+}
 
 void model_init_empty(Model *m, const char *name, Shape input, int classes)
 {
@@ -180,11 +196,11 @@ int model_finalize(Model *m, int max_batch)
             l->argmax = cigl_malloc(sizeof(int32_t) * out, "max-pool indices");
             if (!l->argmax) return CIGL_ERR_RUNTIME;
         }
-        if (l->kind == LAYER_CONV2D) {
-            size_t need = conv_workspace_floats(l, max_batch, CONV_WORKSPACE_BUDGET);
-            if (need > ws) ws = need;
-        }
     }
+    /* One slot per OpenMP thread (the caller sets the thread count before building the model);
+     * make_ctx passes the slot count to the layers. */
+    const size_t slot = conv_slot_size(m);
+    if (slot) ws = slot * (size_t)(omp_get_max_threads() > 0 ? omp_get_max_threads() : 1);
     m->workspace_floats = ws;
     m->workspace = cigl_malloc(sizeof(float) * ws, "convolution workspace");
     return m->workspace ? CIGL_OK : CIGL_ERR_RUNTIME;
@@ -241,9 +257,11 @@ void model_init_params(Model *m, uint64_t seed)
 
 static LayerCtx make_ctx(Model *m, const float *weights, int n, int train)
 {
+    const size_t slot = conv_slot_size(m);
     LayerCtx ctx = {.weights = weights, .grads = m->grads, .bn_stats = m->bn_stats,
                     .workspace = m->workspace, .workspace_floats = m->workspace_floats,
-                    .n = n, .train = train, .wgrad_scale = m->wgrad_scale};
+                    .n = n, .train = train, .wgrad_scale = m->wgrad_scale,
+                    .conv_slots = slot ? (int)(m->workspace_floats / slot) : 1};
     return ctx;
 }
 

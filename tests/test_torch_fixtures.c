@@ -233,7 +233,7 @@ static int case_begin(const char *g)
 static LayerCtx ctx_of(Model *m, int n, int train, size_t workspace_floats)
 {
     LayerCtx c = {m->params, m->grads, m->bn_stats, m->workspace,
-                  workspace_floats ? workspace_floats : m->workspace_floats, n, train, 1.0f};
+                  workspace_floats ? workspace_floats : m->workspace_floats, n, train, 1.0f, 0};
     return c;
 }
 

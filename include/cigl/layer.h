@@ -37,6 +37,8 @@ typedef struct {
     int n;                  /* samples in this pass */
     int train;              /* training mode: BN batch statistics, caches for backward */
     float wgrad_scale;      /* conv/linear weight gradients are scaled by this (normally 1) */
+    int conv_slots;         /* conv: the workspace is this many equal per-thread slots, and
+                             * convolutions use at most this many threads (0: one slot) */
 } LayerCtx;
 
 typedef struct Layer Layer;
