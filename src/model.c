@@ -200,7 +200,8 @@ int model_finalize(Model *m, int max_batch)
     /* One slot per OpenMP thread (the caller sets the thread count before building the model);
      * make_ctx passes the slot count to the layers. */
     const size_t slot = conv_slot_size(m);
-    if (slot) ws = slot * (size_t)(omp_get_max_threads() > 0 ? omp_get_max_threads() : 1);
+    m->conv_slots = omp_get_max_threads() > 0 ? omp_get_max_threads() : 1;
+    if (slot) ws = slot * (size_t)m->conv_slots;
     m->workspace_floats = ws;
     m->workspace = cigl_malloc(sizeof(float) * ws, "convolution workspace");
     return m->workspace ? CIGL_OK : CIGL_ERR_RUNTIME;
@@ -257,11 +258,10 @@ void model_init_params(Model *m, uint64_t seed)
 
 static LayerCtx make_ctx(Model *m, const float *weights, int n, int train)
 {
-    const size_t slot = conv_slot_size(m);
     LayerCtx ctx = {.weights = weights, .grads = m->grads, .bn_stats = m->bn_stats,
                     .workspace = m->workspace, .workspace_floats = m->workspace_floats,
                     .n = n, .train = train, .wgrad_scale = m->wgrad_scale,
-                    .conv_slots = slot ? (int)(m->workspace_floats / slot) : 1};
+                    .conv_slots = m->conv_slots};
     return ctx;
 }
 

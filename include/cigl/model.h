@@ -37,6 +37,7 @@ typedef struct {
     float **act, **dact;    /* per layer: output and its gradient, max_batch x numel(y) */
     float *workspace;
     size_t workspace_floats;
+    int conv_slots;         /* the workspace holds this many per-thread convolution slots */
     float wgrad_scale;      /* conv/linear weight gradients are multiplied by this (1 unless a
                              * method rescales kept weights: dL/dW = dL/dW_eff / keep) */
     /* Called after each layer's backward (gradient buckets start communicating as soon as

@@ -193,7 +193,8 @@ static void forward_backward_timed(Bench *b, StepTimes *st)
     const int n = b->n;
     const LayerCtx ctx = {.weights = m->params, .grads = m->grads, .bn_stats = m->bn_stats,
                           .workspace = m->workspace, .workspace_floats = m->workspace_floats,
-                          .n = n, .train = 1, .wgrad_scale = m->wgrad_scale};
+                          .n = n, .train = 1, .wgrad_scale = m->wgrad_scale,
+                          .conv_slots = m->conv_slots};
     double t0;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
