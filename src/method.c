@@ -37,7 +37,8 @@ static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t p
                            int freeze)
 {
     const float *w = m->params;
-    const double keep = s->keep;
+    /* x * 2^-32 < keep  <=>  x < keep * 2^32 (exact in double)  <=>  x < ceil(keep * 2^32) */
+    const uint64_t threshold = (uint64_t)ceil(s->keep * 0x1p32);
     const float inv_keep = s->inv_keep;
     for (int ti = 0; ti < m->n_tensors; ti++) {
         const ParamTensor *t = &m->tensors[ti];
@@ -51,16 +52,18 @@ static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t p
         const uint8_t *mk = s->mask + t->off;
         const size_t off = t->off, end = t->off + t->len;
         const long first = (long)(off / 4), last = (long)((end - 1) / 4);
+        const long groups = (last - first) / RNG_LANES + 1;
 #pragma omp parallel for schedule(static)
-        for (long b = first; b <= last; b++) {
-            const size_t lo = (size_t)b * 4 < off ? off : (size_t)b * 4;
-            const size_t hi = (size_t)b * 4 + 4 > end ? end : (size_t)b * 4 + 4;
-            uint32_t words[4] = {0, 0, 0, 0};
-            int any = 0;
-            for (size_t i = lo; i < hi; i++) any |= mk[i - off];
-            if (any) rng_block(s->seed, purpose, (uint64_t)step, (uint64_t)b, words);
+        for (long g = 0; g < groups; g++) {
+            const long b0 = first + g * RNG_LANES;
+            const long nb = last - b0 + 1 < RNG_LANES ? last - b0 + 1 : RNG_LANES;
+            uint32_t words[4 * RNG_LANES];
+            rng_blocks(s->seed, purpose, (uint64_t)step, (uint64_t)b0, (size_t)nb, words);
+            const size_t lo = (size_t)b0 * 4 < off ? off : (size_t)b0 * 4;
+            const size_t hi = (size_t)(b0 + nb) * 4 > end ? end : (size_t)(b0 + nb) * 4;
             for (size_t i = lo; i < hi; i++) {
-                const int kept = mk[i - off] && (double)words[i % 4] * 0x1p-32 < keep;
+                /* (double)x * 2^-32 < keep, exactly, as an integer comparison */
+                const int kept = mk[i - off] && (uint64_t)words[i - (size_t)b0 * 4] < threshold;
                 we[i - off] = kept ? w[i] * inv_keep : 0.0f;
                 act[i - off] = freeze ? (uint8_t)kept : mk[i - off];
             }

@@ -118,6 +118,23 @@ static void beta_moments(void)
           "not deterministic");
 }
 
+/* The vectorised batch generator gives rng_block's words, for any start and count. */
+static void blocks_match_single_blocks(void)
+{
+    uint32_t out[4 * 40];
+    const uint64_t starts[] = {0, 3, 0xfffffff0ull, 12345678901ull};
+    for (int k = 0; k < 4; k++) {
+        rng_blocks(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, 77 + k, starts[k], 37, out);
+        for (int b = 0; b < 37; b++) {
+            uint32_t one[4];
+            rng_block(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, 77 + k, starts[k] + b, one);
+            for (int j = 0; j < 4; j++)
+                CHECK(out[4 * b + j] == one[j], "start %llu block %d word %d",
+                      (unsigned long long)starts[k], b, j);
+        }
+    }
+}
+
 int main(void)
 {
     RUN(philox_known_answers);
@@ -126,5 +143,6 @@ int main(void)
     RUN(permutation_is_bijective_and_seeded);
     RUN(below_is_uniform);
     RUN(beta_moments);
+    RUN(blocks_match_single_blocks);
     return CHECK_SUMMARY();
 }

@@ -25,6 +25,13 @@ void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]
 /* The four words of block `block` (flat indices 4*block .. 4*block+3) of (purpose, step). */
 void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block, uint32_t out[4]);
 
+/* Blocks first .. first + count - 1 of (purpose, step), word j of block b at
+ * out[4 * (b - first) + j]: the same values as rng_block, computed RNG_LANES blocks at a time
+ * in vectorisable lanes (the random mask needs one block per four weights every step). */
+#define RNG_LANES 16
+void rng_blocks(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t first, size_t count,
+                uint32_t *out);
+
 /* Word (index % 4) of Philox(ctr = (index / 4, lo32(step), hi32(step), purpose),
  * key = (lo32(seed), hi32(seed))). */
 uint32_t rng_u32(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index);
