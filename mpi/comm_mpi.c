@@ -150,6 +150,13 @@ Comm *comm_world(int *argc, char ***argv)
 {
     static Comm world; /* the process's one MPI communicator, set up once here */
     static char version[MPI_MAX_LIBRARY_VERSION_STRING];
+    /* srun without an MPI plugin starts independent tasks with no PMI to wire them up, and
+     * Open MPI would abort inside MPI_Init with a cryptic message; stay single so the trainer
+     * can refuse with a clear one (SLURM_NTASKS > 1 but one rank). */
+    const char *ntasks = getenv("SLURM_NTASKS");
+    if (ntasks && atoi(ntasks) > 1 && !getenv("PMIX_RANK") && !getenv("PMI_RANK") &&
+        !getenv("OMPI_COMM_WORLD_SIZE"))
+        return comm_single();
     int provided = 0;
     if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS)
         return comm_single();
