@@ -186,8 +186,8 @@ int recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, c
             m->layers[i].bn_momentum = (float)((double)nb / (double)(seen + nb));
         size_t first, count;
         shard_slice(nb, comm->rank, comm->size, 0, 1, &first, &count);
-        /* rank slices can exceed the model's batch when the trainer's micro-batches are
-         * smaller: process them in pieces only when they fit (they do: batch / ranks) */
+        /* callers pass batch <= ranks x the model's batch (the trainer: batch-size /
+         * accumulate), so one rank's slice fits the activation buffers */
         split_gather(ds, s, idx + b0 + first, count, NULL, xbuf, ybuf);
         model_forward(m, weights, xbuf, (int)count, 1);
         seen += nb;
