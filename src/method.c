@@ -10,21 +10,22 @@
 
 /* ---- grow scores ---------------------------------------------------------------------- */
 
-/* RigL: |dL/dW_eff|, the dense gradient of the effective weights. */
-static void grow_by_gradient(const MethodState *s, const Model *m, long step,
-                             const ParamTensor *t, float *score)
+/* RigL: |dL/dW_eff|, the dense gradient of the effective weights (read in place). */
+static const float *grow_by_gradient(const MethodState *s, const Model *m, long step,
+                                     const ParamTensor *t, float *scratch)
 {
-    (void)s; (void)step;
-    memcpy(score, m->grads + t->off, sizeof(float) * t->len);
+    (void)s; (void)step; (void)scratch;
+    return m->grads + t->off;
 }
 
 /* SET: uniform over the inactive positions, as random keys from (seed, RNG_GROW, step). */
-static void grow_at_random(const MethodState *s, const Model *m, long step,
-                           const ParamTensor *t, float *score)
+static const float *grow_at_random(const MethodState *s, const Model *m, long step,
+                                   const ParamTensor *t, float *scratch)
 {
     (void)m;
     for (size_t i = 0; i < t->len; i++)
-        score[i] = (float)rng_uniform(s->seed, RNG_GROW, (uint64_t)step, t->off + i);
+        scratch[i] = (float)rng_uniform(s->seed, RNG_GROW, (uint64_t)step, t->off + i);
+    return scratch;
 }
 
 /* ---- random weights of one step ------------------------------------------------------- */
@@ -287,10 +288,10 @@ static long drop_and_grow(MethodState *s, Model *m, Sgd *opt, long step, long *a
         const long n_active = s->counts[l++];
         if (n_active >= (long)t->len) continue; /* dense layers are never updated */
         const long k = (long)floor(f * (double)n_active + 0.5);
-        s->ops->grow_score(s, m, step, t, s->score);
+        const float *score = s->ops->grow_score(s, m, step, t, s->score);
         const long grown = mask_drop_grow(m->params + t->off, opt->velocity + t->off,
-                                          s->mask + t->off, s->ever + t->off, s->score, t->len,
-                                          k, s->scratch);
+                                          s->mask + t->off, s->ever + t->off, score, t->len, k,
+                                          s->scratch);
         if (grown < 0) {
             cigl_fail(CIGL_ERR_RUNTIME, "out of memory during the mask update at step %ld; "
                       "use a node with more memory", step);

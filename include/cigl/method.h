@@ -14,9 +14,10 @@ typedef struct MethodState MethodState;
 typedef struct {
     const char *name;
     int sparse;             /* keeps masks */
-    /* Score whose largest entries are grown at a mask update; NULL: masks never change. */
-    void (*grow_score)(const MethodState *s, const Model *m, long step, const ParamTensor *t,
-                       float *score);
+    /* Score whose largest entries are grown at a mask update (a view of the gradients, or
+     * `scratch` filled); NULL: masks never change. */
+    const float *(*grow_score)(const MethodState *s, const Model *m, long step,
+                               const ParamTensor *t, float *scratch);
     /* Draws this step's random weights (random mask Z or weight dropout) into s->weff and
      * s->active; NULL: the forward pass reads the parameters themselves. */
     void (*draw)(MethodState *s, const Model *m, long step);
