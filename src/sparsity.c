@@ -209,50 +209,85 @@ static void select_first_k(const uint32_t *key, size_t c, size_t k, uint8_t *cho
     }
 }
 
+/* Grow side without building candidate arrays: three passes over the tensor find the k-th
+ * smallest complemented key among entries with mask != 1 (inactive, or just dropped: 2), then
+ * mark them; ties to the lower index. */
+/* Histogram of the complemented keys of entries with mask != 1: by the high 16 bits, or (second
+ * pass) by the low 16 bits of those whose high bits equal `prefix`. Serial on purpose: per-thread
+ * tables and their merge cost more than the pass (measured). */
+static void grow_histogram(const float *score, const uint8_t *mask, size_t n, int second,
+                           uint32_t prefix, uint32_t *hist)
+{
+    memset(hist, 0, sizeof(uint32_t) * 65536);
+    for (size_t i = 0; i < n; i++) {
+        if (mask[i] == 1) continue;
+        const uint32_t key = ~magnitude_key(score[i]);
+        if (!second) hist[key >> 16]++;
+        else if (key >> 16 == prefix) hist[key & 0xffff]++;
+    }
+}
+
+/* Grow side without candidate arrays: two histogram passes find the k-th smallest complemented
+ * key among entries with mask != 1 (inactive, or just dropped: 2); the caller marks them, ties
+ * to the lower index. */
+static void grow_largest(const float *score, const uint8_t *mask, size_t n, size_t k,
+                         uint32_t *hist, uint32_t *threshold, size_t *ties)
+{
+    grow_histogram(score, mask, n, 0, 0, hist);
+    size_t below = 0;
+    uint32_t hi = 0;
+    while (below + hist[hi] < k) below += hist[hi++];
+    grow_histogram(score, mask, n, 1, hi, hist);
+    uint32_t lo = 0;
+    while (below + hist[lo] < k) below += hist[lo++];
+    *threshold = hi << 16 | lo;
+    *ties = k - below;
+}
+
 long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
                     size_t n, long k, uint32_t *scratch)
 {
     (void)scratch;
     if (k <= 0) return 0;
-    size_t n_active = 0;
-    for (size_t i = 0; i < n; i++) n_active += mask[i];
-    if ((size_t)k > n_active) k = (long)n_active; /* grow candidates (n - n_active + k) >= k */
-    uint32_t *pos = malloc(sizeof(uint32_t) * n), *key = calloc(n, sizeof(uint32_t));
+    uint32_t *pos = malloc(sizeof(uint32_t) * n), *key = malloc(sizeof(uint32_t) * n);
     uint32_t *hist = malloc(sizeof(uint32_t) * 65536);
-    uint8_t *chosen = malloc(n), *dropped = calloc(n, 1);
-    if (!pos || !key || !hist || !chosen || !dropped) {
-        free(pos); free(key); free(hist); free(chosen); free(dropped);
+    uint8_t *chosen = malloc(n);
+    if (!pos || !key || !hist || !chosen) {
+        free(pos); free(key); free(hist); free(chosen);
         return -1;
     }
-    /* drop: the k active entries of smallest |w|, ties to the lower index */
+    /* drop: the k active entries of smallest |w|, ties to the lower index; a dropped entry is
+     * marked 2 until the grow decides whether it comes back */
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
-        if (mask[i]) { pos[c] = (uint32_t)i; key[c++] = magnitude_key(w[i]); }
+        if (mask[i]) { pos[c] = (uint32_t)i; key[c] = magnitude_key(w[i]); c++; }
+    if ((size_t)k > c) k = (long)c; /* grow candidates (n - c + k) >= k */
     select_first_k(key, c, (size_t)k, chosen, hist);
     for (size_t j = 0; j < c; j++)
-        if (chosen[j]) { mask[pos[j]] = 0; dropped[pos[j]] = 1; }
-    /* grow: the k entries inactive after the drop with the largest score, ties to the lower
-     * index (complemented keys turn "largest" into "first") */
-    c = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!mask[i]) { pos[c] = (uint32_t)i; key[c++] = ~magnitude_key(grow_score[i]); }
-    select_first_k(key, c, (size_t)k, chosen, hist);
+        if (chosen[j]) mask[pos[j]] = 2;
+    /* grow: the k entries not active after the drop with the largest |score| */
+    uint32_t threshold;
+    size_t ties;
+    grow_largest(grow_score, mask, n, (size_t)k, hist, &threshold, &ties);
     long fresh = 0;
-    for (size_t j = 0; j < c; j++) {
-        if (!chosen[j]) continue;
-        const uint32_t i = pos[j];
-        mask[i] = 1;
-        if (ever) ever[i] = 1;
-        if (dropped[i]) { dropped[i] = 0; continue; } /* regrown: keeps weight and state */
-        w[i] = 0;
-        if (state) state[i] = 0;
-        fresh++;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (dropped[i]) {
+    for (size_t i = 0; i < n; i++) {
+        if (mask[i] == 1) continue;
+        const uint32_t kk = ~magnitude_key(grow_score[i]);
+        const int grow = kk < threshold || (kk == threshold && ties && ties--);
+        if (grow) {
+            if (mask[i] == 0) { /* truly new; a dropped one (2) keeps weight and state */
+                w[i] = 0;
+                if (state) state[i] = 0;
+                fresh++;
+            }
+            mask[i] = 1;
+            if (ever) ever[i] = 1;
+        } else if (mask[i] == 2) { /* dropped for good */
+            mask[i] = 0;
             w[i] = 0;
             if (state) state[i] = 0;
         }
-    free(pos); free(key); free(hist); free(chosen); free(dropped);
+    }
+    free(pos); free(key); free(hist); free(chosen);
     return fresh;
 }
