@@ -210,9 +210,7 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
         if (m->tensors[t].len > largest) largest = m->tensors[t].len;
     s->score = cigl_malloc(sizeof(float) * largest, "grow scores");
     s->scratch_mask = cigl_malloc(n, "previous mask");
-    s->scratch = cigl_malloc(sizeof(uint32_t) * largest, "mask scratch");
-    if (!s->mask || !s->ever || !s->active || !s->counts || !s->score || !s->scratch ||
-        !s->scratch_mask)
+    if (!s->mask || !s->ever || !s->active || !s->counts || !s->score || !s->scratch_mask)
         return CIGL_ERR_RUNTIME;
     const double density = s->ops->sparse ? 1.0 - c->sparsity : 1.0;
     s->n_prunable = sparsity_layer_counts(m, (Distribution)distribution_parse(c->distribution),
@@ -243,7 +241,6 @@ void method_free(MethodState *s)
     free(s->ever);
     free(s->weff);
     free(s->score);
-    free(s->scratch);
     free(s->scratch_mask);
     free(s->avg);
     free(s->snapshots);
@@ -290,8 +287,7 @@ static long drop_and_grow(MethodState *s, Model *m, Sgd *opt, long step, long *a
         const long k = (long)floor(f * (double)n_active + 0.5);
         const float *score = s->ops->grow_score(s, m, step, t, s->score);
         const long grown = mask_drop_grow(m->params + t->off, opt->velocity + t->off,
-                                          s->mask + t->off, s->ever + t->off, score, t->len, k,
-                                          s->scratch);
+                                          s->mask + t->off, s->ever + t->off, score, t->len, k);
         if (grown < 0) {
             cigl_fail(CIGL_ERR_RUNTIME, "out of memory during the mask update at step %ld; "
                       "use a node with more memory", step);

@@ -245,9 +245,8 @@ static void grow_largest(const float *score, const uint8_t *mask, size_t n, size
 }
 
 long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
-                    size_t n, long k, uint32_t *scratch)
+                    size_t n, long k)
 {
-    (void)scratch;
     if (k <= 0) return 0;
     uint32_t *pos = malloc(sizeof(uint32_t) * n), *key = malloc(sizeof(uint32_t) * n);
     uint32_t *hist = malloc(sizeof(uint32_t) * 65536);

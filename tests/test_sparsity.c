@@ -616,9 +616,8 @@ static const float score8[8] = {9, 0.2f, 5, -0.8f, 0.1f, 6, 0.8f, 0.5f};
 
 static long run8(Tensor9 *t, const float *score, long k)
 {
-    uint32_t scratch[8];
     *t = base8;
-    const long fresh = mask_drop_grow(t->w, t->state, t->mask, t->ever, score, 8, k, scratch);
+    const long fresh = mask_drop_grow(t->w, t->state, t->mask, t->ever, score, 8, k);
     CHECK(active_of(t->mask, 8) == 5, "k=%ld: active count %ld", k, active_of(t->mask, 8));
     return fresh;
 }
@@ -676,9 +675,8 @@ static void test_drop_grow_8(void)
     expect_tensor(&t, &e5, 8, "k=6 (clamped to 5)");
 
     /* state and ever may be NULL */
-    uint32_t scratch[8];
     t = base8;
-    CHECK(mask_drop_grow(t.w, NULL, t.mask, NULL, score8, 8, 3, scratch) == 2, "NULL state");
+    CHECK(mask_drop_grow(t.w, NULL, t.mask, NULL, score8, 8, 3) == 2, "NULL state");
     for (int i = 0; i < 8; i++) {
         CHECK(t.mask[i] == e3.mask[i] && t.w[i] == e3.w[i], "NULL state: entry %d", i);
         CHECK(t.state[i] == base8.state[i] && t.ever[i] == base8.ever[i], "NULL: untouched");
@@ -695,7 +693,6 @@ static void test_drop_grow_kernel9(void)
         .ever = {1, 0, 1, 0, 1, 0, 1, 1, 0},
     };
     const float score[9] = {0, -3, 1, 2, 0, 0, 0.5f, 4, 3};
-    uint32_t scratch[9];
     /* k = 2: drop 6 (.05), then 2 (.2, tie with 7); candidates 1 (3), 2 (1), 3 (2), 5 (0),
      * 6 (.5), 8 (3): grow 1 and 8 (|-3| = 3 ties with 3: lower index first). Two new. */
     const Tensor9 e = {
@@ -705,13 +702,13 @@ static void test_drop_grow_kernel9(void)
         .ever = {1, 1, 1, 0, 1, 0, 1, 1, 1},
     };
     Tensor9 t = base;
-    CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 9, 2, scratch) == 2, "k=2 new");
+    CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 9, 2) == 2, "k=2 new");
     expect_tensor(&t, &e, 9, "kernel k=2");
     CHECK(active_of(t.mask, 9) == 5, "kernel k=2 active");
     /* k = 3: drop 6, 2, 7; grow 7 (4: regrown, keeps .2 and state 8), 1 (3), 8 (3): the same
      * result, still two new */
     t = base;
-    CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 9, 3, scratch) == 2, "k=3 new");
+    CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 9, 3) == 2, "k=3 new");
     expect_tensor(&t, &e, 9, "kernel k=3");
     CHECK(active_of(t.mask, 9) == 5, "kernel k=3 active");
 }
@@ -729,10 +726,9 @@ static void test_drop_grow_dense(void)
     };
     const Tensor9 before = t;
     const float score[8] = {100, 0, 100, 0, 100, 0, 0, 100}; /* dropped ones score lowest */
-    uint32_t scratch[8];
     for (long k = 0; k <= 8; k++) {
         t = before;
-        CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 8, k, scratch) == 0,
+        CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 8, k) == 0,
               "dense k=%ld: new entries", k);
         expect_tensor(&t, &before, 8, "dense");
     }

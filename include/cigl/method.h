@@ -44,7 +44,6 @@ struct MethodState {
     uint8_t *ever;          /* ever active (in-time over-parameterisation) */
     float *weff;            /* effective weights of this step; NULL when they are the params */
     float *score;           /* grow-score scratch (largest tensor) */
-    uint32_t *scratch;
     uint8_t *scratch_mask;  /* the mask before an update (ranks other than 0 apply the diff) */
     int masks_changed;      /* set by a mask update; the trainer clears it */
 

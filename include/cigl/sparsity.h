@@ -28,10 +28,10 @@ void sparsity_init_masks(const Model *m, const long *counts, uint64_t seed, uint
  * after the drop, of largest grow_score (ties: lower index first). An entry dropped and grown
  * again keeps its weight and optimiser state; new entries and dropped ones get weight 0 and
  * state 0 (state may be NULL). `ever` (may be NULL) marks entries that have been active.
- * scratch is unused (kept for callers; may be NULL). Returns the number of truly new entries,
- * or -1 when memory for the selection could not be allocated (nothing changed then). */
+ * Returns the number of truly new entries, or -1 when memory for the selection could not be
+ * allocated (nothing changed then). */
 long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
-                    size_t n, long k, uint32_t *scratch);
+                    size_t n, long k);
 
 /* Drop fraction at step t: alpha / 2 * (1 + cos(pi * t / t_end)). */
 double drop_fraction(double alpha, long t, long t_end);
