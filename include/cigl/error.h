@@ -7,7 +7,11 @@
 enum {
     CIGL_OK = 0,
     CIGL_ERR_RUNTIME = 1, /* I/O failure, out of memory, numerical fault */
-    CIGL_ERR_USAGE = 2    /* bad flag, bad number, bad or missing input file */
+    CIGL_ERR_USAGE = 2,   /* bad flag, bad number, bad or missing input file */
+    /* A signal (SIGUSR1/SIGUSR2/SIGTERM/SIGINT) asked the run to stop: a checkpoint was
+     * written and `--resume auto` continues it. 75 is EX_TEMPFAIL ("try again later"); job
+     * scripts requeue on it. */
+    CIGL_EXIT_REQUEUE = 75
 };
 
 /* Prints "cigl: <message>" on stderr and returns `status`, so callers can write
