@@ -23,6 +23,7 @@
  * a given thread count (they may differ across thread counts, as OpenBLAS's own results do).
  * The input gradient (dcol = W^T dY, then col2im) adds into each range's own samples only. */
 #include "cigl/conv.h"
+#include "cigl/sparse.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -88,7 +89,7 @@ static void valid_rows(int h, int s, int p, int kh, int oh, int *lo, int *hi)
 
 /* Row r = (c*k + kh)*k + kw of the column matrix:
  * col[r][b*OHW + oy*OW + ox] = x[b][c][oy*s - p + kh][ox*s - p + kw] (0 outside). */
-static void im2col_row(const float *x, int nb, Shape in, int k, int s, int p, int oh, int ow,
+void im2col_row(const float *x, int nb, Shape in, int k, int s, int p, int oh, int ow,
                        int r, float *dst)
 {
     const size_t ohw = (size_t)oh * ow, plane = (size_t)in.h * in.w;
@@ -206,8 +207,37 @@ void col2im_add(const float *col, int nb, Shape in, int k, int s, int p, int oh,
     for (int c = 0; c < in.c; c++) col2im_channel(NULL, col, nb, in, k, s, p, oh, ow, c, dx);
 }
 
+/* The adjoint of im2col_row for one row r = (c*k + kh)*k + kw: dx[b][c][..] += src[b*OHW + ..]
+ * (the sparse conv adds back only the rows its weights use). */
+void col2im_row_add(const float *src, int nb, Shape in, int k, int s, int p, int oh, int ow,
+                    int r, float *dx)
+{
+    const size_t ohw = (size_t)oh * ow, plane = (size_t)in.h * in.w;
+    const int c = r / (k * k), kh = (r / k) % k, kw = r % k;
+    int lo, hi, ylo, yhi;
+    valid_cols(in.w, s, p, kw, ow, &lo, &hi);
+    valid_rows(in.h, s, p, kh, oh, &ylo, &yhi);
+    if (ylo >= yhi || lo >= hi) return;
+    for (int b = 0; b < nb; b++) {
+        float *dst = dx + ((size_t)b * in.c + c) * plane;
+        const float *sb = src + (size_t)b * ohw;
+        for (int oy = ylo; oy < yhi; oy++) {
+            const float *srow = sb + (size_t)oy * ow;
+            float *drow = dst + (size_t)(oy * s - p + kh) * in.w;
+            if (s == 1) {
+                float *d = drow + (lo - p + kw);
+                const float *sv = srow + lo;
+#pragma omp simd
+                for (int j = 0; j < hi - lo; j++) d[j] += sv[j];
+            } else {
+                for (int ox = lo; ox < hi; ox++) drow[ox * s - p + kw] += srow[ox];
+            }
+        }
+    }
+}
+
 /* out (OC x nb*OHW, chunk-major) <-> y (nb x OC x OHW, sample-major), one thread */
-static void chunk_to_nchw(const float *mat, int nb, int oc, size_t ohw, float *y)
+void chunk_to_nchw(const float *mat, int nb, int oc, size_t ohw, float *y)
 {
     for (int o = 0; o < oc; o++)
         for (int b = 0; b < nb; b++)
@@ -215,7 +245,7 @@ static void chunk_to_nchw(const float *mat, int nb, int oc, size_t ohw, float *y
                    sizeof(float) * ohw);
 }
 
-static void nchw_to_chunk(const float *y, int nb, int oc, size_t ohw, float *mat)
+void nchw_to_chunk(const float *y, int nb, int oc, size_t ohw, float *mat)
 {
     for (int o = 0; o < oc; o++)
         for (int b = 0; b < nb; b++)
@@ -229,12 +259,7 @@ static void nchw_to_chunk(const float *y, int nb, int oc, size_t ohw, float *mat
  * `stride` floats laid out as [partial dW^T (K x OC, when `partial`)][columns][output block].
  * Without room for a partial (a workspace smaller than one sample plus dW, as tests force; one
  * slot then), the weight gradient is accumulated in place. */
-typedef struct {
-    int threads, chunk, partial;
-    size_t stride, dw_floats;
-} ConvPlan;
-
-static ConvPlan conv_plan(const Layer *l, const LayerCtx *ctx)
+ConvPlan conv_plan(const Layer *l, const LayerCtx *ctx)
 {
     const size_t kk = conv_kk(l), per_sample = (kk + (size_t)l->y.c) * conv_ohw(l);
     const size_t dw_floats = (size_t)l->y.c * kk;
@@ -259,6 +284,10 @@ static ConvPlan conv_plan(const Layer *l, const LayerCtx *ctx)
 static void conv_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2, float *y)
 {
     (void)x2;
+    if (l->sparse) {
+        sparse_conv_forward(l, ctx, x, y);
+        return;
+    }
     const int oc = l->y.c, kk = (int)conv_kk(l), n = ctx->n;
     const size_t ohw = conv_ohw(l), in_numel = shape_numel(l->x), out_numel = oc * ohw;
     const ConvPlan pl = conv_plan(l, ctx);
@@ -290,6 +319,10 @@ static void conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
                           const float *y, const float *dy, float *dx, float *dx2)
 {
     (void)x2; (void)y; (void)dx2;
+    if (l->sparse && sparse_layer_backward_sparse(l)) {
+        sparse_conv_backward(l, ctx, x, dy, dx);
+        return;
+    }
     const int oc = l->y.c, kk = (int)conv_kk(l), n = ctx->n;
     const size_t ohw = conv_ohw(l), in_numel = shape_numel(l->x), out_numel = oc * ohw;
     const ConvPlan pl = conv_plan(l, ctx);

@@ -1,5 +1,6 @@
 /* Fully connected layer: y = x W^T + b with W stored out x in (PyTorch's layout). */
 #include "cigl/layer.h"
+#include "cigl/sparse.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -8,6 +9,10 @@ static void linear_forward(Layer *l, const LayerCtx *ctx, const float *x, const 
                            float *y)
 {
     (void)x2;
+    if (l->sparse) {
+        sparse_linear_forward(l, ctx, x, y);
+        return;
+    }
     const int n = ctx->n, in = (int)shape_numel(l->x), out = l->out_features;
     const float *w = ctx->weights + l->weight_off;
     if (l->bias_len) {
@@ -23,6 +28,10 @@ static void linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
                             const float *y, const float *dy, float *dx, float *dx2)
 {
     (void)x2; (void)y; (void)dx2;
+    if (l->sparse && sparse_layer_backward_sparse(l)) {
+        sparse_linear_backward(l, ctx, x, dy, dx);
+        return;
+    }
     const int n = ctx->n, in = (int)shape_numel(l->x), out = l->out_features;
     const float *w = ctx->weights + l->weight_off;
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, n, ctx->wgrad_scale, dy, out, x, in,

@@ -3,6 +3,7 @@
 
 #include "cigl/error.h"
 #include "cigl/rng.h"
+#include "cigl/sparse.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -250,15 +251,27 @@ void method_free(MethodState *s)
 
 /* ---- per-step hooks ------------------------------------------------------------------- */
 
+/* The sparse kernels (sparse.h) learn the step's mask, weights and whether the weight gradient
+ * must be dense (a mask update follows this step); a failure is out of memory. */
+static const float *sparse_step(MethodState *s, Model *m, long step, const float *weights)
+{
+    if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, s->active, weights,
+                                       method_updates_at(s, step))) {
+        if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
+        exit(CIGL_ERR_RUNTIME);
+    }
+    return weights;
+}
+
 const float *method_before_forward(MethodState *s, Model *m, long step)
 {
     if (!s->weff) {
         m->wgrad_scale = 1.0f;
-        return m->params;
+        return sparse_step(s, m, step, m->params);
     }
     s->ops->draw(s, m, step);
     m->wgrad_scale = s->inv_keep;
-    return s->weff;
+    return sparse_step(s, m, step, s->weff);
 }
 
 void method_after_backward(MethodState *s, Model *m)
@@ -344,6 +357,11 @@ static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
     s->replaced_sum += active ? (double)fresh / (double)active : 0;
     s->masks_changed = 1;
     if (!s->weff) memcpy(s->active, s->mask, m->n_params);
+    /* the sparse patterns follow the mask at once (evaluation may come before the next step) */
+    if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, NULL, NULL, 0)) {
+        if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
+        exit(CIGL_ERR_RUNTIME);
+    }
 }
 
 /* Running mean of the effective weights of this step: W after the optimiser step times this

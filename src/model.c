@@ -4,6 +4,7 @@
 #include "cigl/conv.h"
 #include "cigl/error.h"
 #include "cigl/rng.h"
+#include "cigl/sparse.h"
 
 #include <math.h>
 #include <omp.h>
@@ -209,6 +210,7 @@ int model_finalize(Model *m, int max_batch)
 
 void model_free(Model *m)
 {
+    sparse_model_free(m);
     for (int i = 0; i < m->n_layers; i++) {
         if (m->act) free(m->act[i]);
         if (m->dact) free(m->dact[i]);

@@ -17,4 +17,21 @@ void im2col(const float *x, int nb, Shape in, int k, int s, int p, int oh, int o
 void col2im_add(const float *col, int nb, Shape in, int k, int s, int p, int oh, int ow,
                 float *dx);
 
+/* Pieces of the conv layer shared with the sparse kernels (src/sparse_layers.c). */
+/* How one pass splits the batch: `threads` sample ranges, chunks of `chunk` samples, slots of
+ * `stride` floats laid out as [partial dW^T (K x OC, when `partial`)][columns][output block]. */
+typedef struct {
+    int threads, chunk, partial;
+    size_t stride, dw_floats;
+} ConvPlan;
+ConvPlan conv_plan(const Layer *l, const LayerCtx *ctx);
+/* Row r = (c*k + kh)*k + kw of the column matrix of nb samples (nb*oh*ow floats at dst). */
+void im2col_row(const float *x, int nb, Shape in, int k, int s, int p, int oh, int ow, int r,
+                float *dst);
+void col2im_row_add(const float *src, int nb, Shape in, int k, int s, int p, int oh, int ow,
+                    int r, float *dx);
+/* out (OC x nb*OHW, chunk-major) <-> y (nb x OC x OHW, sample-major), one thread */
+void chunk_to_nchw(const float *mat, int nb, int oc, size_t ohw, float *y);
+void nchw_to_chunk(const float *y, int nb, int oc, size_t ohw, float *mat);
+
 #endif

@@ -71,6 +71,8 @@ struct Layer {
     int32_t *argmax;        /* max pool: flat input index of each output's maximum */
     struct Comm *sync;      /* BN: reduce batch statistics over these ranks (the BN
                              * recomputation after averaging); NULL: this rank's batch */
+    struct SparseLayer *sparse; /* conv/linear: sparse kernels and their pattern (sparse.h);
+                             * NULL: dense kernels */
 };
 
 /* Kind-specific operation tables (src/layer_*.c). */

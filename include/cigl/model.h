@@ -44,6 +44,8 @@ typedef struct {
      * their layers are done); NULL: none. */
     void (*backward_hook)(void *ctx, int layer);
     void *backward_hook_ctx;
+    struct SparseModel *sparse; /* per-layer kernel choice and step state (sparse.h); NULL:
+                                 * every layer dense */
 } Model;
 
 /* Names of the architectures model_build knows, NULL-terminated. */

@@ -1,0 +1,279 @@
+/* The CSR pattern of a prunable weight matrix, the per-layer kernel choice and the per-step
+ * state of the sparse kernels (see include/cigl/sparse.h). */
+#include "cigl/sparse.h"
+
+#include "cigl/error.h"
+#include "cigl/sparse_rule.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sparse_matrix_build(SparseMatrix *s, const uint8_t *mask, int rows, int cols)
+{
+    size_t nnz = 0;
+    const size_t len = (size_t)rows * cols;
+    if (mask) {
+        for (size_t i = 0; i < len; i++) nnz += mask[i] != 0;
+    } else {
+        nnz = len;
+    }
+    if (!s->row_ptr || s->rows != rows || s->cols != cols) {
+        free(s->row_ptr);
+        free(s->used);
+        s->row_ptr = cigl_malloc(sizeof(int32_t) * ((size_t)rows + 1), "sparse row pointers");
+        s->used = cigl_malloc(sizeof(int32_t) * ((size_t)cols + 1), "sparse used columns");
+        if (!s->row_ptr || !s->used) return CIGL_ERR_RUNTIME;
+    }
+    if (nnz > s->cap || !s->col) {
+        free(s->col);
+        free(s->ccol);
+        s->cap = nnz ? nnz : 1;
+        s->col = cigl_malloc(sizeof(int32_t) * s->cap, "sparse column indices");
+        s->ccol = cigl_malloc(sizeof(int32_t) * s->cap, "sparse column indices");
+        if (!s->col || !s->ccol) return CIGL_ERR_RUNTIME;
+    }
+    s->rows = rows;
+    s->cols = cols;
+    s->nnz = nnz;
+    /* used[] doubles as the column -> compact index map while building */
+    int32_t *map = s->used;
+    for (int j = 0; j < cols; j++) map[j] = -1;
+    size_t k = 0;
+    s->row_ptr[0] = 0;
+    for (int i = 0; i < rows; i++) {
+        const uint8_t *mr = mask ? mask + (size_t)i * cols : NULL;
+        for (int j = 0; j < cols; j++)
+            if (!mr || mr[j]) {
+                s->col[k++] = j;
+                map[j] = 0;
+            }
+        s->row_ptr[i + 1] = (int32_t)k;
+    }
+    int u = 0;
+    for (int j = 0; j < cols; j++)
+        if (map[j] == 0) map[j] = u++;
+    for (size_t e = 0; e < nnz; e++) s->ccol[e] = map[s->col[e]];
+    s->n_used = u;
+    for (int j = 0, v = 0; j < cols; j++) /* compact: used[v] = j, in place (v <= j) */
+        if (map[j] >= 0) map[v++] = j;
+    return CIGL_OK;
+}
+
+void sparse_matrix_free(SparseMatrix *s)
+{
+    free(s->row_ptr);
+    free(s->col);
+    free(s->ccol);
+    free(s->used);
+    memset(s, 0, sizeof(*s));
+}
+
+int sparse_kernels_parse(const char *name)
+{
+    if (!strcmp(name, "auto")) return KERNELS_AUTO;
+    if (!strcmp(name, "dense")) return KERNELS_DENSE;
+    if (!strcmp(name, "sparse")) return KERNELS_SPARSE;
+    return -1;
+}
+
+int sparse_auto_choice(const Layer *l, double density)
+{
+    if (l->kind == LAYER_LINEAR) return density <= SPARSE_AUTO_LINEAR_MAX_DENSITY;
+    if (l->kind == LAYER_CONV2D) return density <= SPARSE_AUTO_CONV_MAX_DENSITY;
+    return 0;
+}
+
+static int prunable_layer(const Layer *l)
+{
+    return (l->kind == LAYER_LINEAR || l->kind == LAYER_CONV2D) && l->weight_len > 0;
+}
+
+static int layer_rows(const Layer *l) { return l->kind == LAYER_LINEAR ? l->out_features : l->y.c; }
+
+void sparse_model_free(Model *m)
+{
+    if (!m->layers) return;
+    for (int i = 0; i < m->n_layers; i++) {
+        SparseLayer *sl = m->layers[i].sparse;
+        if (!sl) continue;
+        sparse_matrix_free(&sl->s);
+        free(sl->xt);
+        free(sl->yt);
+        free(sl->dxt);
+        free(sl->gpart);
+        free(sl);
+        m->layers[i].sparse = NULL;
+    }
+    if (m->sparse) free(m->sparse->kind);
+    free(m->sparse);
+    m->sparse = NULL;
+}
+
+static int layer_build(Layer *l, const uint8_t *mask)
+{
+    SparseLayer *sl = l->sparse;
+    const int rows = layer_rows(l), cols = (int)(l->weight_len / (size_t)rows);
+    int rc = sparse_matrix_build(&sl->s, mask ? mask + l->weight_off : NULL, rows, cols);
+    if (rc) return rc;
+    sl->clean = 0;
+    if ((size_t)sl->parts * sl->s.nnz > sl->gpart_cap || !sl->gpart) {
+        free(sl->gpart);
+        sl->gpart_cap = (size_t)sl->parts * sl->s.nnz;
+        sl->gpart = cigl_malloc(sizeof(float) * (sl->gpart_cap ? sl->gpart_cap : 1),
+                                "sparse weight-gradient partials");
+        if (!sl->gpart) return CIGL_ERR_RUNTIME;
+    }
+    return CIGL_OK;
+}
+
+int sparse_model_rebuild(Model *m, const uint8_t *mask)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        if (!m->layers[i].sparse) continue;
+        const int rc = layer_build(&m->layers[i], mask);
+        if (rc) return rc;
+    }
+    return CIGL_OK;
+}
+
+/* Allocates the state for the layers with kind[i] set and builds their patterns. */
+static int setup_kinds(Model *m, const uint8_t *kind, const uint8_t *mask)
+{
+    sparse_model_free(m);
+    int any = 0;
+    for (int i = 0; i < m->n_layers; i++) any |= kind[i];
+    if (!any) return CIGL_OK;
+    m->sparse = cigl_calloc(1, sizeof(SparseModel), "sparse kernels");
+    if (!m->sparse) return CIGL_ERR_RUNTIME;
+    m->sparse->kind = cigl_calloc((size_t)m->n_layers, 1, "kernel choices");
+    if (!m->sparse->kind) return CIGL_ERR_RUNTIME;
+    memcpy(m->sparse->kind, kind, (size_t)m->n_layers);
+    m->sparse->version = -1;
+    const int parts = m->conv_slots > 0 ? m->conv_slots : 1;
+    for (int i = 0; i < m->n_layers; i++) {
+        if (!kind[i]) continue;
+        Layer *l = &m->layers[i];
+        SparseLayer *sl = cigl_calloc(1, sizeof(SparseLayer), "sparse layer");
+        if (!sl) return CIGL_ERR_RUNTIME;
+        l->sparse = sl;
+        sl->model = m->sparse;
+        sl->w_off = l->weight_off;
+        sl->parts = l->kind == LAYER_CONV2D ? parts : 1;
+        if (l->kind == LAYER_LINEAR) {
+            const size_t b = (size_t)(m->max_batch > 0 ? m->max_batch : 1);
+            const size_t in = shape_numel(l->x), out = (size_t)l->out_features;
+            sl->xt = cigl_malloc(sizeof(float) * b * in, "sparse linear buffers");
+            sl->dxt = cigl_malloc(sizeof(float) * b * in, "sparse linear buffers");
+            sl->yt = cigl_malloc(sizeof(float) * b * out, "sparse linear buffers");
+            if (!sl->xt || !sl->dxt || !sl->yt) return CIGL_ERR_RUNTIME;
+        }
+        const int rc = layer_build(l, mask);
+        if (rc) return rc;
+    }
+    return CIGL_OK;
+}
+
+int sparse_model_setup(Model *m, KernelsMode mode, const uint8_t *mask)
+{
+    uint8_t *kind = cigl_calloc((size_t)m->n_layers + 1, 1, "kernel choices");
+    if (!kind) return CIGL_ERR_RUNTIME;
+    for (int i = 0; i < m->n_layers; i++) {
+        const Layer *l = &m->layers[i];
+        if (!prunable_layer(l) || mode == KERNELS_DENSE) continue;
+        if (mode == KERNELS_SPARSE) {
+            kind[i] = 1;
+            continue;
+        }
+        size_t a = l->weight_len;
+        if (mask) {
+            a = 0;
+            for (size_t j = 0; j < l->weight_len; j++) a += mask[l->weight_off + j] != 0;
+        }
+        kind[i] = (uint8_t)sparse_auto_choice(l, (double)a / (double)l->weight_len);
+    }
+    const int rc = setup_kinds(m, kind, mask);
+    free(kind);
+    if (rc) sparse_model_free(m);
+    return rc;
+}
+
+int sparse_choice_parse(const Model *m, const char *choice, uint8_t *kind)
+{
+    const char *p = choice;
+    memset(kind, 0, (size_t)m->n_layers);
+    for (int i = 0; i < m->n_layers; i++) {
+        if (!prunable_layer(&m->layers[i])) continue;
+        if (!strncmp(p, "dense", 5)) {
+            p += 5;
+        } else if (!strncmp(p, "sparse", 6)) {
+            kind[i] = 1;
+            p += 6;
+        } else {
+            return -1;
+        }
+        if (*p == ',') p++;
+        else if (*p) return -1;
+    }
+    return *p ? -1 : 0;
+}
+
+int sparse_model_setup_choice(Model *m, const char *choice, const uint8_t *mask)
+{
+    uint8_t *kind = cigl_calloc((size_t)m->n_layers + 1, 1, "kernel choices");
+    if (!kind) return CIGL_ERR_RUNTIME;
+    int rc = CIGL_OK;
+    if (sparse_choice_parse(m, choice, kind))
+        rc = cigl_fail(CIGL_ERR_USAGE, "kernel choice '%s' does not name dense or sparse for "
+                       "each of the model's conv and linear layers; the file does not belong "
+                       "to this model", choice);
+    if (!rc) rc = setup_kinds(m, kind, mask);
+    free(kind);
+    if (rc) sparse_model_free(m);
+    return rc;
+}
+
+int sparse_choice_format(const Model *m, char *buf, size_t len)
+{
+    size_t at = 0;
+    if (len) buf[0] = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        if (!prunable_layer(&m->layers[i])) continue;
+        const char *k = sparse_layer_kernel(m, i);
+        const size_t need = strlen(k) + (at ? 1 : 0);
+        if (at + need + 1 > len) return -1;
+        if (at) buf[at++] = ',';
+        memcpy(buf + at, k, strlen(k) + 1);
+        at += strlen(k);
+    }
+    return (int)at;
+}
+
+const char *sparse_layer_kernel(const Model *m, int layer)
+{
+    return m->layers[layer].sparse ? "sparse" : "dense";
+}
+
+int sparse_model_step(Model *m, const uint8_t *mask, long version, const uint8_t *active,
+                      const float *step_weights, int dense_wgrad)
+{
+    SparseModel *sm = m->sparse;
+    if (!sm) return CIGL_OK;
+    if (sm->version != version) {
+        const int rc = sparse_model_rebuild(m, mask);
+        if (rc) return rc;
+        sm->version = version;
+    }
+    sm->active = active;
+    sm->step_weights = step_weights;
+    sm->dense_wgrad = dense_wgrad;
+    if (dense_wgrad) /* the dense backward writes every gradient position */
+        for (int i = 0; i < m->n_layers; i++)
+            if (m->layers[i].sparse) m->layers[i].sparse->clean = 0;
+    return CIGL_OK;
+}
+
+int sparse_layer_backward_sparse(const Layer *l)
+{
+    return l->sparse && !l->sparse->model->dense_wgrad;
+}

@@ -1,0 +1,121 @@
+/* The three sparse kernels (see include/cigl/sparse.h for the format and why): CSR times
+ * feature-major dense rows, its transpose, and the sampled dense-dense product. Each inner loop
+ * is an axpy or a dot product over a row of the dense operand; on x86-64 gcc compiles every
+ * kernel three times (AVX-512, AVX2, baseline SSE2) and picks one when the program starts, since
+ * the build uses plain -O2 for portability. -std=c11 turns off FMA contraction, so the clones
+ * compute the same products and sums element by element; only the dot product's vector
+ * reduction order depends on the clone (as OpenBLAS's kernels do on the CPU). */
+#include "cigl/sparse.h"
+
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define KERNEL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define KERNEL_CLONES
+#endif
+
+void sparse_split_rows(const SparseMatrix *s, int t, int T, int *r0, int *r1)
+{
+    /* first row whose entries start at or after the part's share of the entries */
+    int b[2];
+    for (int e = 0; e < 2; e++) {
+        const int part = t + e;
+        if (part <= 0) { b[e] = 0; continue; }
+        if (part >= T) { b[e] = s->rows; continue; }
+        const int32_t target = (int32_t)((long long)s->nnz * part / T);
+        int lo = 0, hi = s->rows;
+        while (lo < hi) {
+            const int mid = (lo + hi) / 2;
+            if (s->row_ptr[mid] < target) lo = mid + 1;
+            else hi = mid;
+        }
+        b[e] = lo;
+    }
+    *r0 = b[0];
+    *r1 = b[1] < b[0] ? b[0] : b[1];
+}
+
+/* Entries in four at a time, so each C element is loaded and stored once per four entries. */
+KERNEL_CLONES
+void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, int compact, int r0,
+               int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C, size_t ldc,
+               int acc)
+{
+    const int32_t *idx = compact ? s->ccol : s->col;
+    const size_t n = c1 - c0;
+    for (int i = r0; i < r1; i++) {
+        float *restrict c = C + (size_t)i * ldc + c0;
+        if (!acc) memset(c, 0, sizeof(float) * n);
+        const float *wr = w + (size_t)i * s->cols;
+        const uint8_t *ar = act ? act + (size_t)i * s->cols : NULL;
+        float wv[4];
+        const float *bp[4];
+        int q = 0;
+        for (int32_t k = s->row_ptr[i]; k < s->row_ptr[i + 1]; k++) {
+            const int32_t j = s->col[k];
+            if (ar && !ar[j]) continue;
+            wv[q] = wr[j];
+            bp[q] = B + (size_t)idx[k] * ldb + c0;
+            if (++q < 4) continue;
+            const float w0 = wv[0], w1 = wv[1], w2 = wv[2], w3 = wv[3];
+            const float *restrict b0 = bp[0], *restrict b1 = bp[1], *restrict b2 = bp[2],
+                                  *restrict b3 = bp[3];
+#pragma omp simd
+            for (size_t x = 0; x < n; x++)
+                c[x] = c[x] + w0 * b0[x] + w1 * b1[x] + w2 * b2[x] + w3 * b3[x];
+            q = 0;
+        }
+        for (int e = 0; e < q; e++) {
+            const float we = wv[e];
+            const float *restrict b = bp[e];
+#pragma omp simd
+            for (size_t x = 0; x < n; x++) c[x] += we * b[x];
+        }
+    }
+}
+
+KERNEL_CLONES
+void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act, int compact, int r0,
+                 int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C,
+                 size_t ldc)
+{
+    const int32_t *idx = compact ? s->ccol : s->col;
+    const size_t n = c1 - c0;
+    for (int i = r0; i < r1; i++) {
+        const float *restrict b = B + (size_t)i * ldb + c0;
+        const float *wr = w + (size_t)i * s->cols;
+        const uint8_t *ar = act ? act + (size_t)i * s->cols : NULL;
+        for (int32_t k = s->row_ptr[i]; k < s->row_ptr[i + 1]; k++) {
+            const int32_t j = s->col[k];
+            if (ar && !ar[j]) continue;
+            const float we = wr[j];
+            float *restrict c = C + (size_t)idx[k] * ldc + c0;
+#pragma omp simd
+            for (size_t x = 0; x < n; x++) c[x] += we * b[x];
+        }
+    }
+}
+
+KERNEL_CLONES
+void sparse_sddmm(const SparseMatrix *s, const uint8_t *act, int compact, int r0, int r1,
+                  const float *A, size_t lda, const float *B, size_t ldb, size_t n, float *g,
+                  int acc)
+{
+    const int32_t *idx = compact ? s->ccol : s->col;
+    for (int i = r0; i < r1; i++) {
+        const float *restrict a = A + (size_t)i * lda;
+        const uint8_t *ar = act ? act + (size_t)i * s->cols : NULL;
+        for (int32_t k = s->row_ptr[i]; k < s->row_ptr[i + 1]; k++) {
+            if (ar && !ar[s->col[k]]) {
+                if (!acc) g[k] = 0.0f;
+                continue;
+            }
+            const float *restrict b = B + (size_t)idx[k] * ldb;
+            float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+            for (size_t x = 0; x < n; x++) sum += a[x] * b[x];
+            g[k] = acc ? g[k] + sum : sum;
+        }
+    }
+}

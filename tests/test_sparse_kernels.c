@@ -1,0 +1,414 @@
+/* The sparse kernels (include/cigl/sparse.h) against dense double-precision computations on the
+ * masked weights: the three kernels for random shapes, densities 0.5%..50%, batches 1..256,
+ * forced empty rows and columns, with and without a step mask; the linear and conv layers on
+ * sparse kernels against the same layers on dense kernels (forward, input gradient, weight
+ * gradient at stored positions, several conv geometries and chunkings); the per-layer choice
+ * string; and training equivalence: 50 steps of RigL and CigL on mlp and lenet5 with sparse
+ * kernels give the weights of dense masked compute to float tolerance. */
+#include "check.h"
+#include "cigl/conv.h"
+#include "cigl/method.h"
+#include "cigl/rng.h"
+#include "cigl/sparse.h"
+#include "cigl/train.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t lcg;
+static double unif(void)
+{
+    lcg = lcg * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(lcg >> 11) * 0x1.0p-53;
+}
+static float frand(void) { return (float)(2.0 * unif() - 1.0); }
+
+/* A random mask of the given density with rows `er` and columns `ec` forced empty (every 7th
+ * row / 5th column when asked). */
+static uint8_t *random_mask(int rows, int cols, double density, int empties)
+{
+    uint8_t *m = malloc((size_t)rows * cols);
+    for (int i = 0; i < rows; i++)
+        for (int j = 0; j < cols; j++) {
+            int on = unif() < density;
+            if (empties && (i % 7 == 3 || j % 5 == 2)) on = 0;
+            m[(size_t)i * cols + j] = (uint8_t)on;
+        }
+    return m;
+}
+
+/* |got - ref| <= 1e-5 * scale + 1e-6, where scale is the sum of |terms| of that element. */
+static int close_to(double got, double ref, double scale)
+{
+    return fabs(got - ref) <= 1e-5 * scale + 1e-6;
+}
+
+static void check_kernels_case(int rows, int cols, double density, int n, int empties,
+                               int use_act)
+{
+    uint8_t *mask = random_mask(rows, cols, density, empties);
+    uint8_t *act = malloc((size_t)rows * cols);
+    float *w = malloc(sizeof(float) * rows * cols);
+    for (size_t i = 0; i < (size_t)rows * cols; i++) {
+        w[i] = frand();
+        act[i] = (uint8_t)(mask[i] && unif() < 0.8);
+    }
+    SparseMatrix s;
+    memset(&s, 0, sizeof(s));
+    CHECK(sparse_matrix_build(&s, mask, rows, cols) == 0, "build");
+    /* pattern invariants */
+    size_t nnz = 0;
+    for (size_t i = 0; i < (size_t)rows * cols; i++) nnz += mask[i];
+    CHECK(s.nnz == nnz, "nnz %zu vs %zu", s.nnz, nnz);
+    int bad_pat = 0;
+    for (int i = 0; i < rows; i++)
+        for (int32_t k = s.row_ptr[i]; k < s.row_ptr[i + 1]; k++) {
+            if (!mask[(size_t)i * cols + s.col[k]]) bad_pat++;
+            if (k > s.row_ptr[i] && s.col[k] <= s.col[k - 1]) bad_pat++;
+            if (s.used[s.ccol[k]] != s.col[k]) bad_pat++;
+        }
+    CHECK(bad_pat == 0, "%d pattern errors", bad_pat);
+    const uint8_t *a = use_act ? act : NULL;
+    /* effective dense weights: stored and (when a step mask is given) active */
+    double *we = calloc((size_t)rows * cols, sizeof(double));
+    for (size_t i = 0; i < (size_t)rows * cols; i++)
+        if (mask[i] && (!a || a[i])) we[i] = w[i];
+    /* B: cols x n (X^T); D: rows x n (dY^T) */
+    float *B = malloc(sizeof(float) * cols * n), *D = malloc(sizeof(float) * rows * n);
+    for (size_t i = 0; i < (size_t)cols * n; i++) B[i] = frand();
+    for (size_t i = 0; i < (size_t)rows * n; i++) D[i] = frand();
+    /* forward, in two row ranges and two column ranges (as threads split them) */
+    float *C = malloc(sizeof(float) * rows * n);
+    for (size_t i = 0; i < (size_t)rows * n; i++) C[i] = 12345.0f; /* overwritten */
+    int r0, r1, r2, r3;
+    sparse_split_rows(&s, 0, 2, &r0, &r1);
+    sparse_split_rows(&s, 1, 2, &r2, &r3);
+    CHECK(r0 == 0 && r1 == r2 && r3 == rows, "split %d %d %d %d", r0, r1, r2, r3);
+    const size_t h = (size_t)n / 2;
+    sparse_mm(&s, w, a, 0, r0, r1, B, n, 0, h, C, n, 0);
+    sparse_mm(&s, w, a, 0, r0, r1, B, n, h, n, C, n, 0);
+    sparse_mm(&s, w, a, 0, r2, r3, B, n, 0, n, C, n, 0);
+    int bad = 0;
+    for (int i = 0; i < rows; i++)
+        for (int b = 0; b < n; b++) {
+            double ref = 0, sc = 0;
+            for (int j = 0; j < cols; j++) {
+                ref += we[(size_t)i * cols + j] * B[(size_t)j * n + b];
+                sc += fabs(we[(size_t)i * cols + j] * B[(size_t)j * n + b]);
+            }
+            bad += !close_to(C[(size_t)i * n + b], ref, sc);
+        }
+    CHECK(bad == 0, "forward: %d of %d wrong (%dx%d d=%g n=%d)", bad, rows * n, rows, cols,
+          density, n);
+    /* compact indexing through used[] gives the same with B rows packed */
+    float *Bc = malloc(sizeof(float) * ((size_t)s.n_used + 1) * n);
+    for (int u = 0; u < s.n_used; u++)
+        memcpy(Bc + (size_t)u * n, B + (size_t)s.used[u] * n, sizeof(float) * n);
+    float *C2 = malloc(sizeof(float) * rows * n);
+    sparse_mm(&s, w, a, 1, 0, rows, Bc, n, 0, n, C2, n, 0);
+    CHECK(!memcmp(C, C2, sizeof(float) * rows * n), "compact forward differs");
+    /* input gradient */
+    float *E = calloc((size_t)cols * n, sizeof(float));
+    sparse_mm_t(&s, w, a, 0, 0, rows, D, n, 0, h, E, n);
+    sparse_mm_t(&s, w, a, 0, 0, rows, D, n, h, n, E, n);
+    bad = 0;
+    for (int j = 0; j < cols; j++)
+        for (int b = 0; b < n; b++) {
+            double ref = 0, sc = 0;
+            for (int i = 0; i < rows; i++) {
+                ref += we[(size_t)i * cols + j] * D[(size_t)i * n + b];
+                sc += fabs(we[(size_t)i * cols + j] * D[(size_t)i * n + b]);
+            }
+            bad += !close_to(E[(size_t)j * n + b], ref, sc);
+        }
+    CHECK(bad == 0, "input gradient: %d of %d wrong (%dx%d d=%g n=%d)", bad, cols * n, rows,
+          cols, density, n);
+    /* weight gradient at stored entries; 0 at inactive ones; accumulation */
+    float *g = malloc(sizeof(float) * (s.nnz + 1));
+    sparse_sddmm(&s, a, 0, 0, rows, D, n, B, n, n, g, 0);
+    bad = 0;
+    for (int i = 0; i < rows; i++)
+        for (int32_t k = s.row_ptr[i]; k < s.row_ptr[i + 1]; k++) {
+            const int j = s.col[k];
+            double ref = 0, sc = 0;
+            for (int b = 0; b < n; b++) {
+                ref += (double)D[(size_t)i * n + b] * B[(size_t)j * n + b];
+                sc += fabs((double)D[(size_t)i * n + b] * B[(size_t)j * n + b]);
+            }
+            if (a && !a[(size_t)i * cols + j]) ref = sc = 0;
+            bad += !close_to(g[k], ref, sc) || (a && !a[(size_t)i * cols + j] && g[k] != 0.0f);
+        }
+    CHECK(bad == 0, "weight gradient: %d of %zu wrong (%dx%d d=%g n=%d)", bad, s.nnz, rows, cols,
+          density, n);
+    float *g2 = malloc(sizeof(float) * (s.nnz + 1));
+    memcpy(g2, g, sizeof(float) * s.nnz);
+    sparse_sddmm(&s, a, 1, 0, rows, D, n, Bc, n, n, g2, 1);
+    bad = 0;
+    for (size_t k = 0; k < s.nnz; k++) bad += g2[k] != g[k] + g[k];
+    CHECK(bad == 0, "accumulated compact weight gradient: %d wrong", bad);
+    sparse_matrix_free(&s);
+    free(mask); free(act); free(w); free(we); free(B); free(D); free(C); free(C2); free(Bc);
+    free(E); free(g); free(g2);
+}
+
+static void test_kernels_random(void)
+{
+    lcg = 1;
+    static const double dens[] = {0.005, 0.02, 0.1, 0.5};
+    static const int batches[] = {1, 3, 64, 256};
+    for (int di = 0; di < 4; di++)
+        for (int bi = 0; bi < 4; bi++) {
+            const int rows = 1 + (int)(unif() * 90), cols = 1 + (int)(unif() * 300);
+            check_kernels_case(rows, cols, dens[di], batches[bi], (di + bi) % 2, bi % 2);
+        }
+    /* all-empty, one entry, fully dense */
+    check_kernels_case(5, 9, 0.0, 8, 0, 0);
+    check_kernels_case(1, 1, 1.0, 1, 0, 0);
+    check_kernels_case(16, 144, 1.0, 17, 0, 1);
+}
+
+/* ---- layers ------------------------------------------------------------------------------- */
+
+/* One-layer model (conv or linear); returns its layer index 0. */
+static int one_layer(Model *m, int conv, Shape in, int out, int k, int s, int p, int batch)
+{
+    model_init_empty(m, "t", in, out);
+    if (conv) model_add_conv(m, "c", -1, out, k, s, p, 1);
+    else model_add_linear(m, "l", -1, out, 1);
+    return model_finalize(m, batch);
+}
+
+/* Sparse layer vs dense layer on the same masked weights (zeros outside the mask), with the
+ * given thread count and workspace (ws_floats 0: the model's own). */
+static void check_layer(int conv, Shape in, int out, int k, int s, int p, int n, double density,
+                        int threads, size_t ws_floats, int use_act)
+{
+    omp_set_num_threads(threads);
+    Model m;
+    CHECK(one_layer(&m, conv, in, out, k, s, p, n) == 0, "model");
+    Layer *l = &m.layers[0];
+    const size_t wl = l->weight_len, numel = shape_numel(in), onumel = shape_numel(l->y);
+    uint8_t *mask = malloc(m.n_params), *act = malloc(m.n_params);
+    memset(mask, 1, m.n_params);
+    memset(act, 1, m.n_params);
+    for (size_t i = 0; i < wl; i++) {
+        mask[l->weight_off + i] = (uint8_t)(unif() < density);
+        if (i % 11 == 0) mask[l->weight_off + i] = 0;
+        act[l->weight_off + i] = (uint8_t)(mask[l->weight_off + i] && unif() < 0.7);
+    }
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = mask[i] ? frand() : 0.0f;
+    /* the weights the step reads: CigL's effective weights when a step mask is used */
+    float *weff = malloc(sizeof(float) * m.n_params);
+    for (size_t i = 0; i < m.n_params; i++)
+        weff[i] = (!use_act || act[i]) ? m.params[i] * (use_act ? 1.25f : 1.0f) : 0.0f;
+    float *x = malloc(sizeof(float) * numel * n), *dy = malloc(sizeof(float) * onumel * n);
+    for (size_t i = 0; i < numel * n; i++) x[i] = frand();
+    for (size_t i = 0; i < onumel * n; i++) dy[i] = frand();
+    float *y_d = malloc(sizeof(float) * onumel * n), *y_s = malloc(sizeof(float) * onumel * n);
+    float *dx_d = malloc(sizeof(float) * numel * n), *dx_s = malloc(sizeof(float) * numel * n);
+    float *g_d = malloc(sizeof(float) * m.n_params);
+    for (size_t i = 0; i < numel * n; i++) dx_d[i] = dx_s[i] = 0.5f; /* accumulated into */
+    float *ws = ws_floats ? malloc(sizeof(float) * ws_floats) : NULL;
+    LayerCtx ctx = {.weights = weff, .grads = m.grads, .bn_stats = m.bn_stats,
+                    .workspace = ws ? ws : m.workspace,
+                    .workspace_floats = ws ? ws_floats : m.workspace_floats, .n = n, .train = 1,
+                    .wgrad_scale = 1.25f, .conv_slots = ws ? 1 : m.conv_slots};
+    l->ops->forward(l, &ctx, x, NULL, y_d);
+    l->ops->backward(l, &ctx, x, NULL, y_d, dy, dx_d, NULL);
+    memcpy(g_d, m.grads, sizeof(float) * m.n_params);
+    CHECK(sparse_model_setup(&m, KERNELS_SPARSE, mask) == 0, "setup");
+    CHECK(l->sparse != NULL, "layer not sparse");
+    CHECK(sparse_model_step(&m, mask, 0, use_act ? act : NULL, weff, 0) == 0, "step");
+    for (size_t i = 0; i < m.n_params; i++) m.grads[i] = 777.0f; /* must be overwritten */
+    l->ops->forward(l, &ctx, x, NULL, y_s);
+    l->ops->backward(l, &ctx, x, NULL, y_s, dy, dx_s, NULL);
+    double ey = 0, sy = 0, ex = 0, sx = 0, eg = 0, sg = 0;
+    for (size_t i = 0; i < onumel * n; i++) {
+        ey = fmax(ey, fabs(y_s[i] - y_d[i]));
+        sy = fmax(sy, fabs(y_d[i]));
+    }
+    for (size_t i = 0; i < numel * n; i++) {
+        ex = fmax(ex, fabs(dx_s[i] - dx_d[i]));
+        sx = fmax(sx, fabs(dx_d[i]));
+    }
+    int bad_zero = 0;
+    for (size_t i = l->weight_off; i < l->weight_off + wl; i++) {
+        const int live = mask[i] && (!use_act || act[i]);
+        if (live) {
+            eg = fmax(eg, fabs(m.grads[i] - g_d[i]));
+            sg = fmax(sg, fabs(g_d[i]));
+        } else {
+            bad_zero += m.grads[i] != 0.0f;
+        }
+    }
+    double eb = 0;
+    for (size_t i = l->bias_off; i < l->bias_off + l->bias_len; i++)
+        eb = fmax(eb, fabs(m.grads[i] - g_d[i]));
+    const char *what = conv ? "conv" : "linear";
+    CHECK(ey <= 2e-6 * (1 + sy), "%s y: max err %g (max %g)", what, ey, sy);
+    CHECK(ex <= 2e-6 * (1 + sx), "%s dx: max err %g (max %g)", what, ex, sx);
+    CHECK(eg <= 2e-6 * (1 + sg), "%s dW: max err %g (max %g)", what, eg, sg);
+    CHECK(eb == 0.0, "%s bias gradient differs by %g", what, eb);
+    CHECK(bad_zero == 0, "%s: %d gradients outside the live entries are not 0", what, bad_zero);
+    /* without the step's weights pointer the step mask does not apply (evaluation) */
+    if (use_act) {
+        float *y_e = malloc(sizeof(float) * onumel * n);
+        LayerCtx ev = ctx;
+        ev.weights = m.params;
+        l->ops->forward(l, &ev, x, NULL, y_e);
+        LayerCtx dv = ev;
+        sparse_model_free(&m);
+        float *y_r = malloc(sizeof(float) * onumel * n);
+        l->ops->forward(l, &dv, x, NULL, y_r);
+        double ee = 0;
+        for (size_t i = 0; i < onumel * n; i++) ee = fmax(ee, fabs(y_e[i] - y_r[i]));
+        CHECK(ee <= 2e-6 * (1 + sy), "%s evaluation forward: max err %g", what, ee);
+        free(y_e);
+        free(y_r);
+    }
+    model_free(&m);
+    free(mask); free(act); free(weff); free(x); free(dy); free(y_d); free(y_s); free(dx_d);
+    free(dx_s); free(g_d); free(ws);
+}
+
+static void test_linear_layer(void)
+{
+    lcg = 7;
+    check_layer(0, (Shape){37, 1, 1}, 23, 0, 0, 0, 1, 0.3, 2, 0, 0);
+    check_layer(0, (Shape){300, 1, 1}, 100, 0, 0, 0, 128, 0.05, 2, 0, 1);
+    check_layer(0, (Shape){1, 28, 28}, 300, 0, 0, 0, 256, 0.005, 2, 0, 0);
+    check_layer(0, (Shape){64, 1, 1}, 10, 0, 0, 0, 33, 0.5, 1, 0, 1);
+}
+
+static void test_conv_layer(void)
+{
+    lcg = 9;
+    check_layer(1, (Shape){3, 9, 9}, 8, 3, 1, 1, 5, 0.2, 2, 0, 0);
+    check_layer(1, (Shape){16, 8, 8}, 32, 3, 2, 1, 16, 0.05, 2, 0, 1);
+    check_layer(1, (Shape){8, 8, 8}, 16, 1, 2, 0, 7, 0.5, 2, 0, 0);
+    check_layer(1, (Shape){1, 12, 12}, 6, 5, 1, 2, 3, 0.5, 1, 0, 1);
+    check_layer(1, (Shape){6, 10, 10}, 16, 5, 1, 0, 4, 0.02, 2, 0, 0);
+    /* a workspace of one slot that fits one sample: many chunks of 1 */
+    check_layer(1, (Shape){4, 6, 6}, 5, 3, 1, 1, 6, 0.3, 2, (size_t)(36 + 5) * 36 + 16 + 180, 1);
+    check_layer(1, (Shape){16, 16, 16}, 16, 3, 1, 1, 64, 0.01, 2, 0, 1);
+}
+
+static void test_choice_string(void)
+{
+    Model m;
+    CHECK(model_build(&m, "lenet5", (Shape){1, 28, 28}, 10, 4, 1) == 0, "build");
+    uint8_t *mask = malloc(m.n_params);
+    memset(mask, 1, m.n_params);
+    CHECK(sparse_model_setup(&m, KERNELS_SPARSE, mask) == 0, "setup");
+    char buf[256];
+    CHECK(sparse_choice_format(&m, buf, sizeof(buf)) > 0, "format");
+    CHECK(!strcmp(buf, "sparse,sparse,sparse,sparse,sparse"), "got %s", buf);
+    CHECK(sparse_model_setup_choice(&m, "dense,sparse,dense,dense,sparse", mask) == 0, "parse");
+    sparse_choice_format(&m, buf, sizeof(buf));
+    CHECK(!strcmp(buf, "dense,sparse,dense,dense,sparse"), "got %s", buf);
+    CHECK(sparse_model_setup_choice(&m, "dense,sparse", mask) != 0, "short string accepted");
+    CHECK(sparse_model_setup(&m, KERNELS_DENSE, mask) == 0 && m.sparse == NULL, "dense mode");
+    sparse_choice_format(&m, buf, sizeof(buf));
+    CHECK(!strcmp(buf, "dense,dense,dense,dense,dense"), "got %s", buf);
+    CHECK(sparse_choice_format(&m, buf, 8) == -1, "small buffer");
+    CHECK(sparse_kernels_parse("auto") == KERNELS_AUTO && sparse_kernels_parse("x") == -1, "parse");
+    free(mask);
+    model_free(&m);
+}
+
+/* ---- training equivalence ------------------------------------------------------------------ */
+
+enum { TBATCH = 32, TSTEPS = 50 };
+
+static void train_run_once(const char *method, const char *model, int sparse, float *out_w,
+                           uint8_t *out_mask, size_t *n_out)
+{
+    omp_set_num_threads(2);
+    Model m;
+    const Shape in = {1, 28, 28};
+    CHECK(model_build(&m, model, in, 10, TBATCH, 5) == 0, "build");
+    Config c;
+    config_defaults(&c);
+    snprintf(c.method, sizeof(c.method), "%s", method);
+    c.sparsity = 0.9;
+    c.update_interval = 20;
+    c.update_end = 0.9;
+    c.average_start = 0.9;
+    c.average_every = 2;
+    c.random_mask_rate = 0.1;
+    c.seed = 3;
+    Sgd opt;
+    sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
+    MethodState s;
+    CHECK(method_init(&s, &c, &m, TSTEPS, 10) == 0, "method_init");
+    if (sparse) {
+        CHECK(sparse_model_setup(&m, KERNELS_SPARSE, s.mask) == 0, "setup");
+        int n_sparse = 0;
+        for (int i = 0; i < m.n_layers; i++) n_sparse += m.layers[i].sparse != NULL;
+        CHECK(n_sparse == (strcmp(model, "mlp") ? 5 : 3), "%d sparse layers", n_sparse);
+    }
+    const size_t numel = shape_numel(in);
+    float *x = malloc(sizeof(float) * numel * TBATCH), *dl = malloc(sizeof(float) * 10 * TBATCH);
+    int32_t y[TBATCH];
+    for (long step = 0; step < TSTEPS; step++) {
+        for (size_t i = 0; i < numel * TBATCH; i++)
+            x[i] = (float)rng_normal(5, RNG_AUGMENT, (uint64_t)step, i);
+        for (int i = 0; i < TBATCH; i++) y[i] = (int32_t)rng_below(5, RNG_MIXUP, (uint64_t)step, i, 10);
+        int correct;
+        method_train_step(&s, &m, &opt, x, y, TBATCH, 1.0f / TBATCH, 0.05, NULL, step, dl, &correct);
+    }
+    CHECK(s.updates_done == 2, "%ld mask updates", s.updates_done);
+    memcpy(out_w, m.params, sizeof(float) * m.n_params);
+    memcpy(out_mask, s.mask, m.n_params);
+    *n_out = m.n_params;
+    free(x);
+    free(dl);
+    method_free(&s);
+    sgd_free(&opt);
+    model_free(&m);
+}
+
+static void check_training(const char *method, const char *model)
+{
+    enum { CAP = 1 << 20 };
+    float *wd = malloc(sizeof(float) * CAP), *ws = malloc(sizeof(float) * CAP);
+    uint8_t *md = malloc(CAP), *msk = malloc(CAP);
+    size_t n = 0, n2 = 0;
+    train_run_once(method, model, 0, wd, md, &n);
+    train_run_once(method, model, 1, ws, msk, &n2);
+    CHECK(n == n2 && n <= CAP, "sizes");
+    size_t mask_diff = 0;
+    double err = 0, mx = 0;
+    for (size_t i = 0; i < n; i++) {
+        mask_diff += md[i] != msk[i];
+        err = fmax(err, fabs(wd[i] - ws[i]));
+        mx = fmax(mx, fabs(wd[i]));
+    }
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += fabs(wd[i]);
+    printf("     %s %s: 50 steps, max |w_sparse - w_dense| = %.3g (max |w| %.3g, sum |w| %.6g), "
+           "masks differ at %zu\n", method, model, err, mx, sum, mask_diff);
+    CHECK(mask_diff == 0, "%s %s: masks differ at %zu positions", method, model, mask_diff);
+    CHECK(err <= 1e-4 * (1 + mx), "%s %s: weights differ by %g", method, model, err);
+    free(wd); free(ws); free(md); free(msk);
+}
+
+static void test_training_rigl_mlp(void) { check_training("rigl", "mlp"); }
+static void test_training_cigl_mlp(void) { check_training("cigl", "mlp"); }
+static void test_training_rigl_lenet5(void) { check_training("rigl", "lenet5"); }
+static void test_training_cigl_lenet5(void) { check_training("cigl", "lenet5"); }
+
+int main(void)
+{
+    RUN(test_kernels_random);
+    RUN(test_linear_layer);
+    RUN(test_conv_layer);
+    RUN(test_choice_string);
+    RUN(test_training_rigl_mlp);
+    RUN(test_training_cigl_mlp);
+    RUN(test_training_rigl_lenet5);
+    RUN(test_training_cigl_lenet5);
+    return CHECK_SUMMARY();
+}
