@@ -163,7 +163,7 @@ int convert_fashion_mnist(const char *src_dir, const char *out_path)
 {
     static const char *const names[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                                           "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"};
-    Split train = {0, NULL, NULL}, test = {0, NULL, NULL};
+    Split train = {0}, test = {0};
     int rc = read_split(src_dir, "train", 10, &train);
     if (!rc)
         rc = read_split(src_dir, "t10k", 10, &test);

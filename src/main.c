@@ -20,7 +20,8 @@ static const char usage[] =
     "  cigl train --data FILE.h5 --model NAME --out DIR [options]   train a model\n"
     "  cigl eval --model DIR/final.h5 --data FILE.h5 --out DIR2      evaluate a model\n"
     "  cigl report RUN_DIR... [--out DIR]                            table and plots of runs\n"
-    "  cigl convert fashion-mnist SRC_DIR OUT.h5                     convert a dataset\n"
+    "  cigl convert fashion-mnist|cifar10|cifar100 SRC OUT.h5        convert a dataset\n"
+    "  cigl convert imagefolder SRC_DIR OUT.h5 [options]             (cigl convert --help)\n"
     "  cigl --help | cigl train --help | cigl --version\n"
     "\n"
     "Run 'cigl train --help' for every training option with its default.\n";
@@ -55,20 +56,6 @@ static int cmd_train(int argc, char **argv)
     return rc;
 }
 
-static int cmd_convert(int argc, char **argv)
-{
-    if (want_help(argc - 2, argv + 2) || argc != 5) {
-        fprintf(argc == 5 ? stdout : stderr,
-                "usage: cigl convert fashion-mnist SRC_DIR OUT.h5\n"
-                "  SRC_DIR holds the four IDX .gz files (Debian's dataset-fashion-mnist puts "
-                "them in /usr/share/datasets/fashion-mnist)\n");
-        return argc == 5 ? 0 : CIGL_ERR_USAGE;
-    }
-    if (!strcmp(argv[2], "fashion-mnist")) return convert_fashion_mnist(argv[3], argv[4]);
-    return cigl_fail(CIGL_ERR_USAGE, "unknown dataset format '%s'; expected: fashion-mnist",
-                     argv[2]);
-}
-
 /* libgomp reads OMP_WAIT_POLICY once, before main. Its default lets idle threads spin, which
  * on a shared or oversubscribed node (MPI ranks x threads, other jobs) starves the threads
  * doing work: measured 5x slower mlp training on 2 busy cores. So unless the user chose a
@@ -94,7 +81,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (!strcmp(argv[1], "train")) return cmd_train(argc, argv);
-    if (!strcmp(argv[1], "convert")) return cmd_convert(argc, argv);
+    if (!strcmp(argv[1], "convert")) return convert_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "eval")) return eval_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "report")) return report_main(argc - 1, argv + 1);
     return cigl_fail(CIGL_ERR_USAGE, "unknown command '%s'; expected train, eval, report or "

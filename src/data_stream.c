@@ -1,0 +1,209 @@
+/* Streamed splits: a split's pixels stay in the file and each batch's samples are read with
+ * HDF5 hyperslab selections (one per run of consecutive indices), by a prefetch thread while
+ * the previous batch computes. Memory is one batch of pixels, whatever the dataset's size.
+ * HDF5 is called from two threads; Debian's libhdf5 is built thread-safe (checked at open:
+ * without it there is no thread and every read is synchronous). The chunk cache is off: the
+ * pixels are uncompressed, so HDF5 reads exactly the selected bytes instead of whole chunks
+ * (random access to ~1 MiB chunks would read many samples to use one). */
+#include "data_internal.h"
+
+#include "cigl/error.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { IDLE, PENDING, DONE, FAILED };
+
+struct SplitStream {
+    hid_t file, dset, fspace;
+    size_t sample;
+    hsize_t dims[4];
+    char path[1024], split[8];
+    pthread_t thread;
+    int have_thread, quit, state;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    uint32_t *idx;  /* the request buf holds (or will hold) */
+    size_t n, cap;  /* samples requested, capacity of idx and buf in samples */
+    uint8_t *buf;   /* n x sample pixels in request order */
+};
+
+/* Reads samples idx[0..n) into dst; runs of consecutive indices are one hyperslab each. */
+static int read_samples(SplitStream *ss, const uint32_t *idx, size_t n, uint8_t *dst)
+{
+    for (size_t i = 0; i < n;) {
+        size_t k = 1;
+        while (i + k < n && idx[i + k] == idx[i] + k)
+            k++;
+        if ((hsize_t)idx[i] + k > ss->dims[0])
+            return -1;
+        hsize_t start[4] = {idx[i], 0, 0, 0};
+        hsize_t count[4] = {k, ss->dims[1], ss->dims[2], ss->dims[3]};
+        hsize_t flat = k * ss->sample;
+        hid_t ms = H5Screate_simple(1, &flat, NULL);
+        int bad = ms < 0 ||
+                  H5Sselect_hyperslab(ss->fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
+                  H5Dread(ss->dset, H5T_NATIVE_UINT8, ms, ss->fspace, H5P_DEFAULT,
+                          dst + i * ss->sample) < 0;
+        if (ms >= 0)
+            H5Sclose(ms);
+        if (bad)
+            return -1;
+        i += k;
+    }
+    return 0;
+}
+
+static void *prefetch_thread(void *arg)
+{
+    SplitStream *ss = arg;
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* HDF5's error stack is per thread */
+    pthread_mutex_lock(&ss->mu);
+    for (;;) {
+        while (ss->state != PENDING && !ss->quit)
+            pthread_cond_wait(&ss->cv, &ss->mu);
+        if (ss->quit)
+            break;
+        /* the request cannot change while PENDING: the other side waits for it */
+        pthread_mutex_unlock(&ss->mu);
+        int rc = read_samples(ss, ss->idx, ss->n, ss->buf);
+        pthread_mutex_lock(&ss->mu);
+        ss->state = rc ? FAILED : DONE;
+        pthread_cond_broadcast(&ss->cv);
+    }
+    pthread_mutex_unlock(&ss->mu);
+    return NULL;
+}
+
+int split_stream_open(SplitStream **out, const char *path, const char *split, size_t sample)
+{
+    *out = NULL;
+    SplitStream *ss = cigl_calloc(1, sizeof *ss, "dataset stream");
+    if (!ss)
+        return CIGL_ERR_RUNTIME;
+    ss->file = ss->dset = ss->fspace = -1;
+    ss->sample = sample;
+    snprintf(ss->path, sizeof ss->path, "%s", path);
+    snprintf(ss->split, sizeof ss->split, "%s", split);
+    char name[32];
+    snprintf(name, sizeof name, "%s/images", split);
+    hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
+    ss->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (dapl >= 0)
+        H5Pset_chunk_cache(dapl, 0, 0, 1.0); /* no chunk cache: direct reads of the selection */
+    ss->dset = ss->file >= 0 ? H5Dopen2(ss->file, name, dapl >= 0 ? dapl : H5P_DEFAULT) : -1;
+    ss->fspace = ss->dset >= 0 ? H5Dget_space(ss->dset) : -1;
+    if (dapl >= 0)
+        H5Pclose(dapl);
+    if (ss->fspace < 0 || H5Sget_simple_extent_dims(ss->fspace, ss->dims, NULL) != 4) {
+        split_stream_close(ss);
+        return cigl_fail(CIGL_ERR_RUNTIME, "cannot open '/%s' of dataset '%s' for streaming; "
+                         "check that the file is readable", name, path);
+    }
+    pthread_mutex_init(&ss->mu, NULL);
+    pthread_cond_init(&ss->cv, NULL);
+    hbool_t safe = 0;
+    H5is_library_threadsafe(&safe);
+    ss->have_thread = safe && pthread_create(&ss->thread, NULL, prefetch_thread, ss) == 0;
+    *out = ss;
+    return CIGL_OK;
+}
+
+void split_stream_close(SplitStream *ss)
+{
+    if (!ss)
+        return;
+    if (ss->have_thread) {
+        pthread_mutex_lock(&ss->mu);
+        ss->quit = 1;
+        pthread_cond_broadcast(&ss->cv);
+        pthread_mutex_unlock(&ss->mu);
+        pthread_join(ss->thread, NULL);
+    }
+    if (ss->fspace >= 0) {
+        pthread_mutex_destroy(&ss->mu);
+        pthread_cond_destroy(&ss->cv);
+        H5Sclose(ss->fspace);
+    }
+    if (ss->dset >= 0)
+        H5Dclose(ss->dset);
+    if (ss->file >= 0)
+        H5Fclose(ss->file);
+    free(ss->idx);
+    free(ss->buf);
+    free(ss);
+}
+
+/* Called with the lock held and no read in flight: room for n samples. */
+static int reserve(SplitStream *ss, size_t n)
+{
+    if (n <= ss->cap)
+        return 0;
+    uint32_t *idx = realloc(ss->idx, n * sizeof *idx);
+    if (idx)
+        ss->idx = idx;
+    uint8_t *buf = idx ? realloc(ss->buf, n * ss->sample) : NULL;
+    if (!buf)
+        return -1;
+    ss->buf = buf;
+    ss->cap = n;
+    return 0;
+}
+
+static void wait_idle(SplitStream *ss)
+{
+    while (ss->state == PENDING)
+        pthread_cond_wait(&ss->cv, &ss->mu);
+}
+
+void split_stream_prefetch(SplitStream *ss, const uint32_t *idx, size_t n)
+{
+    if (!ss->have_thread || n == 0)
+        return;
+    pthread_mutex_lock(&ss->mu);
+    wait_idle(ss);
+    if (reserve(ss, n) == 0) {
+        memcpy(ss->idx, idx, n * sizeof *idx);
+        ss->n = n;
+        ss->state = PENDING;
+        pthread_cond_broadcast(&ss->cv);
+    } else {
+        ss->state = IDLE; /* no memory now: split_stream_read will say so */
+    }
+    pthread_mutex_unlock(&ss->mu);
+}
+
+const uint8_t *split_stream_read(SplitStream *ss, const uint32_t *idx, size_t n)
+{
+    if (ss->have_thread)
+        pthread_mutex_lock(&ss->mu);
+    wait_idle(ss);
+    int rc = 0;
+    int hit = ss->state == DONE && ss->n == n && !memcmp(ss->idx, idx, n * sizeof *idx);
+    if (!hit) {
+        if (reserve(ss, n ? n : 1)) {
+            rc = -2;
+        } else {
+            memcpy(ss->idx, idx, n * sizeof *idx);
+            ss->n = n;
+            rc = read_samples(ss, idx, n, ss->buf);
+            ss->state = rc ? FAILED : DONE;
+        }
+    }
+    if (ss->have_thread)
+        pthread_mutex_unlock(&ss->mu);
+    if (rc == -2) {
+        cigl_fail(CIGL_ERR_RUNTIME, "out of memory for a batch of %zu samples of '%s'", n,
+                  ss->path);
+        return NULL;
+    }
+    if (rc) {
+        cigl_fail(CIGL_ERR_RUNTIME, "cannot read samples of '/%s/images' from dataset '%s': "
+                  "HDF5 read failed; check that the file is complete and readable (disk or "
+                  "network file system trouble?)", ss->split, ss->path);
+        return NULL;
+    }
+    return ss->buf;
+}
