@@ -20,6 +20,10 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -Wl,-rpath,$(BLA
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 
 CFLAGS  ?= $(OPT) -g
+# SANITIZE: extra compile and link flags for a checking build (make check sets it, in its own
+# BUILD directory), e.g. SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer".
+SANITIZE ?=
+CFLAGS  += $(SANITIZE)
 CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp -Iinclude $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -fopenmp -lm
 CFLAGS  += -DCIGL_GIT_COMMIT='"$(GIT_COMMIT)"' -DCIGL_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp"'
