@@ -78,6 +78,9 @@ const OptionSpec train_options[] = {
         "rigl-wdp, rigl-mcdp: weight dropout rate on active weights"),
     OPT("mc-samples", OPT_INT, mc_samples, "10", 1, 100000,
         "rigl-mcdp: dropout samples averaged at test time"),
+    OPT("kernels", OPT_STRING, kernels, "auto", 0, 0,
+        "conv/linear kernels: auto (per layer, by density and shape; recorded in final.json) | "
+        "dense | sparse (compute only the stored weights)"),
     {NULL, OPT_FLAG, 0, 0, NULL, 0, 0, NULL},
 };
 

@@ -4,6 +4,7 @@
 #include "cigl/error.h"
 #include "cigl/metrics.h"
 #include "cigl/model_io.h"
+#include "cigl/sparse.h"
 #include "cigl/train.h"
 
 #include <cblas.h>
@@ -17,6 +18,7 @@
 typedef struct {
     char model[512], data[512], out[512], split[8];
     int temperature_scaling, mc_samples, batch_size, threads;
+    char kernels[8];
 } EvalConfig;
 
 #define EOPT(name, type, field, def, lo, hi, help) \
@@ -34,6 +36,8 @@ static const OptionSpec eval_options[] = {
          "rigl-mcdp models: dropout samples (0: as trained)"),
     EOPT("batch-size", OPT_INT, batch_size, "256", 1, 65536, "evaluation batch size"),
     EOPT("threads", OPT_INT, threads, "1", 1, 1024, "threads"),
+    EOPT("kernels", OPT_STRING, kernels, "auto", 0, 0,
+         "conv/linear kernels: auto (the rule training's --kernels auto uses) | dense | sparse"),
     {NULL, OPT_FLAG, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -112,6 +116,12 @@ static int setup(Evaluation *e)
     const EvalConfig *c = &e->cfg;
     int rc = dataset_load(c->data, &e->ds);
     if (!rc) rc = model_load(c->model, c->batch_size, &e->m, &e->ms, &e->info);
+    if (!rc && sparse_kernels_parse(c->kernels) < 0)
+        rc = cigl_fail(CIGL_ERR_USAGE, "unknown --kernels '%s'; expected auto, dense or sparse",
+                       c->kernels);
+    /* the same kernels as training: the auto rule reads the same mask densities */
+    if (!rc) rc = sparse_model_setup(&e->m, (KernelsMode)sparse_kernels_parse(c->kernels),
+                                     e->ms.mask);
     if (rc) return rc;
     if (e->info.input.c != e->ds.c || e->info.input.h != e->ds.h || e->info.input.w != e->ds.w ||
         e->info.classes != e->ds.classes)
@@ -160,6 +170,9 @@ static int write_outputs(const Evaluation *e, const Predictions *p, const Metric
     json_string(&w, "data", c->data);
     json_string(&w, "split", c->split);
     json_int(&w, "ensemble_members", method_test_members(&e->ms));
+    char kernels[1024];
+    if (sparse_choice_format(&e->m, kernels, sizeof(kernels)) >= 0)
+        json_string(&w, "kernels", kernels);
     json_object_begin(&w, "metrics");
     metrics_write_json(plain, &w);
     json_object_end(&w);

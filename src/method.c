@@ -163,6 +163,9 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
         rc = refuse_inapplicable(c, dropout_opts, "rigl-wdp and rigl-mcdp");
     if (!rc && !ops->test_dropout) rc = refuse_inapplicable(c, mc_opts, "rigl-mcdp");
     if (rc) return rc;
+    if (sparse_kernels_parse(c->kernels) < 0)
+        return cigl_fail(CIGL_ERR_USAGE, "unknown --kernels '%s'; expected auto, dense or sparse",
+                         c->kernels);
     if (distribution_parse(c->distribution) < 0)
         return cigl_fail(CIGL_ERR_USAGE, "unknown --distribution '%s'; expected erk, er or "
                          "uniform", c->distribution);

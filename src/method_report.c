@@ -1,6 +1,7 @@
 /* What a sparse method reports (final.json) and how it predicts at test time. */
 #include "cigl/json.h"
 #include "cigl/method.h"
+#include "cigl/sparse.h"
 
 #include <string.h>
 
@@ -49,12 +50,18 @@ void method_write_json(const MethodState *s, const Model *m, JsonWriter *w)
         json_int(w, "weights", (long long)t->len);
         json_int(w, "active", (long long)a);
         json_double(w, "density", (double)a / (double)t->len);
+        json_string(w, "kernel", sparse_layer_kernel(m, t->layer));
         json_object_end(w);
     }
     json_array_end(w);
     json_double(w, "sparsity_measured", prunable ? 1.0 - (double)active / (double)prunable : 0);
     json_int(w, "prunable_weights", (long long)prunable);
     json_int(w, "active_weights", (long long)active);
+    char kernels[1024];
+    if (sparse_choice_format(m, kernels, sizeof(kernels)) >= 0) {
+        json_string(w, "kernels_option", s->cfg.kernels);
+        json_string(w, "kernels", kernels); /* per conv/linear layer, tensor order */
+    }
     json_int(w, "mask_updates", s->updates_done);
     json_double(w, "mask_replaced_fraction_mean",
                 s->updates_done ? s->replaced_sum / (double)s->updates_done : 0);

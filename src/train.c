@@ -8,6 +8,7 @@
 #include "cigl/version.h"
 #include "cigl/parallel.h"
 #include "cigl/rng.h"
+#include "cigl/sparse.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -101,6 +102,9 @@ static int trainer_setup(Trainer *t)
     rc = sgd_init(&t->opt, &t->m, c->momentum, c->weight_decay, c->nesterov, c->decay_all);
     if (rc) return rc;
     rc = method_init(&t->ms, c, &t->m, t->total_steps, t->steps_per_epoch);
+    if (rc) return rc;
+    /* --kernels: dense or sparse kernels per conv/linear layer, from the mask (sparse.h) */
+    rc = sparse_model_setup(&t->m, (KernelsMode)sparse_kernels_parse(c->kernels), t->ms.mask);
     if (rc) return rc;
     t->ms.comm = t->comm;
     rc = grad_sync_init(&t->sync, t->comm, &t->m, (size_t)1 << 20);

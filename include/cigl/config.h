@@ -41,6 +41,7 @@ typedef struct {
     int no_averaging;
     double dropout_rate;
     int mc_samples;
+    char kernels[8];        /* auto | dense | sparse: conv/linear kernels (sparse.h) */
     /* which options the user gave (index into train_options), to refuse ones that do not
      * apply to the chosen method */
     unsigned char given[64];

@@ -1,0 +1,295 @@
+/* Sparse kernels against dense kernels on the same masked model (issue: truly sparse compute).
+ *
+ * Per model and sparsity: a RigL model (ERK masks, no mask update inside the timed steps), one
+ * training step (method_train_step: forward, loss, backward, SGD) and one inference pass
+ * (model_forward, eval mode) timed with --kernels dense, sparse and auto, interleaved
+ * dense/sparse/auto within each repetition so that load from other processes hits all three;
+ * medians of --reps blocks of at least --min-time seconds. With --layers, each conv and linear
+ * layer of the models alone (forward + backward) at densities 0.5%..50%, dense vs sparse: the
+ * crossover densities the auto rule's thresholds come from (include/cigl/sparse_rule.h).
+ * Every measurement is also a `BENCH {json}` line (kinds: sparse_env, sparse_step,
+ * sparse_layer). Random inputs; no dataset needed. */
+#include "cigl/method.h"
+#include "cigl/rng.h"
+#include "cigl/sparse.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static Shape model_input(const char *model)
+{
+    return strcmp(model, "mlp") && strcmp(model, "lenet5") ? (Shape){3, 32, 32}
+                                                            : (Shape){1, 28, 28};
+}
+
+typedef struct {
+    Model m;
+    Sgd opt;
+    MethodState s;
+    float *x, *dl;
+    int32_t *y;
+    int batch;
+    long step;
+} Bench;
+
+static int bench_open(Bench *b, const char *model, const char *method, double sparsity, int batch)
+{
+    memset(b, 0, sizeof(*b));
+    const Shape in = model_input(model);
+    if (model_build(&b->m, model, in, 10, batch, 1)) return 1;
+    Config c;
+    config_defaults(&c);
+    snprintf(c.method, sizeof(c.method), "%s", method);
+    c.sparsity = sparsity;
+    c.update_interval = 1000000; /* no mask update inside the timed steps */
+    c.average_every = 100;
+    sgd_init(&b->opt, &b->m, 0.9, 5e-4, 1, 0);
+    if (method_init(&b->s, &c, &b->m, 100000, 1000)) return 1;
+    b->batch = batch;
+    const size_t numel = shape_numel(in);
+    b->x = malloc(sizeof(float) * numel * batch);
+    b->dl = malloc(sizeof(float) * 10 * batch);
+    b->y = malloc(sizeof(int32_t) * batch);
+    for (size_t i = 0; i < numel * batch; i++) b->x[i] = (float)rng_normal(1, RNG_AUGMENT, 0, i);
+    for (int i = 0; i < batch; i++) b->y[i] = i % 10;
+    return 0;
+}
+
+static void bench_close(Bench *b)
+{
+    method_free(&b->s);
+    sgd_free(&b->opt);
+    model_free(&b->m);
+    free(b->x);
+    free(b->dl);
+    free(b->y);
+}
+
+/* Seconds per call of one block: training steps (infer 0) or inference passes. */
+static double time_block(Bench *b, int infer, double min_time)
+{
+    int iters = 0;
+    const double t0 = now();
+    double t;
+    do {
+        if (infer) {
+            model_forward(&b->m, b->m.params, b->x, b->batch, 0);
+        } else {
+            int correct;
+            method_train_step(&b->s, &b->m, &b->opt, b->x, b->y, b->batch, 1.0f / b->batch, 0.01,
+                              NULL, b->step++, b->dl, &correct);
+        }
+        iters++;
+        t = now() - t0;
+    } while (t < min_time);
+    return t / iters;
+}
+
+static size_t active_weights(const Bench *b)
+{
+    size_t a = 0;
+    for (int t = 0; t < b->m.n_tensors; t++) {
+        const ParamTensor *p = &b->m.tensors[t];
+        if (!p->prunable) continue;
+        for (size_t i = p->off; i < p->off + p->len; i++) a += b->s.mask[i];
+    }
+    return a;
+}
+
+static void bench_model(const char *model, const char *method, double sparsity, int batch,
+                        int reps, double min_time)
+{
+    Bench b;
+    if (bench_open(&b, model, method, sparsity, batch)) {
+        fprintf(stderr, "bench_sparse: cannot build %s\n", model);
+        exit(1);
+    }
+    static const KernelsMode modes[3] = {KERNELS_DENSE, KERNELS_SPARSE, KERNELS_AUTO};
+    static const char *const names[3] = {"dense", "sparse", "auto"};
+    double train[3][64], infer[3][64];
+    char choice[3][512];
+    for (int k = 0; k < 3; k++) { /* warm-up: two steps and one pass per mode */
+        sparse_model_setup(&b.m, modes[k], b.s.mask);
+        sparse_choice_format(&b.m, choice[k], sizeof(choice[k]));
+        time_block(&b, 0, 0);
+        time_block(&b, 0, 0);
+        time_block(&b, 1, 0);
+    }
+    if (reps > 64) reps = 64;
+    for (int r = 0; r < reps; r++)
+        for (int k = 0; k < 3; k++) {
+            sparse_model_setup(&b.m, modes[k], b.s.mask);
+            train[k][r] = time_block(&b, 0, min_time);
+            infer[k][r] = time_block(&b, 1, min_time);
+        }
+    double tm[3], im[3];
+    for (int k = 0; k < 3; k++) {
+        tm[k] = median(train[k], reps);
+        im[k] = median(infer[k], reps);
+    }
+    const size_t prunable = model_prunable_count(&b.m);
+    const double measured = 1.0 - (double)active_weights(&b) / (double)prunable;
+    printf("%-9s sparsity %.2f (measured %.4f): train step dense %8.2f ms, sparse %8.2f ms "
+           "(x%.2f), auto %8.2f ms (x%.2f); inference dense %7.2f ms, sparse %7.2f ms (x%.2f), "
+           "auto %7.2f ms (x%.2f)\n", model, sparsity, measured, 1e3 * tm[0], 1e3 * tm[1],
+           tm[0] / tm[1], 1e3 * tm[2], tm[0] / tm[2], 1e3 * im[0], 1e3 * im[1], im[0] / im[1],
+           1e3 * im[2], im[0] / im[2]);
+    printf("BENCH {\"kind\":\"sparse_step\",\"impl\":\"cigl\",\"model\":\"%s\",\"method\":\"%s\","
+           "\"sparsity\":%.4f,\"sparsity_measured\":%.6f,\"batch\":%d,\"reps\":%d",
+           model, method, sparsity, measured, batch, reps);
+    for (int k = 0; k < 3; k++)
+        printf(",\"train_%s_ms\":%.4f,\"infer_%s_ms\":%.4f", names[k], 1e3 * tm[k], names[k],
+               1e3 * im[k]);
+    printf(",\"auto_choice\":\"%s\"}\n", choice[2]);
+    fflush(stdout);
+    bench_close(&b);
+}
+
+/* One conv/linear layer alone: forward + backward (input gradient included), dense vs sparse
+ * at a given density. */
+static void bench_layer(const Model *src, int li, int batch, const double *dens, int nd,
+                        int reps, double min_time)
+{
+    const Layer *L = &src->layers[li];
+    Model m;
+    model_init_empty(&m, "one", L->x, 10);
+    if (L->kind == LAYER_CONV2D)
+        model_add_conv(&m, L->name, -1, L->y.c, L->k, L->stride, L->pad, L->bias_len > 0);
+    else
+        model_add_linear(&m, L->name, -1, L->out_features, L->bias_len > 0);
+    if (model_finalize(&m, batch)) exit(1);
+    Layer *l = &m.layers[0];
+    const size_t numel = shape_numel(l->x), onumel = shape_numel(l->y);
+    float *x = malloc(sizeof(float) * numel * batch), *dy = malloc(sizeof(float) * onumel * batch);
+    float *dx = malloc(sizeof(float) * numel * batch), *y = malloc(sizeof(float) * onumel * batch);
+    uint8_t *mask = malloc(m.n_params);
+    for (size_t i = 0; i < numel * batch; i++) x[i] = (float)rng_normal(2, RNG_AUGMENT, 0, i);
+    for (size_t i = 0; i < onumel * batch; i++) dy[i] = (float)rng_normal(3, RNG_AUGMENT, 0, i);
+    for (int d = 0; d < nd; d++) {
+        memset(mask, 1, m.n_params);
+        for (size_t i = 0; i < l->weight_len; i++) {
+            const int on = rng_uniform(4, RNG_AUGMENT, (uint64_t)d, i) < dens[d];
+            mask[l->weight_off + i] = (uint8_t)on;
+            m.params[l->weight_off + i] = on ? 0.1f : 0.0f;
+        }
+        double t[2][64];
+        for (int r = 0; r < reps && r < 64; r++)
+            for (int k = 0; k < 2; k++) {
+                sparse_model_setup(&m, k ? KERNELS_SPARSE : KERNELS_DENSE, mask);
+                if (m.sparse) sparse_model_step(&m, mask, 0, NULL, NULL, 0);
+                LayerCtx ctx = {.weights = m.params, .grads = m.grads, .bn_stats = m.bn_stats,
+                                .workspace = m.workspace, .workspace_floats = m.workspace_floats,
+                                .n = batch, .train = 1, .wgrad_scale = 1.0f,
+                                .conv_slots = m.conv_slots};
+                int iters = 0;
+                const double t0 = now();
+                double el;
+                do {
+                    l->ops->forward(l, &ctx, x, NULL, y);
+                    l->ops->backward(l, &ctx, x, NULL, y, dy, dx, NULL);
+                    iters++;
+                    el = now() - t0;
+                } while (el < min_time);
+                t[k][r] = el / iters;
+            }
+        const int n = reps < 64 ? reps : 64;
+        const double td = median(t[0], n), ts = median(t[1], n);
+        printf("  %-22s %-26s density %.3f: dense %8.3f ms, sparse %8.3f ms (x%.2f)\n", L->name,
+               "", dens[d], 1e3 * td, 1e3 * ts, td / ts);
+        printf("BENCH {\"kind\":\"sparse_layer\",\"layer\":\"%s\",\"type\":\"%s\",\"in\":\"%dx%dx%d\","
+               "\"out\":%d,\"k\":%d,\"stride\":%d,\"density\":%.4f,\"batch\":%d,\"dense_ms\":%.4f,"
+               "\"sparse_ms\":%.4f}\n", L->name, L->kind == LAYER_CONV2D ? "conv2d" : "linear",
+               l->x.c, l->x.h, l->x.w, L->kind == LAYER_CONV2D ? L->y.c : L->out_features, L->k,
+               L->stride, dens[d], batch, 1e3 * td, 1e3 * ts);
+        fflush(stdout);
+    }
+    sparse_model_free(&m);
+    model_free(&m);
+    free(x); free(dy); free(dx); free(y); free(mask);
+}
+
+int main(int argc, char **argv)
+{
+    int threads = 2, batch = 128, reps = 5, layers = 0;
+    double min_time = 0.2;
+    const char *models = "mlp,lenet5,resnet20,wrn-22-2", *sparsities = "0.8,0.9,0.95,0.99";
+    const char *method = "rigl", *layer_models = "mlp,lenet5,resnet20";
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--batch") && v) batch = atoi(argv[++i]);
+        else if (!strcmp(a, "--reps") && v) reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--min-time") && v) min_time = atof(argv[++i]);
+        else if (!strcmp(a, "--models") && v) models = argv[++i];
+        else if (!strcmp(a, "--sparsities") && v) sparsities = argv[++i];
+        else if (!strcmp(a, "--method") && v) method = argv[++i];
+        else if (!strcmp(a, "--layers")) layers = 1;
+        else if (!strcmp(a, "--layer-models") && v) layer_models = argv[++i];
+        else {
+            fprintf(stderr, "usage: bench_sparse [--threads N] [--batch B] [--reps R] "
+                    "[--min-time S] [--models a,b] [--sparsities 0.8,0.9] [--method rigl] "
+                    "[--layers] [--layer-models a,b]\n");
+            return 2;
+        }
+    }
+    openblas_set_num_threads(threads);
+    omp_set_num_threads(threads);
+    printf("BENCH {\"kind\":\"sparse_env\",\"threads\":%d,\"batch\":%d,\"reps\":%d,"
+           "\"min_time\":%g,\"method\":\"%s\"}\n", threads, batch, reps, min_time, method);
+    char list[512];
+    snprintf(list, sizeof(list), "%s", models);
+    for (char *model = strtok(list, ","); model && strcmp(model, "none"); model = strtok(NULL, ",")) {
+        char sp[256];
+        snprintf(sp, sizeof(sp), "%s", sparsities);
+        char *save = NULL;
+        for (char *s = strtok_r(sp, ",", &save); s; s = strtok_r(NULL, ",", &save))
+            bench_model(model, method, atof(s), batch, reps, min_time);
+    }
+    if (layers) {
+        static const double dens[] = {0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5};
+        char lm[256];
+        snprintf(lm, sizeof(lm), "%s", layer_models);
+        char *save = NULL;
+        for (char *model = strtok_r(lm, ",", &save); model; model = strtok_r(NULL, ",", &save)) {
+            Model m;
+            if (model_build(&m, model, model_input(model), 10, 1, 1)) return 1;
+            for (int i = 0; i < m.n_layers; i++) {
+                const Layer *L = &m.layers[i];
+                if (L->kind != LAYER_CONV2D && L->kind != LAYER_LINEAR) continue;
+                /* one of each distinct shape */
+                int seen = 0;
+                for (int j = 0; j < i; j++) {
+                    const Layer *J = &m.layers[j];
+                    seen |= J->kind == L->kind && J->x.c == L->x.c && J->x.h == L->x.h &&
+                            J->y.c == L->y.c && J->k == L->k && J->stride == L->stride;
+                }
+                if (!seen) bench_layer(&m, i, batch, dens, 8, reps < 3 ? reps : 3, min_time / 2);
+            }
+            model_free(&m);
+        }
+    }
+    return 0;
+}
