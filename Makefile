@@ -111,6 +111,24 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
+# `make static`: $(BUILD)/cigl-static for machines without OpenBLAS, HDF5 or the image libraries
+# (jobs/bundle.sh ships it). Static: every library of PKGS (OpenBLAS's OpenMP build, HDF5 with
+# szip/libaec, zlib, libpng, libjpeg) and libgfortran, libquadmath, libgomp, libgcc. Dynamic:
+# Open MPI (Debian ships no libmpi.a, and its launcher and plugins are shared objects: the
+# bundle carries them) and glibc (libc, libm: on every Linux, and a static libc cannot be mixed
+# with a dynamic libmpi); it needs glibc >= 2.34. No -fopenmp at the link (it adds a dynamic
+# libgomp).
+STATIC_LIBS := $(filter-out -lm -lpthread -ldl,$(shell $(PKG_CONFIG) --static --libs $(PKGS) 2>/dev/null)) \
+               -lsz -laec -lz -lgfortran -lquadmath -lgomp
+.PHONY: static
+static: deps
+	@$(MAKE) --no-print-directory $(BUILD)/cigl-static
+$(BUILD)/cigl-static: $(BUILD)/obj/src/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
+	$(LINK_CC) -static-libgcc -pthread $^ -o $@ -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic -lm -ldl
+	@if readelf -d $@ | grep NEEDED | grep -E 'openblas|hdf5|gfortran|gomp|libz|quadmath|sz|aec|png|jpeg'; then \
+	  echo "cigl: $@ still needs the libraries above dynamically"; rm -f $@; exit 1; fi
+	@echo "$@: needs only $$(readelf -d $@ | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
+
 # A test that does not compile is reported as a failure by run.sh, not a stop of everything.
 _test: build
 	@$(MAKE) --no-print-directory -k $(TEST_BIN) || true
