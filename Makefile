@@ -5,9 +5,10 @@
 CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
-PKGS    := openblas hdf5 zlib
+PKGS    := openblas hdf5 zlib libpng libjpeg
 DEBS    := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools zlib1g-dev \
-           openmpi-bin libopenmpi-dev dataset-fashion-mnist python3-numpy python3-h5py
+           libpng-dev libjpeg62-turbo-dev openmpi-bin libopenmpi-dev dataset-fashion-mnist \
+           python3-numpy python3-h5py
 # OpenBLAS's OpenMP build, so BLAS and our own OpenMP loops share one thread pool: with the
 # pthread build the idle OpenMP threads spin while OpenBLAS's threads wait for the cores
 # (measured: 12x slower mlp training on 2 cores). The rpath makes the loader pick this

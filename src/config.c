@@ -47,6 +47,9 @@ const OptionSpec train_options[] = {
         "training samples held out for validation (0: none)"),
     OPT("crop-pad", OPT_INT, crop_pad, "0", 0, 64, "augmentation: random crop with this padding"),
     OPT("flip", OPT_FLAG, flip, "0", 0, 1, "augmentation: random horizontal flip"),
+    OPT("data-mode", OPT_STRING, data_mode, "auto", 0, 0,
+        "dataset pixels: auto (in memory up to 256 MiB, else streamed from the file) | memory | "
+        "stream (same batches bit for bit)"),
     OPT("label-smoothing", OPT_DOUBLE, label_smoothing, "0", 0, 0.999, "label smoothing epsilon"),
     OPT("mixup", OPT_DOUBLE, mixup, "0", 0, 1000,
         "mixup with lambda ~ Beta(ALPHA, ALPHA) per step (0: off; the paper's comparison: 0.2)"),

@@ -194,9 +194,15 @@ void split_gather(const Dataset *ds, const Split *s, const uint32_t *idx, size_t
     }
 }
 
-void split_prefetch(const Dataset *ds, const Split *s, const uint32_t *idx, size_t n)
+void split_prefetch_range(const Dataset *ds, const Split *s, const uint32_t *idx, size_t first,
+                          size_t n)
 {
     (void)ds;
     if (s->stream)
-        split_stream_prefetch(s->stream, idx, n);
+        split_stream_prefetch(s->stream, idx, first, n);
+}
+
+void split_prefetch(const Dataset *ds, const Split *s, const uint32_t *idx, size_t n)
+{
+    split_prefetch_range(ds, s, idx, 0, n);
 }

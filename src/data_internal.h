@@ -31,6 +31,7 @@ void split_stream_close(SplitStream *ss);
 /* Pixels of samples idx[0..n) in that order (n x sample bytes, valid until the next call):
  * the prefetched ones when they match, else read now. NULL after a read failure (printed). */
 const uint8_t *split_stream_read(SplitStream *ss, const uint32_t *idx, size_t n);
-void split_stream_prefetch(SplitStream *ss, const uint32_t *idx, size_t n);
+/* Samples idx[first..first+n), or first..first+n-1 when idx is NULL. */
+void split_stream_prefetch(SplitStream *ss, const uint32_t *idx, size_t first, size_t n);
 
 #endif

@@ -79,6 +79,9 @@ int predict(Model *m, const Dataset *ds, const Split *s, const uint32_t *idx, si
         const int nb = (int)(n - b0 < (size_t)B ? n - b0 : (size_t)B);
         for (int i = 0; i < nb; i++) batch_idx[i] = idx ? idx[b0 + i] : (uint32_t)(b0 + i);
         split_gather(ds, s, batch_idx, nb, NULL, xbuf, ybuf);
+        /* a streamed split reads the next batch while this one computes */
+        const size_t rest = n - b0 > (size_t)B ? n - b0 - (size_t)B : 0;
+        split_prefetch_range(ds, s, idx, b0 + (size_t)B, rest < (size_t)B ? rest : (size_t)B);
         memcpy(p->labels + b0, ybuf, sizeof(int32_t) * nb);
         double *lp = p->log_probs + b0 * K;
         if (single) {

@@ -75,8 +75,16 @@ static int make_schedule(Trainer *t)
 static int trainer_setup(Trainer *t)
 {
     const Config *c = &t->cfg;
-    int rc = dataset_load(c->data, &t->ds);
+    const int data_mode = data_mode_parse(c->data_mode);
+    if (data_mode < 0)
+        return cigl_fail(CIGL_ERR_USAGE, "--data-mode '%s': expected auto, memory or stream",
+                         c->data_mode);
+    int rc = dataset_open(c->data, (DataMode)data_mode, &t->ds);
     if (rc) return rc;
+    if (t->ds.augment == DATA_AUGMENT_RRC && c->crop_pad)
+        return cigl_fail(CIGL_ERR_USAGE, "--crop-pad does not apply to '%s': its training images "
+                         "get a random resized crop and flip (datasets/README.md); drop it",
+                         c->data);
     const size_t n_total = t->ds.train.n;
     rc = split_validation((uint64_t)c->seed, n_total, (size_t)c->val_size, &t->train_idx,
                           &t->val_idx);
@@ -210,13 +218,32 @@ static const float *mix_batch(Trainer *t, int n, LossTargets *targets)
 /* One optimisation step on the global batch batch_idx[0..B): this rank's micro-batches,
  * gradients summed over ranks (in buckets during the last backward), then the method's step.
  * Returns this rank's loss sum (non-finite: stop). */
+/* Starts reading this rank's next slice of a streamed dataset (the next micro-batch, or the
+ * first of the next global batch in this epoch's order) while this one computes. */
+static void prefetch_next(Trainer *t, const uint32_t *batch_idx, size_t B, int micro)
+{
+    const Config *c = &t->cfg;
+    size_t first, n, total = B;
+    const uint32_t *base = batch_idx;
+    if (micro + 1 == c->accumulate) {
+        const size_t next = (size_t)(batch_idx - t->order) + B;
+        if (next >= t->n_train) return;
+        base = t->order + next;
+        total = t->n_train - next < (size_t)c->batch_size ? t->n_train - next
+                                                          : (size_t)c->batch_size;
+    }
+    shard_slice(total, t->comm->rank, t->comm->size, (micro + 1) % c->accumulate,
+                c->accumulate, &first, &n);
+    split_prefetch(&t->ds, &t->ds.train, base + first, n);
+}
+
 static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int epoch,
                          long *correct)
 {
     const Config *c = &t->cfg;
     Comm *comm = t->comm;
     const Augment aug = {c->crop_pad, c->flip, (uint64_t)c->seed, (uint64_t)epoch};
-    const int augment = c->crop_pad > 0 || c->flip;
+    const int augment = c->crop_pad > 0 || c->flip || t->ds.augment == DATA_AUGMENT_RRC;
     const float *weights = method_before_forward(&t->ms, &t->m, t->step);
     const int dense = method_updates_at(&t->ms, t->step);
     double loss = 0;
@@ -227,6 +254,7 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
         if (n == 0) continue;
         split_gather(&t->ds, &t->ds.train, batch_idx + first, n, augment ? &aug : NULL, t->x,
                      t->y);
+        prefetch_next(t, batch_idx, B, micro);
         LossTargets targets = {c->label_smoothing, NULL, 1.0};
         const float *x = c->mixup > 0 ? mix_batch(t, (int)n, &targets) : t->x;
         if (c->accumulate == 1) grad_sync_begin(&t->sync, &t->m, dense);

@@ -23,6 +23,7 @@ typedef struct {
     int threads;
     int val_size;
     int crop_pad, flip;
+    char data_mode[8];      /* auto | memory | stream: dataset pixels held or read on demand */
     double label_smoothing;
     double mixup;           /* Beta(alpha, alpha) mixing; 0: off */
     int eval_batch_size;

@@ -109,6 +109,9 @@ void split_gather(const Dataset *ds, const Split *s, const uint32_t *idx, size_t
 /* Starts reading samples idx[0..n) of a streamed split in the background (the indices are
  * copied); the next split_gather of the same indices waits for them. No-op in memory. */
 void split_prefetch(const Dataset *ds, const Split *s, const uint32_t *idx, size_t n);
+/* The same for samples idx[first..first+n), or first..first+n-1 when idx is NULL. */
+void split_prefetch_range(const Dataset *ds, const Split *s, const uint32_t *idx, size_t first,
+                          size_t n);
 
 /* Converters (datasets/): each validates its input fully and writes through the writer.
  * convert_main is `cigl convert` (argv after "convert"). */
