@@ -1,4 +1,5 @@
 /* The `cigl` command: train, convert, help. */
+#include "cigl/model_compact.h"
 #include "cigl/comm.h"
 #include "cigl/config.h"
 #include "cigl/data.h"
@@ -20,6 +21,7 @@ static const char usage[] =
     "  cigl train --data FILE.h5 --model NAME --out DIR [options]   train a model\n"
     "  cigl eval --model DIR/final.h5 --data FILE.h5 --out DIR2      evaluate a model\n"
     "  cigl report RUN_DIR... [--out DIR]                            table and plots of runs\n"
+    "  cigl compact DIR/final.h5 OUT.h5                              sparse (CSR) model file\n"
     "  cigl convert fashion-mnist|cifar10|cifar100 SRC OUT.h5        convert a dataset\n"
     "  cigl convert imagefolder SRC_DIR OUT.h5 [options]             (cigl convert --help)\n"
     "  cigl --help | cigl train --help | cigl --version\n"
@@ -84,6 +86,7 @@ int main(int argc, char **argv)
     if (!strcmp(argv[1], "convert")) return convert_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "eval")) return eval_main(argc - 2, argv + 2);
     if (!strcmp(argv[1], "report")) return report_main(argc - 1, argv + 1);
-    return cigl_fail(CIGL_ERR_USAGE, "unknown command '%s'; expected train, eval, report or "
-                     "convert (see 'cigl --help')", argv[1]);
+    if (!strcmp(argv[1], "compact")) return compact_main(argc - 2, argv + 2);
+    return cigl_fail(CIGL_ERR_USAGE, "unknown command '%s'; expected train, eval, report, "
+                     "compact or convert (see 'cigl --help')", argv[1]);
 }
