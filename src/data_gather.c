@@ -88,11 +88,7 @@ static int round_even(double v)
  * of an area fraction and a log-uniform aspect ratio, the first that fits placed uniformly;
  * otherwise the whole image clamped to the ratio range, centred. Every draw is addressed by
  * (seed, RNG_AUGMENT, epoch, 32 * sample + k); see datasets/README.md. */
-typedef struct {
-    int y, x, h, w, flip;
-} Crop;
-
-static Crop draw_rrc(const Augment *aug, uint32_t sample, int height, int width)
+Crop data_rrc_crop(const Augment *aug, uint32_t sample, int height, int width)
 {
     const double lo_ratio = log(3.0 / 4.0), hi_ratio = log(4.0 / 3.0);
     const double area = (double)height * (double)width;
@@ -166,7 +162,7 @@ void split_gather(const Dataset *ds, const Split *s, const uint32_t *idx, size_t
         const uint8_t *src = batch ? batch + i * ssample : s->images + (size_t)idx[i] * ssample;
         float *dst = x + i * sample;
         if (rrc) {
-            Crop cr = draw_rrc(aug, idx[i], sh, sw);
+            Crop cr = data_rrc_crop(aug, idx[i], sh, sw);
             uint8_t *tmp = malloc(sample);
             if (!tmp || image_resize(src, ds->c, sh, sw, cr.y, cr.x, cr.h, cr.w, tmp, ds->h,
                                      ds->w)) {

@@ -25,6 +25,13 @@ uint64_t data_fnv1a_labels(uint64_t h, const int32_t *labels, size_t n);
  * bounded size; returns -1 on a read failure. */
 int data_hash_pixels(hid_t images, size_t n, size_t sample, uint64_t *h);
 
+/* The random resized crop of `sample` in an h x w stored image: rows y..y+ch-1, columns
+ * x..x+cw-1, then mirrored when flip (datasets/README.md gives the draws). */
+typedef struct {
+    int y, x, h, w, flip;
+} Crop;
+Crop data_rrc_crop(const Augment *aug, uint32_t sample, int height, int width);
+
 /* A split read from the file on demand. */
 int split_stream_open(SplitStream **ss, const char *path, const char *split, size_t sample);
 void split_stream_close(SplitStream *ss);
