@@ -79,7 +79,9 @@ int sparse_kernels_parse(const char *name)
 
 int sparse_auto_choice(const Layer *l, double density)
 {
-    if (l->kind == LAYER_LINEAR) return density <= SPARSE_AUTO_LINEAR_MAX_DENSITY;
+    if (l->kind == LAYER_LINEAR)
+        return density <= SPARSE_AUTO_LINEAR_MAX_DENSITY &&
+               l->weight_len >= SPARSE_AUTO_LINEAR_MIN_WEIGHTS;
     if (l->kind == LAYER_CONV2D) return density <= SPARSE_AUTO_CONV_MAX_DENSITY;
     return 0;
 }

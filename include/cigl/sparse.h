@@ -84,6 +84,8 @@ typedef struct SparseLayer {
     SparseModel *model;
     size_t w_off;           /* the weight tensor's offset in the parameter buffer */
     float *xt, *yt, *dxt;   /* linear: feature-major copies (max_batch x cols / rows / cols) */
+    const float *xt_src;    /* linear: the input xt was made from by the last forward ... */
+    int xt_n;               /* ... and its batch size */
     float *gpart;           /* conv: per-thread weight-gradient partials (parts x nnz) */
     size_t gpart_cap;
     int parts;

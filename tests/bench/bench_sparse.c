@@ -10,6 +10,8 @@
  * Every measurement is also a `BENCH {json}` line (kinds: sparse_env, sparse_step,
  * sparse_layer). Random inputs; no dataset needed. */
 #include "cigl/method.h"
+#include "cigl/model_compact.h"
+#include "cigl/model_io.h"
 #include "cigl/rng.h"
 #include "cigl/sparse.h"
 
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now(void)
 {
@@ -119,6 +122,8 @@ static size_t active_weights(const Bench *b)
     return a;
 }
 
+static int only_mode = -1; /* --only dense|sparse|auto: time one kind (for profilers) */
+
 static void bench_model(const char *model, const char *method, double sparsity, int batch,
                         int reps, double min_time)
 {
@@ -132,6 +137,7 @@ static void bench_model(const char *model, const char *method, double sparsity, 
     double train[3][64], infer[3][64];
     char choice[3][512];
     for (int k = 0; k < 3; k++) { /* warm-up: two steps and one pass per mode */
+        if (only_mode >= 0 && (int)modes[k] != only_mode) continue;
         sparse_model_setup(&b.m, modes[k], b.s.mask);
         sparse_choice_format(&b.m, choice[k], sizeof(choice[k]));
         time_block(&b, 0, 0);
@@ -141,6 +147,10 @@ static void bench_model(const char *model, const char *method, double sparsity, 
     if (reps > 64) reps = 64;
     for (int r = 0; r < reps; r++)
         for (int k = 0; k < 3; k++) {
+            if (only_mode >= 0 && (int)modes[k] != only_mode) {
+                train[k][r] = infer[k][r] = 1;
+                continue;
+            }
             sparse_model_setup(&b.m, modes[k], b.s.mask);
             train[k][r] = time_block(&b, 0, min_time);
             infer[k][r] = time_block(&b, 1, min_time);
@@ -150,6 +160,23 @@ static void bench_model(const char *model, const char *method, double sparsity, 
         tm[k] = median(train[k], reps);
         im[k] = median(infer[k], reps);
     }
+    /* the model file and its compact form (cigl compact), sizes in bytes */
+    char dense_path[256], compact_path[256];
+    const char *tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    snprintf(dense_path, sizeof(dense_path), "%s/bench_sparse_%d.h5", tmpdir, (int)getpid());
+    snprintf(compact_path, sizeof(compact_path), "%s/bench_sparse_%d_c.h5", tmpdir, (int)getpid());
+    ModelFileExtras ex;
+    memset(&ex, 0, sizeof(ex));
+    ex.mask = b.s.mask;
+    ex.method = method;
+    ex.cfg = &b.s.cfg;
+    ex.total_steps = 100000;
+    long long dense_bytes = -1, compact_bytes = -1;
+    if (model_save(&b.m, b.m.params, dense_path, &ex) ||
+        model_compact(dense_path, compact_path, &dense_bytes, &compact_bytes))
+        fprintf(stderr, "bench_sparse: writing the model files in %s failed\n", tmpdir);
+    unlink(dense_path);
+    unlink(compact_path);
     const size_t prunable = model_prunable_count(&b.m);
     const double measured = 1.0 - (double)active_weights(&b) / (double)prunable;
     printf("%-9s sparsity %.2f (measured %.4f): train step dense %8.2f ms, sparse %8.2f ms "
@@ -157,13 +184,17 @@ static void bench_model(const char *model, const char *method, double sparsity, 
            "auto %7.2f ms (x%.2f)\n", model, sparsity, measured, 1e3 * tm[0], 1e3 * tm[1],
            tm[0] / tm[1], 1e3 * tm[2], tm[0] / tm[2], 1e3 * im[0], 1e3 * im[1], im[0] / im[1],
            1e3 * im[2], im[0] / im[2]);
+    printf("%-9s sparsity %.2f: final.h5 %lld bytes, compact %lld bytes (%.2f%%); auto chose %s\n",
+           model, sparsity, dense_bytes, compact_bytes,
+           dense_bytes > 0 ? 100.0 * (double)compact_bytes / (double)dense_bytes : 0.0, choice[2]);
     printf("BENCH {\"kind\":\"sparse_step\",\"impl\":\"cigl\",\"model\":\"%s\",\"method\":\"%s\","
            "\"sparsity\":%.4f,\"sparsity_measured\":%.6f,\"batch\":%d,\"reps\":%d",
            model, method, sparsity, measured, batch, reps);
     for (int k = 0; k < 3; k++)
         printf(",\"train_%s_ms\":%.4f,\"infer_%s_ms\":%.4f", names[k], 1e3 * tm[k], names[k],
                1e3 * im[k]);
-    printf(",\"auto_choice\":\"%s\"}\n", choice[2]);
+    printf(",\"dense_file_bytes\":%lld,\"compact_file_bytes\":%lld,\"auto_choice\":\"%s\"}\n",
+           dense_bytes, compact_bytes, choice[2]);
     fflush(stdout);
     bench_close(&b);
 }
@@ -247,11 +278,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--sparsities") && v) sparsities = argv[++i];
         else if (!strcmp(a, "--method") && v) method = argv[++i];
         else if (!strcmp(a, "--layers")) layers = 1;
+        else if (!strcmp(a, "--only") && v) only_mode = sparse_kernels_parse(argv[++i]);
         else if (!strcmp(a, "--layer-models") && v) layer_models = argv[++i];
         else {
             fprintf(stderr, "usage: bench_sparse [--threads N] [--batch B] [--reps R] "
                     "[--min-time S] [--models a,b] [--sparsities 0.8,0.9] [--method rigl] "
-                    "[--layers] [--layer-models a,b]\n");
+                    "[--layers] [--layer-models a,b] [--only dense|sparse|auto]\n");
             return 2;
         }
     }

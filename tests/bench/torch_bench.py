@@ -8,6 +8,11 @@ timed --reps times; the median gives images/second. Results are printed as "BENC
 lines like bench_train's. Run with Debian's /usr/bin/python3 (python3-torch); without torch
 it prints "skipped: python3-torch not installed" and exits 0.
 
+--masked 0.8,0.9,0.95,0.99 times PyTorch's masked training instead (what sparse-training
+libraries on PyTorch do: dense compute, gradients masked before the step, weights masked after
+it) and inference (eval mode, no_grad) per sparsity, on 3x32x32 inputs for resnet20 and
+wrn-22-2 (1x28x28 for mlp and lenet5), as "masked_step" lines for bench_sparse's table.
+
 --profile additionally prints torch.autograd.profiler's per-operator table for one step of
 each model (not used by run.sh; for comparing per-layer costs by hand).
 """
@@ -30,13 +35,15 @@ def parse_args():
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--min-time", type=float, default=0.3,
                    help="seconds per timed block of steps")
+    p.add_argument("--masked", default="",
+                   help="comma-separated sparsities: time masked training and inference instead")
     p.add_argument("--profile", action="store_true",
                    help="print the autograd profiler's operator table for one step")
     return p.parse_args()
 
 
-def build(name, nn):
-    """The architectures of src/models.c for 1x28x28 inputs and 10 classes."""
+def build(name, nn, in_ch=1):
+    """The architectures of src/models.c for in_ch x 28x28 / 32x32 inputs and 10 classes."""
     if name == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(),
                              nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
@@ -66,7 +73,7 @@ def build(name, nn):
                 y = self.bn2(self.conv2(y))
                 return self.relu(y + self.shortcut(x))
 
-        layers = [nn.Conv2d(1, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+        layers = [nn.Conv2d(in_ch, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
         cin = 16
         for s, width in enumerate((16, 32, 64)):
             for b in range(blocks):
@@ -74,7 +81,95 @@ def build(name, nn):
                 cin = width
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
         return nn.Sequential(*layers)
+    if name == "wrn-22-2":
+        class Wide(nn.Module):  # pre-activation block, 1x1 shortcut on the pre-activated input
+            def __init__(self, cin, cout, stride):
+                super().__init__()
+                self.bn1, self.bn2 = nn.BatchNorm2d(cin), nn.BatchNorm2d(cout)
+                self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+                self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+                self.relu = nn.ReLU()
+                self.shortcut = None
+                if stride != 1 or cin != cout:
+                    self.shortcut = nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
+
+            def forward(self, x):
+                a = self.relu(self.bn1(x))
+                y = self.conv2(self.relu(self.bn2(self.conv1(a))))
+                return y + (self.shortcut(a) if self.shortcut is not None else x)
+
+        layers = [nn.Conv2d(in_ch, 16, 3, 1, 1, bias=False)]
+        cin = 16
+        for s, width in enumerate((32, 64, 128)):
+            for b in range(3):
+                layers.append(Wide(cin, width, 2 if s > 0 and b == 0 else 1))
+                cin = width
+        layers += [nn.BatchNorm2d(cin), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                   nn.Linear(cin, 10)]
+        return nn.Sequential(*layers)
     raise SystemExit(f"torch_bench: unknown model '{name}'")
+
+
+def timed(fn, min_time, reps):
+    """Median seconds per call over reps blocks of at least min_time seconds."""
+    import statistics
+    for _ in range(2):
+        fn()
+    t0 = time.perf_counter()
+    fn()
+    est = time.perf_counter() - t0
+    n = max(1, int(-(-min_time // max(est, 1e-6))))
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        times.append((time.perf_counter() - t0) / n)
+    return statistics.median(times)
+
+
+def masked(args, torch, nn, F):
+    """Masked training as PyTorch sparse-training code does it (dense compute)."""
+    for name in args.models.split(","):
+        cifar = name not in ("mlp", "lenet5")
+        shape = (3, 32, 32) if cifar else (1, 28, 28)
+        for sp in [float(v) for v in args.masked.split(",")]:
+            torch.manual_seed(0)
+            model = build(name, nn, shape[0])
+            prunable = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+            masks = [(torch.rand_like(w) >= sp).float() for w in prunable]
+            with torch.no_grad():
+                for w, m in zip(prunable, masks):
+                    w.mul_(m)
+            opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
+                                  weight_decay=5e-4)
+            x = torch.randn(args.batch, *shape)
+            y = torch.randint(0, 10, (args.batch,))
+
+            def step():
+                model.train()
+                opt.zero_grad()
+                F.cross_entropy(model(x), y).backward()
+                for w, m in zip(prunable, masks):
+                    w.grad.mul_(m)
+                opt.step()
+                with torch.no_grad():
+                    for w, m in zip(prunable, masks):
+                        w.mul_(m)
+
+            def infer():
+                model.eval()
+                with torch.no_grad():
+                    model(x)
+
+            tr = timed(step, args.min_time, args.reps)
+            inf = timed(infer, args.min_time, args.reps)
+            print(f"{name} masked {sp:.2f}: train step {1e3 * tr:.2f} ms, inference "
+                  f"{1e3 * inf:.2f} ms", flush=True)
+            emit({"kind": "masked_step", "impl": "torch", "model": name, "sparsity": sp,
+                  "batch": args.batch, "threads": args.threads, "reps": args.reps,
+                  "train_ms": round(1e3 * tr, 4), "infer_ms": round(1e3 * inf, 4)})
+    return 0
 
 
 def main():
@@ -97,6 +192,8 @@ def main():
           "cpu_capability": torch.backends.cpu.get_cpu_capability()
           if hasattr(torch.backends, "cpu") else "unknown"})
     print(f"torch bench: torch {torch.__version__}, {torch.get_num_threads()} threads", flush=True)
+    if args.masked:
+        return masked(args, torch, nn, F)
 
     for name in args.models.split(","):
         model = build(name, nn)
