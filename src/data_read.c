@@ -76,8 +76,8 @@ int data_hash_pixels(hid_t images, size_t n, size_t sample, uint64_t *h)
         /* a block of whole samples: the hyperslab [i0, i0 + k) x C x H x W */
         size_t k = n - i0 < per ? n - i0 : per;
         hsize_t start[4] = {i0, 0, 0, 0}, count[4] = {k, dims[1], dims[2], dims[3]};
-        hsize_t flat = k * sample;
-        hid_t ms = H5Screate_simple(1, &flat, NULL);
+        /* the memory space has the selection's shape: HDF5 copies whole rows */
+        hid_t ms = H5Screate_simple(4, count, NULL);
         if (ms < 0 || H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
             H5Dread(images, H5T_NATIVE_UINT8, ms, fs, H5P_DEFAULT, buf) < 0)
             rc = -1;

@@ -101,8 +101,8 @@ static int read_samples(SplitStream *ss, const uint32_t *idx, size_t n, uint8_t 
         }
         hsize_t start[4] = {idx[i], 0, 0, 0};
         hsize_t count[4] = {k, ss->dims[1], ss->dims[2], ss->dims[3]};
-        hsize_t flat = k * ss->sample;
-        hid_t ms = H5Screate_simple(1, &flat, NULL);
+        /* the memory space has the selection's shape: HDF5 copies whole rows */
+        hid_t ms = H5Screate_simple(4, count, NULL);
         int bad = ms < 0 ||
                   H5Sselect_hyperslab(ss->fspace, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
                   H5Dread(ss->dset, H5T_NATIVE_UINT8, ms, ss->fspace, H5P_DEFAULT,

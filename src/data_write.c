@@ -245,9 +245,9 @@ int dataset_writer_append(DatasetWriter *w, int split, const uint8_t *images,
     const DatasetSpec *s = &w->spec;
     hsize_t start[4] = {w->done[split], 0, 0, 0};
     hsize_t count[4] = {n, (hsize_t)s->c, (hsize_t)s->split_h[split], (hsize_t)s->split_w[split]};
-    hsize_t flat = n * w->sample[split];
     hid_t fs = H5Dget_space(w->images[split]);
-    hid_t ms = H5Screate_simple(1, &flat, NULL);
+    /* the memory space has the selection's shape: HDF5 copies whole rows */
+    hid_t ms = H5Screate_simple(4, count, NULL);
     errno = 0;
     int bad = fs < 0 || ms < 0 ||
               H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL) < 0 ||
