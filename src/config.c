@@ -16,7 +16,8 @@ const OptionSpec train_options[] = {
     OPT("data", OPT_STRING, data, NULL, 0, 0, "dataset file in cigl's HDF5 schema (cigl convert)"),
     OPT("model", OPT_STRING, model, NULL, 0, 0,
         "mlp | lenet5 | resnet20 | resnet32 | resnet56 | wrn-22-2 | resnet50"),
-    OPT("out", OPT_STRING, out, NULL, 0, 0, "run directory (created; must not hold a run)"),
+    OPT("out", OPT_STRING, out, NULL, 0, 0,
+        "run directory (created; one holding a run needs --resume or --overwrite)"),
     OPT("epochs", OPT_INT, epochs, "1", 1, 100000, "training epochs"),
     OPT("max-steps", OPT_LONG, max_steps, "0", 0, 1e15,
         "stop after this many steps (0: train all epochs; the schedule still spans all epochs)"),
@@ -84,13 +85,26 @@ const OptionSpec train_options[] = {
     OPT("kernels", OPT_STRING, kernels, "auto", 0, 0,
         "conv/linear kernels: auto (per layer, by density and shape; recorded in final.json) | "
         "dense | sparse (compute only the stored weights)"),
+    OPT("checkpoint-every", OPT_INT, checkpoint_every, "0", 0, 1000000,
+        "write a checkpoint to OUT/checkpoints every this many epochs (0: off)"),
+    OPT("checkpoint-minutes", OPT_DOUBLE, checkpoint_minutes, "0", 0, 1e9,
+        "also write one every this many minutes of wall time (0: off)"),
+    OPT("keep", OPT_INT, keep, "2", 1, 1000000, "checkpoints kept (older ones are deleted)"),
+    OPT("resume", OPT_STRING, resume, "", 0, 0,
+        "auto (the newest good checkpoint in --out; none: start afresh) or a checkpoint path"),
+    OPT("overwrite", OPT_FLAG, overwrite, "0", 0, 1,
+        "--out holds a run: delete its files and start afresh"),
+    OPT("config", OPT_STRING, config_file, "", 0, 0,
+        "read options from a JSON file (any run's config.json); command-line options win"),
+    OPT("dry-run", OPT_FLAG, dry_run, "0", 0, 1,
+        "print the resolved configuration as JSON and exit"),
     {NULL, OPT_FLAG, 0, 0, NULL, 0, 0, NULL},
 };
 
 _Static_assert(sizeof(train_options) / sizeof(train_options[0]) <= sizeof(((Config *)0)->given),
                "Config.given is too small for the option table");
 
-static const OptionSpec *find_option(const OptionSpec *specs, const char *name, size_t len)
+const OptionSpec *options_find(const OptionSpec *specs, const char *name, size_t len)
 {
     for (const OptionSpec *s = specs; s->name; s++)
         if (strlen(s->name) == len && !strncmp(s->name, name, len)) return s;
@@ -98,13 +112,13 @@ static const OptionSpec *find_option(const OptionSpec *specs, const char *name, 
 }
 
 /* Stores text `v` into the field of `s`, checking type and range. */
-static int set_option(void *target, const OptionSpec *s, const char *v)
+int options_set(void *target, const OptionSpec *s, const char *v, const char *where)
 {
     char *field = (char *)target + s->offset;
     if (s->type == OPT_STRING) {
         if (strlen(v) >= s->size)
-            return cigl_fail(CIGL_ERR_USAGE, "--%s: value longer than %zu characters", s->name,
-                             s->size - 1);
+            return cigl_fail(CIGL_ERR_USAGE, "%s--%s: value longer than %zu characters", where,
+                             s->name, s->size - 1);
         strcpy(field, v);
         return CIGL_OK;
     }
@@ -112,12 +126,14 @@ static int set_option(void *target, const OptionSpec *s, const char *v)
     errno = 0;
     const double d = strtod(v, &end);
     if (end == v || *end || errno || !isfinite(d))
-        return cigl_fail(CIGL_ERR_USAGE, "--%s: expected a number, got '%s'", s->name, v);
+        return cigl_fail(CIGL_ERR_USAGE, "%s--%s: expected a number, got '%s'", where, s->name,
+                         v);
     if (d < s->min || d > s->max)
-        return cigl_fail(CIGL_ERR_USAGE, "--%s: expected a value in [%g, %g], got %s", s->name,
-                         s->min, s->max, v);
+        return cigl_fail(CIGL_ERR_USAGE, "%s--%s: expected a value in [%g, %g], got %s", where,
+                         s->name, s->min, s->max, v);
     if (s->type != OPT_DOUBLE && d != floor(d))
-        return cigl_fail(CIGL_ERR_USAGE, "--%s: expected a whole number, got '%s'", s->name, v);
+        return cigl_fail(CIGL_ERR_USAGE, "%s--%s: expected a whole number, got '%s'", where,
+                         s->name, v);
     switch (s->type) {
     case OPT_INT: case OPT_FLAG: case OPT_FLAG_OFF: *(int *)field = (int)d; break;
     case OPT_LONG: *(long *)field = (long)d; break;
@@ -131,7 +147,7 @@ static int set_option(void *target, const OptionSpec *s, const char *v)
 void options_defaults(const OptionSpec *specs, void *target)
 {
     for (const OptionSpec *s = specs; s->name; s++)
-        if (s->def) set_option(target, s, s->def);
+        if (s->def) options_set(target, s, s->def, "");
 }
 
 int options_parse(const OptionSpec *specs, void *target, unsigned char *given,
@@ -144,7 +160,7 @@ int options_parse(const OptionSpec *specs, void *target, unsigned char *given,
                              "'--' (see 'cigl %s --help')", a, command);
         const char *name = a + 2, *eq = strchr(name, '=');
         const size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const OptionSpec *s = find_option(specs, name, len);
+        const OptionSpec *s = options_find(specs, name, len);
         if (!s)
             return cigl_fail(CIGL_ERR_USAGE, "unknown option '--%.*s'; see 'cigl %s --help' "
                              "for the list", (int)len, name, command);
@@ -155,7 +171,7 @@ int options_parse(const OptionSpec *specs, void *target, unsigned char *given,
         }
         const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
         if (!v) return cigl_fail(CIGL_ERR_USAGE, "--%s needs a value", s->name);
-        int rc = set_option(target, s, v);
+        int rc = options_set(target, s, v, "");
         if (rc) return rc;
     }
     return CIGL_OK;
@@ -174,7 +190,7 @@ int config_parse_args(Config *c, int argc, char **argv)
 
 int config_given(const Config *c, const char *name)
 {
-    const OptionSpec *s = find_option(train_options, name, strlen(name));
+    const OptionSpec *s = options_find(train_options, name, strlen(name));
     return s ? c->given[s - train_options] : 0;
 }
 

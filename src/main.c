@@ -51,7 +51,7 @@ static int cmd_train(int argc, char **argv)
      * rank 0 says them once (train_run discards the copies; an error of one rank alone is
      * flushed at exit or abort) */
     if (comm->rank != 0) setvbuf(stderr, NULL, _IOFBF, 1 << 16);
-    int rc = config_parse_args(&c, argc - 2, argv + 2);
+    int rc = config_resolve_args(&c, argc - 2, argv + 2);
     if (rc && comm->rank != 0) __fpurge(stderr); /* every rank parsed the same options */
     if (!rc) rc = train_run(&c, comm, argc, argv);
     comm->finalize(comm);

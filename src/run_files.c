@@ -7,6 +7,7 @@
 #include "cigl/model_io.h"
 #include "cigl/provenance.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -20,13 +21,38 @@ static int path_join(char *buf, size_t len, const char *dir, const char *name)
                ? cigl_fail(CIGL_ERR_USAGE, "--out path too long") : CIGL_OK;
 }
 
-int run_dir_create(const char *out)
+/* Deletes the files a run writes (only those: --out may be a directory with other files). */
+static void remove_run_files(const char *out)
+{
+    static const char *const names[] = {"config.json", "metrics.jsonl", "final.json",
+                                        "final.h5", "reliability.svg", NULL};
+    char p[1200];
+    for (int i = 0; names[i]; i++) {
+        snprintf(p, sizeof(p), "%s/%s", out, names[i]);
+        unlink(p);
+    }
+    snprintf(p, sizeof(p), "%s/checkpoints", out);
+    DIR *d = opendir(p);
+    if (!d) return;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (strncmp(e->d_name, "step-", 5)) continue;
+        char f[1500];
+        snprintf(f, sizeof(f), "%s/%s", p, e->d_name);
+        unlink(f);
+    }
+    closedir(d);
+    rmdir(p);
+}
+
+int run_dir_create(const char *out, int replace)
 {
     char p[1100];
     if (path_join(p, sizeof(p), out, "config.json")) return CIGL_ERR_USAGE;
-    if (access(p, F_OK) == 0)
+    if (access(p, F_OK) == 0 && !replace)
         return cigl_fail(CIGL_ERR_USAGE, "--out '%s' already holds a run (config.json exists); "
-                         "choose a new directory or remove the old run", out);
+                         "continue it with --resume auto, replace it with --overwrite, or "
+                         "choose a new directory", out);
+    if (replace) remove_run_files(out);
     char tmp[1024];
     snprintf(tmp, sizeof(tmp), "%s", out);
     for (char *s = tmp + 1; *s; s++) { /* mkdir -p */
@@ -37,6 +63,29 @@ int run_dir_create(const char *out)
     }
     if (mkdir(out, 0777) && errno != EEXIST)
         return cigl_fail(CIGL_ERR_USAGE, "cannot create --out '%s': %s", out, strerror(errno));
+    return CIGL_OK;
+}
+
+int run_truncate_metrics(const char *out, int epochs)
+{
+    char path[1100], tmp[1200];
+    if (path_join(path, sizeof(path), out, "metrics.jsonl")) return CIGL_ERR_USAGE;
+    FILE *in = fopen(path, "r");
+    if (!in) return CIGL_OK; /* nothing logged yet */
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *o = fopen(tmp, "w");
+    if (!o) {
+        fclose(in);
+        return cigl_fail(CIGL_ERR_RUNTIME, "cannot write '%s': %s", tmp, strerror(errno));
+    }
+    char line[4096];
+    for (int kept = 0; kept < epochs && fgets(line, sizeof line, in); kept++) fputs(line, o);
+    fclose(in);
+    const int bad = (fflush(o) != 0) | (fsync(fileno(o)) != 0) | (fclose(o) != 0);
+    if (bad || rename(tmp, path)) {
+        unlink(tmp);
+        return cigl_fail(CIGL_ERR_RUNTIME, "rewriting '%s' failed (disk full?)", path);
+    }
     return CIGL_OK;
 }
 

@@ -9,6 +9,7 @@
 #include "cigl/parallel.h"
 #include "cigl/rng.h"
 #include "cigl/sparse.h"
+#include "cigl/signals.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -274,9 +275,16 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
     if (!ran) memset(t->m.grads, 0, sizeof(float) * t->m.n_params); /* a rank with no samples */
     if (c->accumulate > 1 || !ran) grad_sync_begin(&t->sync, &t->m, dense);
     if (grad_sync_finish(&t->sync, &t->m)) return NAN;
-    double bad = isfinite(loss) ? 0.0 : 1.0;
-    if (comm->size > 1 && comm->allreduce_double(comm, &bad, 1)) return NAN;
-    if (bad > 0) return NAN;
+    /* one collective per step carries every decision the ranks must share: a non-finite
+     * loss anywhere, a stop signal anywhere, rank 0's checkpoint timer */
+    const double since = now_seconds() - t->last_checkpoint;
+    double flags[3] = {isfinite(loss) ? 0.0 : 1.0, stop_signal_received() ? 1.0 : 0.0,
+                       comm->rank == 0 && c->checkpoint_minutes > 0 &&
+                               since >= 60.0 * c->checkpoint_minutes ? 1.0 : 0.0};
+    if (comm->size > 1 && comm->allreduce_double(comm, flags, 3)) return NAN;
+    if (flags[0] > 0) return NAN;
+    t->stop_signal = flags[1] > 0 ? (stop_signal_received() ? stop_signal_received() : -1) : 0;
+    t->checkpoint_due = flags[2] > 0;
     method_apply_step(&t->ms, &t->m, &t->opt, schedule_lr(&t->sched, t->step), t->step);
     if (t->ms.masks_changed) {
         grad_sync_set_mask(&t->sync, t->ms.mask);
@@ -295,19 +303,50 @@ static int check_replicas(Trainer *t)
     return ranks_agree(t->comm, h, "the weights and masks", t->step);
 }
 
+/* After a stop signal: the checkpoint is written (rc 0), every rank exits with the status
+ * that tells job scripts to requeue. */
+static int stopped(const Trainer *t, int rc)
+{
+    if (rc) return rc;
+    if (t->comm->rank == 0)
+        fprintf(stderr, "cigl: stopped by %s after step %ld; checkpoint written to '%s'; "
+                "continue with --resume auto (exit status %d)\n",
+                t->stop_signal > 0 ? stop_signal_name(t->stop_signal) : "a signal on another rank",
+                t->step, t->ckpt_dir, CIGL_EXIT_REQUEUE);
+    return CIGL_EXIT_REQUEUE;
+}
+
 static int train_loop(Trainer *t, FinalResult *r)
 {
     const Config *c = &t->cfg;
     const int lead = t->comm->rank == 0, tty = lead && isatty(STDERR_FILENO);
     const double t0 = now_seconds();
-    for (int epoch = 0; epoch < c->epochs; epoch++) {
+    t->last_checkpoint = t0;
+#define TRAIN_SECONDS() (t->start.train_seconds + now_seconds() - t0)
+    for (int epoch = t->start.epoch; epoch < c->epochs; epoch++) {
         const double e0 = now_seconds();
         rng_permutation((uint64_t)c->seed, RNG_DATA_ORDER, (uint64_t)epoch, t->order, t->n_train);
         for (size_t i = 0; i < t->n_train; i++) t->order[i] = t->train_idx[t->order[i]];
         double sums[2] = {0, 0}; /* this rank's loss sum and hits */
         long seen = 0, in_epoch = 0;
+        if (t->resume_path[0] && epoch == t->start.epoch) { /* the checkpoint's epoch goes on */
+            in_epoch = t->start.in_epoch;
+            seen = t->start.epoch_seen;
+            if (lead) {
+                sums[0] = t->start.epoch_loss;
+                sums[1] = t->start.epoch_hits;
+            }
+        }
+        const long first_seen = seen; /* for the rate of this session's part */
         for (; in_epoch < t->steps_per_epoch; in_epoch++) {
-            if (c->max_steps && t->step >= c->max_steps) break;
+            if (c->max_steps && t->step >= c->max_steps) { /* resumable where it stopped */
+                if (c->checkpoint_every > 0 || c->checkpoint_minutes > 0) {
+                    const int rc = run_checkpoint(t, epoch, in_epoch, sums, seen,
+                                                  TRAIN_SECONDS(), 0);
+                    if (rc) return rc;
+                }
+                break;
+            }
             const size_t start = (size_t)in_epoch * (size_t)c->batch_size;
             const size_t B = t->n_train - start < (size_t)c->batch_size ? t->n_train - start
                                                                         : (size_t)c->batch_size;
@@ -321,6 +360,7 @@ static int train_loop(Trainer *t, FinalResult *r)
                 return CIGL_ERR_RUNTIME;
             }
             t->step++;
+            stop_signal_test_hook(t->comm->rank, t->step);
             sums[0] += loss;
             sums[1] += (double)correct;
             seen += (long)B;
@@ -328,7 +368,15 @@ static int train_loop(Trainer *t, FinalResult *r)
                 return CIGL_ERR_RUNTIME;
             if (tty && (in_epoch % 10 == 0 || in_epoch + 1 == t->steps_per_epoch))
                 progress(t, epoch, in_epoch + 1, sums[0] * t->comm->size / seen,
-                         sums[1] * t->comm->size / seen, seen / (now_seconds() - e0));
+                         sums[1] * t->comm->size / seen,
+                         (double)(seen - first_seen) / (now_seconds() - e0));
+            if (t->stop_signal || t->checkpoint_due) {
+                if (tty) fputc('\n', stderr);
+                const int rc = run_checkpoint(t, epoch, in_epoch + 1, sums, seen,
+                                              TRAIN_SECONDS(), t->stop_signal != 0);
+                if (t->stop_signal) return stopped(t, rc);
+                if (rc) return rc;
+            }
         }
         if (tty) fputc('\n', stderr);
         if (!seen) break;
@@ -340,21 +388,29 @@ static int train_loop(Trainer *t, FinalResult *r)
         if (rc && t->comm->size > 1) t->comm->abort(t->comm, rc); /* others would wait */
         if (rc) return rc;
         const double secs = now_seconds() - e0;
+        const double rate = (double)(seen - first_seen) / secs;
         const double lr = schedule_lr(&t->sched, t->step - 1);
         if (lead) {
             fprintf(stderr, "epoch %d/%d: step %ld, lr %.4g, train loss %.4f, train acc %.2f%%, "
                     "val acc %.2f%%, val nll %.4f, val ECE %.4f, %.1f s (%.0f img/s)\n",
                     epoch + 1, c->epochs, t->step, lr, sums[0] / seen, 100.0 * sums[1] / seen,
                     t->n_val ? 100 * val.accuracy : NAN, t->n_val ? val.nll : NAN,
-                    t->n_val ? val.ece : NAN, secs, seen / secs);
+                    t->n_val ? val.ece : NAN, secs, rate);
             rc = run_append_epoch(t, epoch + 1, lr, sums[0] / seen, sums[1] / seen,
                                   t->n_val ? &val : NULL, secs);
             if (rc && t->comm->size > 1) t->comm->abort(t->comm, rc); /* others would wait */
             if (rc) return rc;
         }
+        if (c->checkpoint_every > 0 && (epoch + 1) % c->checkpoint_every == 0 &&
+            in_epoch == t->steps_per_epoch) {
+            const double none[2] = {0, 0};
+            rc = run_checkpoint(t, epoch + 1, 0, none, 0, TRAIN_SECONDS(), 0);
+            if (rc) return rc;
+        }
         if (c->max_steps && t->step >= c->max_steps) break;
     }
-    r->seconds = now_seconds() - t0;
+    r->seconds = TRAIN_SECONDS();
+#undef TRAIN_SECONDS
     r->steps = t->step;
     r->comm_wait_seconds = t->sync.wait_seconds;
     return CIGL_OK;
@@ -442,29 +498,74 @@ static int check_same_config(Trainer *t)
     return CIGL_OK;
 }
 
-int train_run(const Config *c, Comm *comm, int argc, char **argv)
+/* --dry-run: the resolved options and where the run would start, as JSON on stdout. */
+static void print_dry_run(const Trainer *t)
 {
-    openblas_set_num_threads(c->threads);
-    omp_set_num_threads(c->threads);
+    JsonWriter w;
+    json_begin(&w, stdout, 1);
+    json_object_begin(&w, NULL);
+    config_write_json(&t->cfg, &w);
+    json_string(&w, "resume_from", t->resume_path);
+    json_int(&w, "start_step", t->start.step);
+    json_int(&w, "steps_per_epoch", t->steps_per_epoch);
+    json_int(&w, "total_steps", t->total_steps);
+    json_int(&w, "ranks", t->comm->size);
+    json_object_end(&w);
+    json_end(&w);
+}
+
+/* Rank 0 prepares --out: a new run (or a replaced one) writes config.json; a resumed run
+ * keeps its files and drops the epochs logged after its checkpoint. */
+static int prepare_run_dir(Trainer *t)
+{
+    char p[1200];
+    snprintf(p, sizeof p, "%s/config.json", t->cfg.out);
+    if (t->resume_path[0] && access(p, F_OK) == 0)
+        return run_truncate_metrics(t->cfg.out, t->start.epoch);
+    int rc = run_dir_create(t->cfg.out, t->replace_run);
+    if (!rc) rc = run_write_config(t);
+    return rc;
+}
+
+int train_run(const Config *options, Comm *comm, int argc, char **argv)
+{
     Trainer t;
     memset(&t, 0, sizeof(t));
-    t.cfg = *c;
+    t.cfg = *options;
     t.comm = comm;
     t.argc = argc;
     t.argv = argv;
+    stop_signals_install();
+    const Config *c = &t.cfg; /* the options after resolving --resume */
     const char *ntasks = getenv("SLURM_NTASKS");
-    int rc = config_validate(c);
+    int rc = run_resolve_start(&t);
+    if (!rc && t.finished) {
+        if (comm->rank == 0)
+            printf("cigl: the run in '%s' is finished (final.json exists); nothing to do\n",
+                   c->out);
+        trainer_free(&t);
+        return CIGL_OK;
+    }
+    openblas_set_num_threads(c->threads);
+    omp_set_num_threads(c->threads);
+    if (!rc) rc = config_validate(c);
     if (!rc && ntasks && atoi(ntasks) > 1 && comm->size == 1)
         rc = cigl_fail(CIGL_ERR_USAGE, "SLURM_NTASKS is %s but cigl sees 1 MPI rank: srun "
                        "started independent processes; use 'srun --mpi=pmix' or mpirun", ntasks);
     if (!rc) rc = trainer_setup(&t);
     if (!rc) rc = check_same_config(&t);
-    if (!rc && comm->rank == 0) rc = run_dir_create(c->out);
-    if (!rc && comm->rank == 0) rc = run_write_config(&t);
+    if (!rc && c->dry_run) {
+        if (comm->rank == 0) print_dry_run(&t);
+        trainer_free(&t);
+        return CIGL_OK;
+    }
+    if (!rc && comm->rank == 0) rc = run_load_checkpoint(&t);
+    if (!rc && comm->rank == 0) rc = prepare_run_dir(&t);
     rc = agree_on_setup(comm, rc);
     FinalResult r;
     memset(&r, 0, sizeof(r));
     /* from here every phase is collective: a failure on one rank ends them all */
+    if (!rc) rc = run_share_checkpoint(&t);
     if (!rc) rc = train_loop(&t, &r);
     if (!rc) rc = finalize_model(&t);
     if (!rc) rc = evaluate_final(&t, &r);

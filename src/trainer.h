@@ -1,6 +1,7 @@
 /* Private to the `cigl train` implementation (train.c, run_files.c). */
 #ifndef CIGL_TRAINER_H
 #define CIGL_TRAINER_H
+#include "cigl/checkpoint.h"
 #include "cigl/comm.h"
 #include "cigl/json.h"
 #include "cigl/parallel.h"
@@ -27,6 +28,15 @@ typedef struct {
     float *gacc;            /* gradient accumulator over micro-batches (--accumulate) */
     int argc;               /* the command line, recorded in config.json */
     char **argv;
+    /* checkpoints and resuming */
+    char ckpt_dir[1100];    /* OUT/checkpoints */
+    char resume_path[1100]; /* the checkpoint this run continues ("": a fresh run) */
+    CheckpointInfo start;   /* where the loop starts: all zero for a fresh run */
+    int replace_run;        /* --out may hold an unfinished run without checkpoint: replace it */
+    int finished;           /* --resume auto found final.json: nothing to do */
+    double last_checkpoint; /* rank 0's clock at the last checkpoint (--checkpoint-minutes) */
+    int stop_signal;        /* agreed at the last step: a rank received this stop signal */
+    int checkpoint_due;     /* agreed at the last step: rank 0's timer asks for a checkpoint */
 } Trainer;
 
 /* What the end of a run reports. */
@@ -38,7 +48,23 @@ typedef struct {
     long steps;
 } FinalResult;
 
-int run_dir_create(const char *out);
+/* Creates --out; refuses one holding a run unless `replace` (then the run's files go). */
+int run_dir_create(const char *out, int replace);
+/* Keeps the first `epochs` lines of metrics.jsonl (a resumed run rewrites the rest). */
+int run_truncate_metrics(const char *out, int epochs);
+
+/* Checkpoints and resuming (run_checkpoint.c). Resolution: --resume auto|PATH (the
+ * checkpoint's options, with the allowed command-line changes), finished runs. Every rank
+ * learns rank 0's answer. */
+int run_resolve_start(Trainer *t);
+/* Rank 0 reads the checkpoint's state into the built model (setup phase, may fail). */
+int run_load_checkpoint(Trainer *t);
+/* Collective: every rank gets rank 0's restored state. */
+int run_share_checkpoint(Trainer *t);
+/* Collective: rank 0 writes a checkpoint of the position (epoch, in_epoch) with this rank's
+ * running sums of the epoch; `required`: a failed write is an error (else a warning). */
+int run_checkpoint(Trainer *t, int epoch, long in_epoch, const double sums[2], long seen,
+                   double train_seconds, int required);
 int run_write_config(const Trainer *t);
 int run_append_epoch(const Trainer *t, int epoch, double lr, double train_loss, double train_acc,
                      const Metrics *val, double seconds);

@@ -43,6 +43,15 @@ typedef struct {
     double dropout_rate;
     int mc_samples;
     char kernels[8];        /* auto | dense | sparse: conv/linear kernels (sparse.h) */
+    /* checkpoints, resuming, configuration files: how the run is carried out, not what it
+     * computes (a resumed run may change them) */
+    int checkpoint_every;   /* epochs between checkpoints (0: none) */
+    double checkpoint_minutes; /* minutes of wall time between checkpoints (0: none) */
+    int keep;               /* checkpoints kept */
+    char resume[512];       /* "auto", a checkpoint path, or "" */
+    int overwrite;
+    char config_file[512];
+    int dry_run;
     /* which options the user gave (index into train_options), to refuse ones that do not
      * apply to the chosen method */
     unsigned char given[64];
@@ -68,6 +77,12 @@ void options_defaults(const OptionSpec *specs, void *target);
 int options_parse(const OptionSpec *specs, void *target, unsigned char *given,
                   const char *command, int argc, char **argv);
 
+/* The option named name[0..len) in `specs`, or NULL. */
+const OptionSpec *options_find(const OptionSpec *specs, const char *name, size_t len);
+/* Stores text `v` into the option's field, checking type and range (one-line error starting
+ * with `where`, e.g. "run.json:12: ", or ""). */
+int options_set(void *target, const OptionSpec *s, const char *v, const char *where);
+
 /* Sets every field to its default. */
 void config_defaults(Config *c);
 
@@ -84,6 +99,22 @@ void config_print_help(FILE *f, const OptionSpec *specs);
 /* Writes the options as members of a JSON object (no braces) via the JSON writer. */
 struct JsonWriter;
 void config_write_json(const Config *c, struct JsonWriter *w);
+
+/* Applies the options of a JSON object (a --config file or a run's config.json: option
+ * names as keys, a "provenance" member ignored). An option counts as given when its value
+ * differs from the default, so a saved configuration does not trip the checks on options
+ * that do not apply to a method. `source` names the file in errors (status 2). */
+struct JsonValue;
+int config_apply_json(Config *c, const struct JsonValue *obj, const char *source);
+
+/* Reads `path` as JSON and applies it (config_apply_json). */
+int config_load_file(Config *c, const char *path);
+
+/* The options as one JSON object (malloc'ed text; NULL when out of memory). */
+char *config_json_text(const Config *c, int pretty);
+
+/* Defaults, then the --config file if argv names one, then argv (command line wins). */
+int config_resolve_args(Config *c, int argc, char **argv);
 
 /* Whether option `name` was given explicitly. */
 int config_given(const Config *c, const char *name);
