@@ -6,6 +6,7 @@
 #include "cigl/sparse.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,6 +36,36 @@ static const float *grow_at_random(const MethodState *s, const Model *m, long st
  * block per four consecutive flat indices), writes the effective weights and, when `freeze`,
  * marks dropped weights as not moved by the optimiser (CigL). Non-prunable parameters are
  * copied and always move. */
+/* The same draw for a tensor computed by the sparse kernels: Philox blocks only where the
+ * stored pattern (= M, sparse.h) has entries, the rest of the effective weights zeroed by one
+ * memset; bit-identical to the dense draw (same words, same comparisons). */
+static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTensor *t, long step,
+                                  uint32_t purpose, int freeze, uint64_t threshold)
+{
+    const SparseMatrix *sp = &m->layers[t->layer].sparse->s;
+    const float *w = m->params + t->off;
+    float *we = s->weff + t->off;
+    uint8_t *act = s->active + t->off;
+    const float inv_keep = s->inv_keep;
+    memset(we, 0, sizeof(float) * t->len);
+    memcpy(act, s->mask + t->off, t->len);
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < sp->rows; i++) {
+        uint64_t have = UINT64_MAX;
+        uint32_t words[4];
+        for (int32_t k = sp->row_ptr[i]; k < sp->row_ptr[i + 1]; k++) {
+            const size_t local = (size_t)i * sp->cols + (size_t)sp->col[k], flat = t->off + local;
+            if (flat / 4 != have) {
+                have = flat / 4;
+                rng_block(s->seed, purpose, (uint64_t)step, have, words);
+            }
+            const int kept = (uint64_t)words[flat % 4] < threshold;
+            we[local] = kept ? w[local] * inv_keep : 0.0f;
+            if (freeze) act[local] = (uint8_t)kept;
+        }
+    }
+}
+
 static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t purpose,
                            int freeze)
 {
@@ -49,6 +80,10 @@ static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t p
         if (!t->prunable) {
             memcpy(we, w + t->off, sizeof(float) * t->len);
             memset(act, 1, t->len);
+            continue;
+        }
+        if (m->layers[t->layer].sparse) {
+            draw_bernoulli_sparse(s, m, t, step, purpose, freeze, threshold);
             continue;
         }
         const uint8_t *mk = s->mask + t->off;
@@ -272,6 +307,8 @@ const float *method_before_forward(MethodState *s, Model *m, long step)
         m->wgrad_scale = 1.0f;
         return sparse_step(s, m, step, m->params);
     }
+    /* the patterns follow the mask before the draw reads them (after a resume, say) */
+    sparse_step(s, m, step, NULL);
     s->ops->draw(s, m, step);
     m->wgrad_scale = s->inv_keep;
     return sparse_step(s, m, step, s->weff);

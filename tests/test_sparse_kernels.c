@@ -3,7 +3,8 @@
  * forced empty rows and columns, with and without a step mask; the linear and conv layers on
  * sparse kernels against the same layers on dense kernels (forward, input gradient, weight
  * gradient at stored positions, several conv geometries and chunkings); the per-layer choice
- * string; and training equivalence: 50 steps of RigL and CigL on mlp and lenet5 with sparse
+ * string; the random mask drawn at stored entries only equals the dense draw bit for bit; and
+ * training equivalence: 50 steps of RigL and CigL on mlp and lenet5 with sparse
  * kernels give the weights of dense masked compute to float tolerance. */
 #include "check.h"
 #include "cigl/conv.h"
@@ -318,6 +319,52 @@ static void test_choice_string(void)
     model_free(&m);
 }
 
+/* The random mask drawn for sparse-kernel layers (Philox only at stored entries) is the dense
+ * draw bit for bit: effective weights and the step mask, CigL (frozen drops) and W-DP. */
+static void check_draw(const char *method, const char *model)
+{
+    omp_set_num_threads(2);
+    Model m;
+    CHECK(model_build(&m, model, (Shape){1, 28, 28}, 10, 4, 2) == 0, "build");
+    Config c;
+    config_defaults(&c);
+    snprintf(c.method, sizeof(c.method), "%s", method);
+    c.sparsity = 0.8;
+    c.random_mask_rate = 0.3;
+    c.dropout_rate = 0.3;
+    c.average_every = 2;
+    MethodState s;
+    CHECK(method_init(&s, &c, &m, 100, 10) == 0, "method_init");
+    const size_t n = m.n_params;
+    float *we = malloc(sizeof(float) * n);
+    uint8_t *act = malloc(n);
+    for (long step = 3; step < 6; step++) {
+        sparse_model_free(&m);
+        const float *wd = method_before_forward(&s, &m, step);
+        memcpy(we, wd, sizeof(float) * n);
+        memcpy(act, s.active, n);
+        CHECK(sparse_model_setup(&m, KERNELS_SPARSE, s.mask) == 0, "setup");
+        const float *ws = method_before_forward(&s, &m, step);
+        CHECK(!memcmp(ws, we, sizeof(float) * n), "%s %s step %ld: effective weights differ",
+              method, model, step);
+        CHECK(!memcmp(s.active, act, n), "%s %s step %ld: step masks differ", method, model, step);
+    }
+    size_t dropped = 0;
+    for (size_t i = 0; i < n; i++) dropped += s.mask[i] && we[i] == 0.0f;
+    CHECK(dropped > 0, "no weight dropped");
+    free(we);
+    free(act);
+    method_free(&s);
+    model_free(&m);
+}
+
+static void test_random_mask_draw_matches_dense(void)
+{
+    check_draw("cigl", "mlp");
+    check_draw("cigl", "lenet5");
+    check_draw("rigl-wdp", "mlp");
+}
+
 /* ---- training equivalence ------------------------------------------------------------------ */
 
 enum { TBATCH = 32, TSTEPS = 50 };
@@ -406,6 +453,7 @@ int main(void)
     RUN(test_linear_layer);
     RUN(test_conv_layer);
     RUN(test_choice_string);
+    RUN(test_random_mask_draw_matches_dense);
     RUN(test_training_rigl_mlp);
     RUN(test_training_cigl_mlp);
     RUN(test_training_rigl_lenet5);
