@@ -44,12 +44,13 @@ if ! "$CIGL" train --help 2>/dev/null | grep -q -- '--resume'; then
 fi
 
 need_data
-"$PY" tests/make_subset.py "$DATA" "$T/sub.h5" 2000 500 || { bad make_subset; summary; exit 1; }
-# resnet20 (BN), cigl (random mask, averaging, mask updates): every kind of state must resume.
-# 3 epochs of 57 steps, ~4 s each on 2 ranks; the signal goes after epoch 1, so mid-epoch 2.
+"$PY" tests/make_subset.py "$DATA" "$T/sub.h5" 700 200 || { bad make_subset; summary; exit 1; }
+# resnet20 (BN), cigl (random mask, averaging, a mask update at step 20): every kind of state
+# must resume. 3 epochs of 19 steps (600 samples, batch 32), ~2 s each on 2 idle cores; the
+# signal goes 1 s after epoch 1 ends, so mid-epoch 2.
 ARGS=(--data "$T/sub.h5" --model resnet20 --method cigl --sparsity 0.9 --batch-size 32
-      --epochs 3 --val-size 200 --update-interval 20 --update-end 0.5 --average-start 0.5
-      --average-every 20 --check-every 10)
+      --epochs 3 --val-size 100 --update-interval 20 --update-end 0.5 --average-start 0.5
+      --average-every 5 --check-every 4)
 export CIGL=$CIGL_ABS CIGL_HOME=$HOME_DIR OMPI_MCA_rmaps_base_oversubscribe=1
 
 same_model() { # run dir: final.h5 identical to the reference in weights, masks and BN
@@ -57,9 +58,9 @@ same_model() { # run dir: final.h5 identical to the reference in weights, masks 
         h5diff "$T/ref/final.h5" "$1/final.h5" "$g" "$g" >/dev/null 2>&1 || return 1
     done
 }
-wait_epoch() { # run dir, pid or job: until metrics.jsonl has a line (bounded)
+wait_epoch() { # run dir: until metrics.jsonl has a line (bounded), then 1 s more
     while [ "$(left)" -gt 0 ]; do
-        [ -s "$1/metrics.jsonl" ] && return 0
+        [ -s "$1/metrics.jsonl" ] && { sleep 1; return 0; }
         [ -f "$1/final.json" ] && return 1
         sleep 0.2
     done
@@ -173,4 +174,14 @@ if [ -n "$jid" ]; then
     check "slurm_resumed_identical_to_uninterrupted" "same_model '$T/slurm'"
     if [ ! -f "$T/slurm/final.json" ]; then tail -n 20 "$log"; fi
 fi
+
+# 4. a job array over a plan (jobs/sweep.sbatch): task 0 is the finished run above (skipped),
+#    task 1 a short new run
+{ echo "# two runs"; printf '%q ' "${ARGS[@]}" --out "$T/slurm"; echo
+  echo "--data '$T/sub.h5' --model mlp --method rigl --max-steps 10 --val-size 100 --out '$T/sweep1'"; } >"$T/plan.txt"
+aid=$(sbatch --parsable --array=0-1%2 -n 1 -c 1 -o "$T/sweep-%A_%a.out" jobs/sweep.sbatch "$T/plan.txt" 2>"$T/sbatch2.err")
+while [ -n "$aid" ] && [ "$(left)" -gt 0 ] && [ -n "$(squeue -h -j "$aid" 2>/dev/null)" ]; do sleep 0.3; done
+check "sweep_array_skips_finished_run" "grep -q 'is finished' '$T/sweep-${aid}_0.out' && [ \$(wc -l <'$T/slurm/launches.jsonl') -eq 2 ]"
+check "sweep_array_runs_new_run" "[ -f '$T/sweep1/final.json' ] && grep -q '\"slurm_job\"' '$T/sweep1/launches.jsonl'"
+[ -f "$T/sweep1/final.json" ] || cat "$T/sbatch2.err" "$T"/sweep-*.out 2>/dev/null | tail -n 10
 summary
