@@ -1,0 +1,39 @@
+#!/bin/bash
+# jobs/plan.sh writes one line per method x sparsity x seed (dense without --sparsity);
+# jobs/local.sh runs a plan with 2 slots, SIGTERM (as Ctrl-C) makes the running runs checkpoint
+# (exit 75), the same command then finishes them from their checkpoints, and a third call skips
+# everything; each launch is recorded in OUT/launches.jsonl with the machine.
+. tests/lib.sh
+T=$(mktemp -d /tmp/cigl-local-test.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+export CIGL=$(cd "$(dirname "$CIGL")" && pwd)/$(basename "$CIGL")
+
+jobs/plan.sh --root "$T/grid" --methods "dense rigl cigl rigl-ls=rigl" --sparsities "0.9 0.95" \
+    --seeds "0 1" --with cigl "--update-end 0.5 --average-start 0.5 --average-every 10" \
+    --with rigl-ls "--label-smoothing 0.1" -- --data "$T/sub.h5" --model lenet5 >"$T/plan.txt"
+runs=$(grep -cv '^#' "$T/plan.txt")
+check "plan_has_2_dense_plus_12_sparse_runs" "[ $runs -eq 14 ]"
+check "plan_dense_without_sparsity" "! grep -- '--method dense' '$T/plan.txt' | grep -q sparsity"
+check "plan_label_args_and_out" "grep -q -- '--method rigl --sparsity 0.95 --seed 1 --label-smoothing 0.1 .* --out $T/grid/rigl-ls-s0.95-seed1' '$T/plan.txt'"
+
+need_data
+"$PY" tests/make_subset.py "$DATA" "$T/sub.h5" 1600 200 || { bad make_subset; summary; exit 1; }
+# two runs of the plan, 6 short epochs each (~0.3 s each on an idle core)
+grep -e "--method dense --seed 0" -e "--method cigl --sparsity 0.9 --seed 0" "$T/plan.txt" |
+    sed 's/$/ --epochs 6 --val-size 100 --batch-size 32/' >"$T/two.txt"
+jobs/local.sh -P 2 -n 1 -c 1 --logs "$T/logs" "$T/two.txt" >"$T/first.log" 2>&1 &
+pid=$!
+for i in $(seq 600); do ls "$T"/grid/*/metrics.jsonl >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 0.5
+kill -TERM $pid
+wait $pid; rc=$?
+cat "$T/first.log" | sed 's/^/  /'
+check "interrupted_plan_exits_75" "[ $rc -eq 75 ] && grep -q 'checkpointed' '$T/first.log'"
+check "interrupted_runs_left_checkpoints" "ls '$T'/grid/*/checkpoints/step-*.h5 >/dev/null 2>&1"
+timeout 300 jobs/local.sh -P 2 --logs "$T/logs" "$T/two.txt" >"$T/second.log" 2>&1; rc=$?
+check "rerun_finishes_both" "[ $rc -eq 0 ] && [ -f '$T/grid/dense-seed0/final.json' ] && [ -f '$T/grid/cigl-s0.9-seed0/final.json' ]"
+check "rerun_resumed_from_checkpoint" "grep -q 'resuming from' '$T'/logs/*.log"
+timeout 60 jobs/local.sh -P 2 --logs "$T/logs" "$T/two.txt" >"$T/third.log" 2>&1; rc=$?
+check "finished_runs_skipped" "[ $rc -eq 0 ] && grep -q '0 finished, 2 already finished' '$T/third.log'"
+check "launches_record_machine" "grep -q '\"host\": \"$(hostname)\", \"nproc\": $(nproc)' '$T/grid/dense-seed0/launches.jsonl'"
+summary
