@@ -8,9 +8,11 @@
 #  3. a private single-node SLURM cluster (own munged, slurmctld, slurmd on random ports, every
 #     file under a temp dir, SLURM_CONF pointing there): sbatch -n 2, `scancel --batch
 #     --signal=USR2` mid-run, the script requeues the job, SLURM restarts it
-#     (SLURM_RESTART_COUNT 1), it resumes and finishes identical. If slurm/munge are missing or
-#     the daemons do not start, part 3 is skipped and the reason printed (parts 1-2 still test
-#     the script with mpirun).
+#     (SLURM_RESTART_COUNT 1), it resumes and finishes identical;
+#  4. a plain scancel: checkpointed, not requeued;
+#  5. a 2-task job array over a plan (jobs/sweep.sbatch): the finished run skipped, a new one run.
+# If slurm/munge are missing or the daemons do not start, parts 3-5 are skipped and the reason
+# printed (parts 1-2 still test the script with mpirun).
 # Every wait is bounded; the daemons are stopped by their pid files on any exit.
 . tests/lib.sh
 T=$(mktemp -d /tmp/cigl-slurm-test.XXXXXX)
@@ -169,7 +171,15 @@ if [ -n "$jid" ]; then
     if [ ! -f "$T/slurm/final.json" ]; then tail -n 20 "$log"; fi
 fi
 
-# 4. a job array over a plan (jobs/sweep.sbatch): task 0 is the finished run above (skipped),
+# 4. a plain scancel: the ranks checkpoint on SIGTERM, but the job is not requeued
+jid=$(sbatch --parsable -n 2 -c 1 -o "$T/cancel-%j.out" jobs/cigl.sbatch "${ARGS[@]}" --out "$T/cancel" 2>/dev/null)
+if [ -n "$jid" ] && wait_epoch "$T/cancel"; then
+    scancel "$jid"
+    while [ "$(left)" -gt 0 ] && [ -n "$(squeue -h -j "$jid" 2>/dev/null)" ]; do sleep 0.3; done
+fi
+check "scancel_checkpoints_but_does_not_requeue" "grep -q 'not requeued' '$T/cancel-$jid.out' && scontrol show job '$jid' | grep -q 'Restarts=0' && ls '$T/cancel/checkpoints/'step-*.h5 >/dev/null 2>&1"
+
+# 5. a job array over a plan (jobs/sweep.sbatch): task 0 is the finished run above (skipped),
 #    task 1 a short new run
 { echo "# two runs"; printf '%q ' "${ARGS[@]}" --out "$T/slurm"; echo
   echo "--data '$T/sub.h5' --model mlp --method rigl --max-steps 10 --val-size 100 --out '$T/sweep1'"; } >"$T/plan.txt"
