@@ -21,11 +21,12 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null) -Wl,-rpath,$(BLA
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 
 CFLAGS  ?= $(OPT) -g
+CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp -Iinclude $(PKG_CFLAGS)
 # SANITIZE: extra compile and link flags for a checking build (make check sets it, in its own
 # BUILD directory), e.g. SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer".
+# Appended after the warning flags, so a checking build may relax them (-Wno-...).
 SANITIZE ?=
 CFLAGS  += $(SANITIZE)
-CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp -Iinclude $(PKG_CFLAGS)
 LDLIBS  += $(PKG_LIBS) -fopenmp -lm
 CFLAGS  += -DCIGL_GIT_COMMIT='"$(GIT_COMMIT)"' -DCIGL_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp"'
 
@@ -35,6 +36,11 @@ TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 BENCH_SRC := $(wildcard tests/bench/bench_*.c)
 BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+# Fuzz targets: tests/fuzz/fuzz_<name>.c each. REPLAY_BIN runs one on given files with any
+# compiler (make test replays the corpus and past crashes); FUZZ_BIN is the libFuzzer build.
+FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRC))
+FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 HEADERS   := $(wildcard include/cigl/*.h)
 
 # MPI: with mpicc the cigl binary is linked against Open MPI (mpi/comm_mpi.c); without it the
@@ -48,7 +54,8 @@ COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
 LINK_CC   := $(CC)
 endif
 
-.PHONY: all deps build test demo bench clean _test _demo _bench
+.PHONY: all deps build test demo bench clean _test _demo _bench check check-deps _check \
+        _check_bins _fuzz_bins
 
 # Public targets check the dependencies first, then re-enter make so that pkg-config's answers
 # are read after any installation.
@@ -60,6 +67,8 @@ demo: deps
 	@$(MAKE) --no-print-directory _demo
 bench: deps
 	@$(MAKE) --no-print-directory _bench
+check: deps check-deps
+	@$(MAKE) --no-print-directory _check
 
 deps:
 	@missing=""; \
@@ -112,6 +121,14 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/fuzz.h $(BUILD)/libcigl.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< tests/fuzz/replay_main.c $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libcigl.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+
 # `make static`: $(BUILD)/cigl-static for machines without OpenBLAS, HDF5 or the image libraries
 # (jobs/bundle.sh ships it). Static: every library of PKGS (OpenBLAS's OpenMP build, HDF5 with
 # szip/libaec, zlib, libpng, libjpeg) and libgfortran, libquadmath, libgomp, libgcc. Dynamic:
@@ -132,7 +149,7 @@ $(BUILD)/cigl-static: $(BUILD)/obj/src/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 
 # A test that does not compile is reported as a failure by run.sh, not a stop of everything.
 _test: build
-	@$(MAKE) --no-print-directory -k $(TEST_BIN) || true
+	@$(MAKE) --no-print-directory -k $(TEST_BIN) $(REPLAY_BIN) || true
 	@BUILD=$(BUILD) tests/run.sh
 
 _demo: build
@@ -140,6 +157,42 @@ _demo: build
 
 _bench: build $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/bench/run.sh
+
+# make check (tests/check/README.md): every test under AddressSanitizer + UBSan in
+# $(ASAN_BUILD), a 10-step training run under valgrind, clang-tidy and cppcheck, and each fuzz
+# target for FUZZ_SECONDS from its corpus. The sanitizer builds relax only warnings that their
+# instrumentation makes spurious (format-truncation: GCC loses value ranges under UBSan;
+# clang's optimisation remarks in the libFuzzer build).
+CHECK_DEBS   := valgrind clang clang-tidy cppcheck libclang-rt-14-dev libomp-dev
+ASAN_BUILD   ?= build-asan
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 45
+ASAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -Wno-format-truncation
+FUZZ_FLAGS   := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -Wno-error
+check-deps:
+	@missing=""; \
+	for t in valgrind clang clang-tidy cppcheck; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; return (int)n * 0; }' | \
+	  clang -x c -fsanitize=fuzzer -fopenmp - -o /dev/null 2>/dev/null || missing="$$missing libFuzzer/libomp"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "cigl: installing the tools of make check:$$missing"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHECK_DEBS) >/dev/null 2>&1 || \
+	    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(CHECK_DEBS) >/dev/null; } || \
+	    { echo "cigl: apt-get failed; run: apt-get install -y $(CHECK_DEBS)"; exit 1; }; \
+	  else \
+	    echo "cigl: make check needs$$missing; run as root: apt-get install -y $(CHECK_DEBS)"; exit 1; \
+	  fi; \
+	fi
+_check_bins: build $(TEST_BIN) $(REPLAY_BIN)
+_fuzz_bins: $(FUZZ_BIN)
+_check: build
+	@$(MAKE) --no-print-directory -k BUILD=$(ASAN_BUILD) OPT=-O1 SANITIZE="$(ASAN_FLAGS)" \
+	  _check_bins >$(BUILD)/check-asan-build.log 2>&1 || true
+	@$(MAKE) --no-print-directory -k BUILD=$(FUZZ_BUILD) CC=clang OPT=-O1 SANITIZE="$(FUZZ_FLAGS)" \
+	  _fuzz_bins >$(BUILD)/check-fuzz-build.log 2>&1 || true
+	@BUILD=$(BUILD) ASAN_BUILD=$(ASAN_BUILD) FUZZ_BUILD=$(FUZZ_BUILD) FUZZ_SECONDS=$(FUZZ_SECONDS) \
+	  tests/check/run.sh
 
 clean:
 	rm -rf $(BUILD)

@@ -11,7 +11,9 @@ logs="$PWD/$BUILD/sanitizer-logs"
 rm -rf "$logs" && mkdir -p "$logs"
 # halt_on_error: the first error ends the process. fast_unwind_on_malloc=0: full allocation
 # stacks through Open MPI's frame-pointer-less code, so lsan.supp can match its frames.
-export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:fast_unwind_on_malloc=0:detect_stack_use_after_return=1:check_initialization_order=1:strict_string_checks=1:log_path=$logs/asan"
+# max_allocation_size_mb + allocator_may_return_null: an allocation over 4 GB fails (NULL, which
+# cigl reports as out of memory) as in the fuzzers, so a size taken from a header is caught.
+export ASAN_OPTIONS="halt_on_error=1:abort_on_error=0:detect_leaks=1:fast_unwind_on_malloc=0:detect_stack_use_after_return=1:check_initialization_order=1:strict_string_checks=1:max_allocation_size_mb=4096:allocator_may_return_null=1:log_path=$logs/asan"
 export LSAN_OPTIONS="suppressions=$here/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan"
 # Open MPI unloads its components before exit; keeping them loaded lets leak stacks name them.

@@ -1,0 +1,31 @@
+#!/bin/sh
+# make check: the four checking stages after make test (tests/check/README.md). Each stage
+# prints its own lines and "N passed, N failed"; this prints their aggregate last.
+# Measured on the 2-core development machine (shared with other jobs, so CI is faster):
+#   sanitize (ASan + UBSan build of everything, then every test)   ~6 min build + ~5 min tests
+#   valgrind (convert, 10-step CigL training, eval)                  ~0.5 min
+#   analyze  (clang-tidy + cppcheck over src/ mpi/ datasets/)        ~3 min
+#   fuzz     (5 targets x FUZZ_SECONDS=45, after a ~1 min clang build) ~5 min
+BUILD=${BUILD:-build}
+export BUILD ASAN_BUILD FUZZ_BUILD FUZZ_SECONDS
+passed=0; failed=0
+stage() { # name, script, build directory for its tests
+    name=$1; script=$2; dir=$3
+    start=$(date +%s)
+    echo "== check: $name"
+    out=$(BUILD=$dir "$script" 2>&1)
+    rc=$?
+    echo "$out" | sed '$d'
+    p=$(echo "$out" | tail -n 1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+    f=$(echo "$out" | tail -n 1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    [ -n "$p" ] || { p=0; f=1; echo "$(echo "$out" | tail -n 1)"; }
+    [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+    passed=$((passed + p)); failed=$((failed + f))
+    echo "== $name: $p passed, $f failed ($(( $(date +%s) - start )) s)"
+}
+stage sanitize tests/check/sanitize.sh "${ASAN_BUILD:-build-asan}"
+stage valgrind tests/check/valgrind.sh "$BUILD"
+stage analyze tests/check/analyze.sh "$BUILD"
+stage fuzz tests/check/fuzz.sh "$BUILD"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
