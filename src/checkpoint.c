@@ -50,7 +50,8 @@ static int bad_checkpoint(const char *path, const char *fmt, ...)
 /* FNV-1a over the progress, the identity and every buffer, in a fixed order. */
 static uint64_t state_checksum(const CheckpointInfo *in, const char *config, const Buffers *b)
 {
-    const long long ints[] = {in->step, in->epoch, in->in_epoch, in->epoch_seen, in->ranks,
+    const long long ints[] = {in->step, in->epoch, in->in_epoch, in->epoch_seen,
+                              in->skipped_steps, in->epoch_skipped, in->ranks,
                               in->accumulate, b->n_params, b->n_bn, b->n_tensors,
                               b->n_snapshots, b->n_averaged, b->updates_done,
                               b->dense_grad_steps, b->has_avg};
@@ -171,6 +172,8 @@ static int write_attrs(hid_t f, const CheckpointInfo *in, const char *config, co
     if (!rc) rc = h5_attr_int(f, "epoch", in->epoch);
     if (!rc) rc = h5_attr_int(f, "in_epoch", in->in_epoch);
     if (!rc) rc = h5_attr_int(f, "epoch_seen", in->epoch_seen);
+    if (!rc) rc = h5_attr_int(f, "skipped_steps", in->skipped_steps);
+    if (!rc) rc = h5_attr_int(f, "epoch_skipped", in->epoch_skipped);
     if (!rc) rc = h5_attr_double(f, "epoch_loss", in->epoch_loss);
     if (!rc) rc = h5_attr_double(f, "epoch_hits", in->epoch_hits);
     if (!rc) rc = h5_attr_int(f, "ranks", in->ranks);
@@ -220,7 +223,7 @@ static void test_stall(void)
     const char *s = getenv("CIGL_TEST_CHECKPOINT_STALL");
     if (!s) return;
     struct timespec ts = {atoi(s), 0};
-    nanosleep(&ts, NULL);
+    while (nanosleep(&ts, &ts) != 0) continue; /* signals do not cut it short */
 }
 
 int checkpoint_write(const char *path, const CheckpointInfo *info, const char *config_json,
@@ -269,8 +272,9 @@ static int read_info(hid_t f, const char *path, CheckpointInfo *in, char **confi
                               version > CHECKPOINT_FORMAT_VERSION ? " (written by a newer cigl)"
                                                                   : "");
     memset(in, 0, sizeof(*in));
-    const char *const ints[] = {"step", "epoch", "in_epoch", "epoch_seen", "ranks", "accumulate"};
-    for (int i = 0; i < 6; i++)
+    const char *const ints[] = {"step", "epoch", "in_epoch", "epoch_seen", "ranks", "accumulate",
+                                "skipped_steps", "epoch_skipped"};
+    for (int i = 0; i < 8; i++)
         if (h5_read_attr_ll(f, ints[i], &v[i]) || v[i] < 0 || v[i] > ((long long)1 << 50))
             return bad_checkpoint(path, "attribute '%s' missing or out of range", ints[i]);
     in->step = (long)v[0];
@@ -279,6 +283,8 @@ static int read_info(hid_t f, const char *path, CheckpointInfo *in, char **confi
     in->epoch_seen = (long)v[3];
     in->ranks = (int)v[4];
     in->accumulate = (int)v[5];
+    in->skipped_steps = (long)v[6];
+    in->epoch_skipped = (long)v[7];
     if (in->ranks < 1 || in->accumulate < 1)
         return bad_checkpoint(path, "attribute ranks or accumulate below 1");
     if (h5_read_attr_double(f, "epoch_loss", &in->epoch_loss) ||

@@ -85,6 +85,9 @@ const OptionSpec train_options[] = {
     OPT("kernels", OPT_STRING, kernels, "auto", 0, 0,
         "conv/linear kernels: auto (per layer, by density and shape; recorded in final.json) | "
         "dense | sparse (compute only the stored weights)"),
+    OPT("on-nonfinite", OPT_STRING, on_nonfinite, "stop", 0, 0,
+        "a NaN or infinite loss or gradient: stop (naming step and layer) | skip the batch "
+        "(counted in metrics.jsonl and final.json)"),
     OPT("checkpoint-every", OPT_INT, checkpoint_every, "0", 0, 1000000,
         "write a checkpoint to OUT/checkpoints every this many epochs (0: off)"),
     OPT("checkpoint-minutes", OPT_DOUBLE, checkpoint_minutes, "0", 0, 1e9,
@@ -231,6 +234,9 @@ int config_validate(const Config *c)
     if (!strcmp(c->schedule, "multistep") && config_milestones(c, ms, 16) < 0)
         return cigl_fail(CIGL_ERR_USAGE, "--milestones '%s': expected increasing fractions in "
                          "(0, 1) separated by commas, e.g. 0.5,0.75", c->milestones);
+    if (strcmp(c->on_nonfinite, "stop") && strcmp(c->on_nonfinite, "skip"))
+        return cigl_fail(CIGL_ERR_USAGE, "unknown --on-nonfinite '%s'; expected stop or skip",
+                         c->on_nonfinite);
     if (!strcmp(c->schedule, "step") && c->step_every <= 0)
         return cigl_fail(CIGL_ERR_USAGE, "--schedule step needs --step-every STEPS > 0");
     return CIGL_OK;

@@ -235,6 +235,7 @@ int run_share_checkpoint(Trainer *t)
     if (!t->resume_path[0]) return CIGL_OK;
     if (t->comm->size > 1 && share_state(t)) return CIGL_ERR_RUNTIME;
     t->step = t->start.step;
+    t->skipped_steps = t->start.skipped_steps;
     t->ms.masks_changed = 0;
     return grad_sync_set_mask(&t->sync, t->ms.ops->sparse ? t->ms.mask : NULL);
 }
@@ -271,6 +272,8 @@ int run_checkpoint(Trainer *t, int epoch, long in_epoch, const double sums[2], l
         info.epoch_seen = seen;
         info.epoch_loss = total[0];
         info.epoch_hits = total[1];
+        info.skipped_steps = t->skipped_steps;
+        info.epoch_skipped = in_epoch ? t->epoch_skipped : 0;
         info.ranks = comm->size;
         info.accumulate = t->cfg.accumulate;
         info.train_seconds = train_seconds;

@@ -142,6 +142,7 @@ static void final_body(const Trainer *t, JsonWriter *w, const void *arg)
     json_int(w, "ranks", t->comm->size);
     json_string(w, "mpi", t->comm->name);
     json_double(w, "communication_wait_seconds", r->comm_wait_seconds);
+    json_int(w, "skipped_steps", t->skipped_steps);
     /* flat headline numbers for quick greps; the full sets follow */
     json_double(w, "test_accuracy", r->test.accuracy);
     json_double(w, "test_nll", r->test.nll);
@@ -167,7 +168,7 @@ static void final_body(const Trainer *t, JsonWriter *w, const void *arg)
 }
 
 int run_append_epoch(const Trainer *t, int epoch, double lr, double train_loss, double train_acc,
-                     const Metrics *val, double seconds)
+                     const Metrics *val, double seconds, long skipped_steps)
 {
     char path[1100];
     if (path_join(path, sizeof(path), t->cfg.out, "metrics.jsonl")) return CIGL_ERR_USAGE;
@@ -185,6 +186,7 @@ int run_append_epoch(const Trainer *t, int epoch, double lr, double train_loss, 
     json_double(&w, "val_nll", val ? val->nll : NAN);
     json_double(&w, "val_ece", val ? val->ece : NAN);
     json_double(&w, "seconds", seconds);
+    json_int(&w, "skipped_steps", skipped_steps);
     json_object_end(&w);
     json_end(&w);
     return fclose(f) ? cigl_fail(CIGL_ERR_RUNTIME, "writing '%s' failed", path) : CIGL_OK;

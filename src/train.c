@@ -7,6 +7,7 @@
 #include "cigl/error.h"
 #include "cigl/version.h"
 #include "cigl/parallel.h"
+#include "cigl/nonfinite.h"
 #include "cigl/rng.h"
 #include "cigl/sparse.h"
 #include "cigl/signals.h"
@@ -256,6 +257,7 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
         split_gather(&t->ds, &t->ds.train, batch_idx + first, n, augment ? &aug : NULL, t->x,
                      t->y);
         prefetch_next(t, batch_idx, B, micro);
+        if (t->test_nan_step == t->step + 1 && comm->rank == 0 && micro == 0) t->x[0] = NAN;
         LossTargets targets = {c->label_smoothing, NULL, 1.0};
         const float *x = c->mixup > 0 ? mix_batch(t, (int)n, &targets) : t->x;
         if (c->accumulate == 1) grad_sync_begin(&t->sync, &t->m, dense);
@@ -264,6 +266,8 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
                                                  1.0f / (float)B, &targets, t->dlogits, &hits);
         loss += l; /* a non-finite loss still goes through the collectives below, so every
                     * rank reaches the same decision at the same step instead of hanging */
+        if (!isfinite(l) && !t->fault[0])
+            describe_nonfinite_forward(&t->m, x, (int)n, t->fault, sizeof t->fault);
         *correct += hits;
         if (c->accumulate > 1) {
             if (!ran) memcpy(t->gacc, t->m.grads, sizeof(float) * t->m.n_params);
@@ -275,16 +279,25 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
     if (!ran) memset(t->m.grads, 0, sizeof(float) * t->m.n_params); /* a rank with no samples */
     if (c->accumulate > 1 || !ran) grad_sync_begin(&t->sync, &t->m, dense);
     if (grad_sync_finish(&t->sync, &t->m)) return NAN;
+    /* the summed gradients are the same on every rank, so is this check */
+    const int grads_ok = !isfinite(loss) || all_finite(t->m.grads, t->m.n_params);
+    if (!grads_ok && !t->fault[0])
+        snprintf(t->fault, sizeof t->fault, "the gradient of '%s'",
+                 first_nonfinite_gradient(&t->m));
     /* one collective per step carries every decision the ranks must share: a non-finite
-     * loss anywhere, a stop signal anywhere, rank 0's checkpoint timer */
+     * value anywhere, a stop signal anywhere, rank 0's checkpoint timer */
     const double since = now_seconds() - t->last_checkpoint;
-    double flags[3] = {isfinite(loss) ? 0.0 : 1.0, stop_signal_received() ? 1.0 : 0.0,
+    double flags[3] = {isfinite(loss) && grads_ok ? 0.0 : 1.0,
+                       stop_signal_received() ? 1.0 : 0.0,
                        comm->rank == 0 && c->checkpoint_minutes > 0 &&
                                since >= 60.0 * c->checkpoint_minutes ? 1.0 : 0.0};
     if (comm->size > 1 && comm->allreduce_double(comm, flags, 3)) return NAN;
-    if (flags[0] > 0) return NAN;
     t->stop_signal = flags[1] > 0 ? (stop_signal_received() ? stop_signal_received() : -1) : 0;
     t->checkpoint_due = flags[2] > 0;
+    if (flags[0] > 0) { /* nothing is updated: the state stays that of the last good step */
+        t->nonfinite = 1;
+        return NAN;
+    }
     method_apply_step(&t->ms, &t->m, &t->opt, schedule_lr(&t->sched, t->step), t->step);
     if (t->ms.masks_changed) {
         grad_sync_set_mask(&t->sync, t->ms.mask);
@@ -301,6 +314,35 @@ static int check_replicas(Trainer *t)
     h = checksum_bytes(h, t->ms.mask, t->m.n_params);
     h = checksum_bytes(h, t->ms.active, t->m.n_params);
     return ranks_agree(t->comm, h, "the weights and masks", t->step);
+}
+
+/* A step whose loss or gradients were not finite (nothing was updated). With --on-nonfinite
+ * skip it is counted and training goes on (up to MAX_CONSECUTIVE_SKIPS in a row); else the run
+ * stops, keeping its last checkpoint. The rank that found the value names where it was. */
+#define MAX_CONSECUTIVE_SKIPS 100
+static int skip_nonfinite(Trainer *t, int epoch)
+{
+    const int skip = !strcmp(t->cfg.on_nonfinite, "skip");
+    char rank[32] = "";
+    if (t->comm->size > 1) snprintf(rank, sizeof rank, "rank %d: ", t->comm->rank);
+    t->nonfinite = 0;
+    if (skip && ++t->consecutive_skips <= MAX_CONSECUTIVE_SKIPS) {
+        t->skipped_steps++;
+        if (t->fault[0])
+            fprintf(stderr, "cigl: %sstep %ld skipped: non-finite value in %s\n", rank,
+                    t->step + 1, t->fault);
+        t->fault[0] = 0;
+        return 0;
+    }
+    if (t->fault[0] || t->comm->rank == 0) {
+        fprintf(stderr, "cigl: %snon-finite value at step %ld (epoch %d) in %s%s; nothing was "
+                "updated and the last checkpoint is kept; lower --lr, check the data, or "
+                "pass --on-nonfinite skip\n", rank, t->step + 1, epoch + 1,
+                t->fault[0] ? t->fault : "another rank's batch",
+                skip ? " after 100 skipped steps in a row" : "");
+        fflush(stderr);
+    }
+    return 1;
 }
 
 /* After a stop signal: the checkpoint is written (rc 0), every rank exits with the status
@@ -329,9 +371,11 @@ static int train_loop(Trainer *t, FinalResult *r)
         for (size_t i = 0; i < t->n_train; i++) t->order[i] = t->train_idx[t->order[i]];
         double sums[2] = {0, 0}; /* this rank's loss sum and hits */
         long seen = 0, in_epoch = 0;
+        t->epoch_skipped = 0;
         if (t->resume_path[0] && epoch == t->start.epoch) { /* the checkpoint's epoch goes on */
             in_epoch = t->start.in_epoch;
             seen = t->start.epoch_seen;
+            t->epoch_skipped = t->start.epoch_skipped;
             if (lead) {
                 sums[0] = t->start.epoch_loss;
                 sums[1] = t->start.epoch_hits;
@@ -352,13 +396,16 @@ static int train_loop(Trainer *t, FinalResult *r)
                                                                         : (size_t)c->batch_size;
             long correct = 0;
             const double loss = train_step(t, t->order + start, B, epoch, &correct);
-            if (!isfinite(loss)) { /* every rank sees it at the same step; rank 0 says it */
+            if (!isfinite(loss)) { /* every rank sees it at the same step */
+                if (!t->nonfinite) return CIGL_ERR_RUNTIME; /* communication failed */
                 if (tty) fputc('\n', stderr);
-                if (lead)
-                    cigl_fail(CIGL_ERR_RUNTIME, "non-finite training loss at step %ld (epoch "
-                              "%d); lower --lr or check the data", t->step, epoch + 1);
-                return CIGL_ERR_RUNTIME;
+                if (skip_nonfinite(t, epoch)) return CIGL_ERR_RUNTIME;
+                t->epoch_skipped++;
+                t->step++;
+                seen += (long)B;
+                continue;
             }
+            t->consecutive_skips = 0;
             t->step++;
             stop_signal_test_hook(t->comm->rank, t->step);
             sums[0] += loss;
@@ -397,7 +444,7 @@ static int train_loop(Trainer *t, FinalResult *r)
                     t->n_val ? 100 * val.accuracy : NAN, t->n_val ? val.nll : NAN,
                     t->n_val ? val.ece : NAN, secs, rate);
             rc = run_append_epoch(t, epoch + 1, lr, sums[0] / seen, sums[1] / seen,
-                                  t->n_val ? &val : NULL, secs);
+                                  t->n_val ? &val : NULL, secs, t->epoch_skipped);
             if (rc && t->comm->size > 1) t->comm->abort(t->comm, rc); /* others would wait */
             if (rc) return rc;
         }
@@ -536,6 +583,8 @@ int train_run(const Config *options, Comm *comm, int argc, char **argv)
     t.argc = argc;
     t.argv = argv;
     stop_signals_install();
+    const char *nan_at = getenv("CIGL_TEST_NAN_AT_STEP");
+    t.test_nan_step = nan_at ? atol(nan_at) : 0;
     const Config *c = &t.cfg; /* the options after resolving --resume */
     const char *ntasks = getenv("SLURM_NTASKS");
     int rc = run_resolve_start(&t);

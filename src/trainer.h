@@ -37,6 +37,11 @@ typedef struct {
     double last_checkpoint; /* rank 0's clock at the last checkpoint (--checkpoint-minutes) */
     int stop_signal;        /* agreed at the last step: a rank received this stop signal */
     int checkpoint_due;     /* agreed at the last step: rank 0's timer asks for a checkpoint */
+    /* non-finite values (--on-nonfinite) */
+    int nonfinite;          /* the last step was refused: a NaN or infinity somewhere */
+    char fault[160];        /* where this rank saw it first ("the output of layer 'fc1'") */
+    long skipped_steps, epoch_skipped, consecutive_skips;
+    long test_nan_step;     /* test hook CIGL_TEST_NAN_AT_STEP: rank 0 poisons that step's input */
 } Trainer;
 
 /* What the end of a run reports. */
@@ -67,7 +72,7 @@ int run_checkpoint(Trainer *t, int epoch, long in_epoch, const double sums[2], l
                    double train_seconds, int required);
 int run_write_config(const Trainer *t);
 int run_append_epoch(const Trainer *t, int epoch, double lr, double train_loss, double train_acc,
-                     const Metrics *val, double seconds);
+                     const Metrics *val, double seconds, long skipped_steps);
 /* final.h5, final.json and reliability.svg. */
 int run_write_final(const Trainer *t, const FinalResult *r);
 

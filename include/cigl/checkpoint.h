@@ -5,6 +5,7 @@
  * contents when read. Layout (format "cigl-checkpoint", version 1; README "Checkpoints"):
  *   attributes  format, format_version, model, method, kernels, config (the options as JSON),
  *               dataset_hash, step, epoch, in_epoch, epoch_seen, epoch_loss, epoch_hits,
+ *               skipped_steps, epoch_skipped,
  *               ranks, accumulate, train_seconds, n_params, n_bn_stats, n_tensors,
  *               n_snapshots (stored), n_averaged, has_avg,
  *               updates_done, replaced_sum, dense_grad_steps, created, checksum
@@ -32,6 +33,8 @@ typedef struct {
     long epoch_seen;        /* samples of that epoch seen, over all ranks */
     double epoch_loss;      /* summed training loss of those samples, over all ranks */
     double epoch_hits;      /* correctly classified ones */
+    long skipped_steps;     /* steps skipped for non-finite values (--on-nonfinite skip) ... */
+    long epoch_skipped;     /* ... of them in that epoch */
     int ranks, accumulate;  /* how the run that wrote it was split */
     double train_seconds;   /* training time so far */
     uint64_t dataset_hash;

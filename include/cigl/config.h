@@ -42,6 +42,7 @@ typedef struct {
     int no_averaging;
     double dropout_rate;
     int mc_samples;
+    char on_nonfinite[8];   /* "stop" or "skip" */
     char kernels[8];        /* auto | dense | sparse: conv/linear kernels (sparse.h) */
     /* checkpoints, resuming, configuration files: how the run is carried out, not what it
      * computes (a resumed run may change them) */
