@@ -42,7 +42,8 @@ for lib in $(ldd $elves 2>/dev/null | awk '/=>/ {print $3}' | sort -u); do
 done
 pkgs=$(echo "$pkgs" | tr ' ' '\n' | sed 's/:.*//' | sort -u | tr '\n' ' ')
 echo "bundle.sh: packages: $pkgs"
-(cd "$TMP" && apt-get download $pkgs >"$TMP/download.log" 2>&1) && got=debs || got=installed
+got=installed   # CIGL_BUNDLE_OFFLINE=1: skip the download, use the installed packages' files
+[ -n "${CIGL_BUNDLE_OFFLINE:-}" ] || { (cd "$TMP" && apt-get download $pkgs >"$TMP/download.log" 2>&1) && got=debs; }
 if [ "$got" = debs ]; then
     for d in "$TMP"/*.deb; do dpkg-deb -x "$d" "$OUT/mpi"; done
 else
@@ -62,6 +63,7 @@ if [ -d "$OUT/mpi/lib/$ARCH" ]; then
     mkdir -p "$OUT/mpi/usr/lib/$ARCH"
     cp -a "$OUT/mpi/lib/$ARCH/." "$OUT/mpi/usr/lib/$ARCH/" && rm -rf "$OUT/mpi/lib"
 fi
+rmdir "$OUT/mpi/lib" 2>/dev/null
 # Debian names the launcher through alternatives (made at install time, not in the .deb)
 [ -e "$OUT/mpi/usr/bin/mpirun" ] || ln -s orterun "$OUT/mpi/usr/bin/mpirun"
 LIBS=$OUT/mpi/usr/lib/$ARCH:$OUT/mpi/usr/lib/$ARCH/openmpi/lib
