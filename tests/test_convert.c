@@ -221,6 +221,22 @@ static void test_cifar10_round_trip(void)
     char names[10][32];
     CHECK(read_class_names(out, names, 10) == 0 && !strcmp(names[0], "airplane") &&
           !strcmp(names[9], "truck"), "class names %s .. %s", names[0], names[9]);
+    /* the official .tar.gz directly: the same dataset */
+    char cmd[512], tgz[160], out2[160];
+    snprintf(tgz, sizeof tgz, "%s/cifar-10-binary.tar.gz", root);
+    snprintf(cmd, sizeof cmd, "tar czf %s -C %s cifar-10-batches-bin", tgz, root);
+    CHECK(system(cmd) == 0, "tar");
+    snprintf(out2, sizeof out2, "%s/c10b.h5", outd);
+    CHECK(convert_cifar(tgz, out2, 10) == CIGL_OK, "convert from the archive failed");
+    Dataset ds2;
+    CHECK(dataset_open(out2, DATA_MEMORY, &ds2) == CIGL_OK && ds2.hash == ds.hash,
+          "archive and folder give different datasets");
+    dataset_free(&ds2);
+    const int ten = 10;
+    struct stat st;
+    stat(tgz, &st);
+    CHECK(truncate(tgz, st.st_size / 2) == 0, "truncate");
+    expect_refused(run_cifar, tgz, &ten, "truncated");
     dataset_free(&ds);
     remove_tree(root);
     remove_tree(outd);
