@@ -17,7 +17,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     Split s;
     memset(&s, 0, sizeof s);
     size_t count = 0;
-    if (read_batch("/proc/self/fd", name, k, &s, &count) == CIGL_OK) {
+    Source src; /* folder mode: the files are read from /proc/self/fd */
+    memset(&src, 0, sizeof src);
+    snprintf(src.dir, sizeof src.dir, "/proc/self/fd");
+    if (read_batch(&src, name, k, &s, &count) == CIGL_OK) {
         /* every label the reader accepted is a valid class */
         for (size_t i = 0; i < s.n; i++)
             if (s.labels[i] < 0 || s.labels[i] >= k->classes) __builtin_trap();
@@ -28,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CifarKind named = *k;
     named.meta = name;
     char **names = NULL;
-    if (read_names("/proc/self/fd", &named, &names) == CIGL_OK) {
+    if (read_names(&src, &named, &names) == CIGL_OK) {
         for (int i = 0; i < k->classes; i++) free(names[i]);
         free(names);
     }
