@@ -6,7 +6,8 @@
 #                     libraries they and cigl load (found with ldd), extracted from the .debs
 #   data/             the Fashion-MNIST IDX files (converted to HDF5 on first use)
 #   jobs/             cigl.sbatch, local.sh, plan.sh, sweep.sbatch: the same scripts as here
-#   env.sh            sets PATH, LD_LIBRARY_PATH, OPAL_PREFIX, CIGL, CIGL_MPIRUN_ARGS
+#   env.sh            sets PATH, LD_LIBRARY_PATH, OPAL_PREFIX, PMIx's plugin path, CIGL,
+#                     CIGL_MPIRUN_ARGS
 #   run.sh            RANKS [cigl train options]: one run with mpirun (bundled Fashion-MNIST by default)
 #   MANIFEST          versions, sizes and the machine that built it
 # Usage: jobs/bundle.sh [OUT_DIR]   (default: $BUILD/cigl-bundle; BUILD defaults to build)
@@ -63,7 +64,7 @@ if [ -d "$OUT/mpi/lib/$ARCH" ]; then
     mkdir -p "$OUT/mpi/usr/lib/$ARCH"
     cp -a "$OUT/mpi/lib/$ARCH/." "$OUT/mpi/usr/lib/$ARCH/" && rm -rf "$OUT/mpi/lib"
 fi
-rmdir "$OUT/mpi/lib" 2>/dev/null
+rmdir "$OUT/mpi/lib" 2>/dev/null || true
 # Debian names the launcher through alternatives (made at install time, not in the .deb)
 [ -e "$OUT/mpi/usr/bin/mpirun" ] || ln -s orterun "$OUT/mpi/usr/bin/mpirun"
 LIBS=$OUT/mpi/usr/lib/$ARCH:$OUT/mpi/usr/lib/$ARCH/openmpi/lib
@@ -90,12 +91,14 @@ if [ ! -x "$B/build/cigl" ]; then
         mv "$B/build/cigl.tmp.$$" "$B/build/cigl"
 fi
 export CIGL=$B/build/cigl CIGL_HOME=$B
-export OPAL_PREFIX=$B/mpi/usr PMIX_INSTALL_PREFIX=$B/mpi/usr/lib/$A/pmix2
+export OPAL_PREFIX=$B/mpi/usr
+# PMIx (used by mpirun and the ranks) finds its plugins through this, not through OPAL_PREFIX
+export PMIX_MCA_mca_base_component_path=$B/mpi/usr/lib/$A/pmix2/lib/pmix
 export PATH=$B/mpi/usr/bin:$PATH
 export LD_LIBRARY_PATH=$B/mpi/usr/lib/$A:$B/mpi/usr/lib/$A/openmpi/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export OMPI_MCA_mca_base_component_show_load_errors=0
 # containers often forbid the cross-memory attach that vader uses for large messages
-export CIGL_MPIRUN_ARGS=${CIGL_MPIRUN_ARGS:---bind-to none --mca btl_vader_single_copy_mechanism none -x LD_LIBRARY_PATH -x OPAL_PREFIX -x PMIX_INSTALL_PREFIX}
+export CIGL_MPIRUN_ARGS=${CIGL_MPIRUN_ARGS:---bind-to none --mca btl_vader_single_copy_mechanism none -x LD_LIBRARY_PATH -x OPAL_PREFIX -x PMIX_MCA_mca_base_component_path}
 if [ "$(id -u)" = 0 ]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 EOF
 

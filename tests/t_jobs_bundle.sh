@@ -8,7 +8,8 @@ T=$(mktemp -d /tmp/cigl-bundle-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 
 BUILD=$BUILD jobs/bundle.sh "$T/b" >"$T/bundle.log" 2>&1
-check "bundle_built" "[ -f '$T/b/bin/cigl.gz' ] && [ -x '$T/b/run.sh' ] && [ -x '$T/b/mpi/usr/bin/orterun' ]"
+brc=$?
+check "bundle_built" "[ $brc -eq 0 ] && [ -f '$T/b/bin/cigl.gz' ] && [ -x '$T/b/run.sh' ] && [ -x '$T/b/mpi/usr/bin/orterun' ]"
 tail -n 3 "$T/bundle.log" | sed 's/^/  /'
 needed=$(readelf -d "$BUILD/cigl-static" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | sort | tr '\n' ' ')
 echo "  cigl-static needs: $needed"
@@ -46,6 +47,7 @@ head -n 5 "$T/ldd.txt"
 $HIDE bash -c "cd '$T' && timeout 120 '$T/b/run.sh' 2 --model mlp --method cigl --sparsity 0.9 --max-steps 20 \
     --update-end 0 --average-start 0 --average-every 5 --out '$T/run'" >"$T/run.log" 2>&1
 check "bundle_run_two_ranks_20_steps" "grep -q '\"ranks\": 2' '$T/run/final.json' 2>/dev/null && grep -q '20 steps' '$T/run.log'"
+check "bundle_run_without_mpi_warnings" "! grep -q -e 'Sorry' -e 'WARNING' -e 'No such file' '$T/run.log'"
 check "bundle_run_recorded_machine" "grep -q '\"launcher\": \"mpirun\"' '$T/run/launches.jsonl'"
 [ -f "$T/run/final.json" ] || tail -n 15 "$T/run.log"
 summary
