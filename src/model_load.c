@@ -65,8 +65,7 @@ static int read_tensors(hid_t loc, const char *group, const Model *m, hid_t type
     int rc = CIGL_OK;
     for (int t = 0; t < m->n_tensors && !rc; t++) {
         const ParamTensor *pt = &m->tensors[t];
-        if (masks_only == 1 && !pt->prunable) continue;
-        if (masks_only == 2 && pt->prunable) continue; /* compact file: sparse/ has them */
+        if (masks_only && !pt->prunable) continue;
         hsize_t dims[4];
         for (int d = 0; d < pt->ndim; d++) dims[d] = (hsize_t)pt->shape[d];
         if (h5_read_exact(g, pt->name, type, (char *)buf + pt->off * elem, pt->ndim, dims)) {
@@ -138,13 +137,15 @@ static int load_open(hid_t f, const char *path, int max_batch, Model *m, MethodS
     const long steps = info->total_steps > 0 ? info->total_steps : 1;
     rc = method_init(ms, &info->cfg, m, steps, steps);
     if (rc) return rc;
-    const int compact = H5Lexists(f, "sparse", H5P_DEFAULT) > 0; /* cigl compact's output */
-    rc = read_tensors(f, "weights", m, H5T_NATIVE_FLOAT, m->params, sizeof(float), compact ? 2 : 0,
-                      path);
-    if (!rc) rc = read_bn(f, m, m->bn_stats, path);
-    if (!rc && compact) rc = model_compact_read(f, m, m->params, ms->mask, path);
-    if (!rc && !compact && ms->ops->sparse)
-        rc = read_tensors(f, "masks", m, H5T_NATIVE_UINT8, ms->mask, 1, 1, path);
+    const int compact = H5Lexists(f, "compact", H5P_DEFAULT) > 0; /* cigl compact's output */
+    if (compact) {
+        rc = model_compact_read(f, m, m->params, m->bn_stats, ms->mask, path);
+    } else {
+        rc = read_tensors(f, "weights", m, H5T_NATIVE_FLOAT, m->params, sizeof(float), 0, path);
+        if (!rc) rc = read_bn(f, m, m->bn_stats, path);
+        if (!rc && ms->ops->sparse)
+            rc = read_tensors(f, "masks", m, H5T_NATIVE_UINT8, ms->mask, 1, 1, path);
+    }
     if (!rc && ms->ops->averaging && info->cfg.no_averaging) rc = read_snapshots(f, m, ms, path);
     const long long n_val = h5_dataset_length(f, "val_indices");
     if (!rc && n_val > 0) {
