@@ -65,9 +65,18 @@ static int convert_imagefolder_cmd(int argc, char **argv)
 /* --shape C,H,W */
 static int parse_shape(const char *text, int *c, int *h, int *w)
 {
-    char extra;
-    if (!text || sscanf(text, "%d,%d,%d%c", c, h, w, &extra) != 3 || *c < 1 ||
-        *c > CIGL_MAX_CHANNELS || *h < 1 || *h > 4096 || *w < 1 || *w > 4096)
+    /* strtol, not sscanf's %d: an out-of-range number is then refused, not undefined */
+    int *dst[3] = {c, h, w}, ok = text != NULL;
+    const char *p = text;
+    for (int i = 0; i < 3 && ok; i++) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        ok = end != p && !errno && v >= 1 && v <= 4096 && *end == (i < 2 ? ',' : '\0');
+        *dst[i] = ok ? (int)v : 0;
+        p = end + (i < 2);
+    }
+    if (!ok || *c > CIGL_MAX_CHANNELS)
         return cigl_fail(CIGL_ERR_USAGE, "--shape needs C,H,W with C in 1..%d and H, W in "
                          "1..4096, got '%s'", CIGL_MAX_CHANNELS, text ? text : "nothing");
     return CIGL_OK;
@@ -80,13 +89,13 @@ static int convert_synthetic_cmd(int argc, char **argv)
     for (int i = 2; i < argc && !rc; i += 2) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(argv[i], "--train"))
-            rc = parse_num(argv[i], v, 1, 0xffffffffll, &n[0]);
+            rc = parse_num(argv[i], v, 1, 0xffffffffLL, &n[0]);
         else if (!strcmp(argv[i], "--test"))
-            rc = parse_num(argv[i], v, 1, 0xffffffffll, &n[1]);
+            rc = parse_num(argv[i], v, 1, 0xffffffffLL, &n[1]);
         else if (!strcmp(argv[i], "--classes"))
             rc = parse_num(argv[i], v, 2, CIGL_MAX_CLASSES, &classes);
         else if (!strcmp(argv[i], "--seed"))
-            rc = parse_num(argv[i], v, 0, 0x7fffffffffffffffll, &seed);
+            rc = parse_num(argv[i], v, 0, 0x7fffffffffffffffLL, &seed);
         else if (!strcmp(argv[i], "--shape"))
             rc = parse_shape(v, &c, &h, &w);
         else
