@@ -204,6 +204,12 @@ int sparse_choice_parse(const Model *m, const char *choice, uint8_t *kind)
 {
     const char *p = choice;
     memset(kind, 0, (size_t)m->n_layers);
+    /* one word for every layer (checkpoints from before the per-layer choice say "dense") */
+    if (!strcmp(choice, "dense") || !strcmp(choice, "sparse")) {
+        for (int i = 0; i < m->n_layers; i++)
+            kind[i] = (uint8_t)(prunable_layer(&m->layers[i]) && choice[0] == 's');
+        return 0;
+    }
     for (int i = 0; i < m->n_layers; i++) {
         if (!prunable_layer(&m->layers[i])) continue;
         if (!strncmp(p, "dense", 5)) {

@@ -42,6 +42,14 @@ check "compact_at_most_10_percent_at_95_sparsity" "[ $((compact_bytes * 10)) -le
 "$CIGL" eval --model "$T/sparse/final.h5" --data "$DATA" --out "$T/evd" --threads 2 --kernels sparse >/dev/null 2>&1 || bad eval_dense_file
 check "compact_file_same_predictions" "h5diff '$T/evc/predictions.h5' '$T/evd/predictions.h5'"
 check "compact_refuses_compact_input" "! '$CIGL' compact '$T/c.h5' '$T/cc.h5' 2>/dev/null && [ ! -e '$T/cc.h5' ]"
+# 2 MPI ranks on sparse kernels with mask updates: replicas identical after every step
+if command -v mpirun >/dev/null; then
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1 \
+        mpirun -np 2 --bind-to none --mca btl_vader_single_copy_mechanism none "$CIGL" train \
+        --data "$DATA" --model lenet5 --method rigl --sparsity 0.95 --max-steps 30 --update-interval 10 \
+        --update-end 0.5 --check-every 1 --kernels sparse --threads 1 --val-size 500 --out "$T/mpi" >"$T/mpi.log" 2>&1
+    check "mpi_sparse_kernels_replicas_agree" "grep -q '\"mask_updates\": 3' '$T/mpi/final.json' && grep -q '\"kernels\": \"sparse,sparse,sparse,sparse,sparse\"' '$T/mpi/final.json'"
+fi
 # bad input: exit 2, one line
 "$CIGL" train $COMMON --kernels fast --out "$T/bad" >/dev/null 2>"$T/err.txt"; rc=$?
 check "bad_kernels_refused" "[ $rc -eq 2 ] && [ \$(wc -l < '$T/err.txt') -eq 1 ] && [ ! -e '$T/bad' ]"

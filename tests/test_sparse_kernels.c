@@ -310,6 +310,9 @@ static void test_choice_string(void)
     sparse_choice_format(&m, buf, sizeof(buf));
     CHECK(!strcmp(buf, "dense,sparse,dense,dense,sparse"), "got %s", buf);
     CHECK(sparse_model_setup_choice(&m, "dense,sparse", mask) != 0, "short string accepted");
+    CHECK(sparse_model_setup_choice(&m, "sparse", mask) == 0, "one word");
+    sparse_choice_format(&m, buf, sizeof(buf));
+    CHECK(!strcmp(buf, "sparse,sparse,sparse,sparse,sparse"), "got %s", buf);
     CHECK(sparse_model_setup(&m, KERNELS_DENSE, mask) == 0 && m.sparse == NULL, "dense mode");
     sparse_choice_format(&m, buf, sizeof(buf));
     CHECK(!strcmp(buf, "dense,dense,dense,dense,dense"), "got %s", buf);

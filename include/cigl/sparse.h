@@ -128,8 +128,8 @@ const char *sparse_layer_kernel(const Model *m, int layer);
 /* Writes the per-prunable-tensor choice as "dense,sparse,..." (tensor order); returns the
  * length, or -1 when buf is too small. */
 int sparse_choice_format(const Model *m, char *buf, size_t len);
-/* Parses such a string into per-layer choices (kind[n_layers], 1 = sparse); -1 when it does
- * not name one choice per prunable tensor. */
+/* Parses such a string into per-layer choices (kind[n_layers], 1 = sparse); a single "dense" or
+ * "sparse" applies to every layer; -1 when it does not name one choice per prunable tensor. */
 int sparse_choice_parse(const Model *m, const char *choice, uint8_t *kind);
 
 /* Layer entry points (layer_linear.c and layer_conv.c dispatch here when l->sparse is set). */

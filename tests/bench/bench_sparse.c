@@ -123,6 +123,7 @@ static size_t active_weights(const Bench *b)
 }
 
 static int only_mode = -1; /* --only dense|sparse|auto: time one kind (for profilers) */
+static int sizes_only;     /* --sizes-only: model file sizes, no timing */
 
 static void bench_model(const char *model, const char *method, double sparsity, int batch,
                         int reps, double min_time)
@@ -136,7 +137,7 @@ static void bench_model(const char *model, const char *method, double sparsity, 
     static const char *const names[3] = {"dense", "sparse", "auto"};
     double train[3][64], infer[3][64];
     char choice[3][512];
-    for (int k = 0; k < 3; k++) { /* warm-up: two steps and one pass per mode */
+    for (int k = 0; k < 3 && !sizes_only; k++) { /* warm-up: two steps and one pass per mode */
         if (only_mode >= 0 && (int)modes[k] != only_mode) continue;
         sparse_model_setup(&b.m, modes[k], b.s.mask);
         sparse_choice_format(&b.m, choice[k], sizeof(choice[k]));
@@ -145,7 +146,7 @@ static void bench_model(const char *model, const char *method, double sparsity, 
         time_block(&b, 1, 0);
     }
     if (reps > 64) reps = 64;
-    for (int r = 0; r < reps; r++)
+    for (int r = 0; r < reps && !sizes_only; r++)
         for (int k = 0; k < 3; k++) {
             if (only_mode >= 0 && (int)modes[k] != only_mode) {
                 train[k][r] = infer[k][r] = 1;
@@ -177,6 +178,18 @@ static void bench_model(const char *model, const char *method, double sparsity, 
         fprintf(stderr, "bench_sparse: writing the model files in %s failed\n", tmpdir);
     unlink(dense_path);
     unlink(compact_path);
+    sparse_model_setup(&b.m, KERNELS_AUTO, b.s.mask);
+    sparse_choice_format(&b.m, choice[2], sizeof(choice[2]));
+    if (sizes_only) {
+        printf("%-9s sparsity %.2f: final.h5 %lld bytes, compact %lld bytes (%.2f%%)\n", model,
+               sparsity, dense_bytes, compact_bytes,
+               dense_bytes > 0 ? 100.0 * (double)compact_bytes / (double)dense_bytes : 0.0);
+        printf("BENCH {\"kind\":\"sparse_size\",\"model\":\"%s\",\"sparsity\":%.4f,"
+               "\"dense_file_bytes\":%lld,\"compact_file_bytes\":%lld,\"auto_choice\":\"%s\"}\n",
+               model, sparsity, dense_bytes, compact_bytes, choice[2]);
+        bench_close(&b);
+        return;
+    }
     const size_t prunable = model_prunable_count(&b.m);
     const double measured = 1.0 - (double)active_weights(&b) / (double)prunable;
     printf("%-9s sparsity %.2f (measured %.4f): train step dense %8.2f ms, sparse %8.2f ms "
@@ -279,11 +292,12 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--method") && v) method = argv[++i];
         else if (!strcmp(a, "--layers")) layers = 1;
         else if (!strcmp(a, "--only") && v) only_mode = sparse_kernels_parse(argv[++i]);
+        else if (!strcmp(a, "--sizes-only")) sizes_only = 1;
         else if (!strcmp(a, "--layer-models") && v) layer_models = argv[++i];
         else {
             fprintf(stderr, "usage: bench_sparse [--threads N] [--batch B] [--reps R] "
                     "[--min-time S] [--models a,b] [--sparsities 0.8,0.9] [--method rigl] "
-                    "[--layers] [--layer-models a,b] [--only dense|sparse|auto]\n");
+                    "[--layers] [--layer-models a,b] [--only dense|sparse|auto] [--sizes-only]\n");
             return 2;
         }
     }
