@@ -54,7 +54,7 @@ COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
 LINK_CC   := $(CC)
 endif
 
-.PHONY: all deps build test demo bench clean _test _demo _bench check check-deps _check \
+.PHONY: all deps build test demo bench reproduce clean _test _demo _bench check check-deps _check \
         _check_bins _fuzz_bins
 
 # Public targets check the dependencies first, then re-enter make so that pkg-config's answers
@@ -67,6 +67,12 @@ demo: deps
 	@$(MAKE) --no-print-directory _demo
 bench: deps
 	@$(MAKE) --no-print-directory _bench
+# The evidence grid (jobs/results/PLAN.md): resumable, finished runs skipped. Other parts and
+# parallelism: make reproduce REPRODUCE="--part breadth -P 2 -c 1".
+REPRODUCE ?= --part reference
+reproduce: deps
+	@$(MAKE) --no-print-directory build
+	@CIGL=$(abspath $(BUILD))/cigl jobs/reproduce.sh $(REPRODUCE)
 check: deps check-deps
 	@$(MAKE) --no-print-directory _check
 

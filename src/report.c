@@ -28,10 +28,12 @@ static const char *const scaled_prefix[] = {"test_scaled", "test_temperature_sca
                                             "temperature_scaled.test", NULL};
 static const char *const scaled_flat = "test_scaled_";
 
-/* config.json members that do not define the experiment */
-static const char *const ignored_setting[] = {"seed", "out", "threads", "eval-batch-size",
-                                              "provenance", "config", "sparsity", "method",
-                                              "model", NULL};
+/* config.json members that do not define the experiment: the grouping keys themselves, and
+ * how a run was carried out (threads, data mode, checkpoints, resuming) */
+static const char *const ignored_setting[] = {
+    "seed", "out", "threads", "eval-batch-size", "provenance", "config", "sparsity", "method",
+    "model", "data-mode", "check-every", "checkpoint-every", "checkpoint-minutes",
+    "keep", "resume", "overwrite", "dry-run", "kernels", NULL};
 
 /* table and legend order of the known methods; others follow alphabetically */
 static const char *const method_order[] = {"dense", "static", "set", "rigl", "rigl-wdp",

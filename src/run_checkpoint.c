@@ -23,7 +23,7 @@ static int may_change(const char *name)
     static const char *const names[] = {
         "data", "out", "threads", "max-steps", "eval-batch-size", "check-every", "accumulate",
         "checkpoint-every", "checkpoint-minutes", "keep", "resume", "overwrite", "config",
-        "dry-run", "kernels", NULL};
+        "dry-run", "kernels", "data-mode", NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(names[i], name)) return 1;
     return 0;
@@ -71,8 +71,9 @@ static int merge_options(Config *c, const char *json, const char *path)
             field_text(s, &base, have, sizeof have);
             rc = cigl_fail(CIGL_ERR_USAGE, "--%s %s differs from the checkpoint's %s: a resumed "
                            "run keeps the options that decide what it computes (only --threads, "
-                           "--data, --out, --max-steps, --accumulate and the checkpoint options "
-                           "may change); drop it or start afresh with --overwrite", s->name,
+                           "--data, --data-mode, --out, --max-steps, --accumulate and the "
+                           "checkpoint options may change); drop it or start afresh with "
+                           "--overwrite", s->name,
                            want, have);
         }
     }

@@ -1,0 +1,127 @@
+#!/bin/bash
+# `make reproduce`: the evidence grid (jobs/results/PLAN.md) as resumable jobs. Writes one plan
+# per part (jobs/plan.sh), runs it with jobs/local.sh, or with --slurm submits it as a job array
+# (jobs/sweep.sbatch), then collects every finished run's final.json, config.json,
+# metrics.jsonl and launches.jsonl into jobs/results/runs/PART/ and rebuilds the results page
+# (jobs/results_page.sh). Finished runs are skipped and interrupted ones resume from their
+# newest checkpoint, so the same command continues where it stopped, here or on a bigger
+# machine.
+#
+#   jobs/reproduce.sh [--part reference|breadth|wrn|all] [-P SLOTS] [-c THREADS]
+#                     [--root DIR] [--data FILE] [--slurm] [--collect-only] [--seeds "0 1 2"]
+#
+# Defaults: --part reference, -P 1, -c 2 (this 2-core machine), --root runs/reproduce,
+# --data ROOT/data/fashion-mnist.h5 (converted from /usr/share/datasets/fashion-mnist, or from
+# the bundle's data/ when run from jobs/bundle.sh's folder).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/.." && pwd)
+part=reference; slots=1; threads=2; root=runs/reproduce; data=""; slurm=0; collect_only=0
+seeds="0 1 2"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --part) part=$2; shift 2 ;;
+        -P) slots=$2; shift 2 ;;
+        -c) threads=$2; shift 2 ;;
+        --root) root=$2; shift 2 ;;
+        --data) data=$2; shift 2 ;;
+        --seeds) seeds=$2; shift 2 ;;
+        --slurm) slurm=1; shift ;;
+        --collect-only) collect_only=1; shift ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "reproduce.sh: unknown option '$1'; see jobs/reproduce.sh --help" >&2; exit 2 ;;
+    esac
+done
+case "$part" in reference|breadth|wrn|all) ;; *)
+    echo "reproduce.sh: --part must be reference, breadth, wrn or all, not '$part'" >&2; exit 2 ;;
+esac
+CIGL=${CIGL:-$repo/build/cigl}
+[ -x "$CIGL" ] || { echo "reproduce.sh: $CIGL not found; run make (or set CIGL)" >&2; exit 2; }
+export CIGL
+results=$repo/jobs/results
+mkdir -p "$root" "$results/plans" "$results/runs"
+
+if [ -z "$data" ]; then
+    data=$root/data/fashion-mnist.h5
+    if [ ! -f "$data" ]; then
+        src=/usr/share/datasets/fashion-mnist
+        [ -d "$repo/data/fashion-mnist" ] && src=$repo/data/fashion-mnist # inside a bundle
+        mkdir -p "$(dirname "$data")"
+        "$CIGL" convert fashion-mnist "$src" "$data" || exit 2
+    fi
+fi
+
+# The recipe of the reference subset (issue 8), shared by every part: SGD Nesterov 0.9, weight
+# decay 5e-4, lr 0.1 x0.1 at 50% and 75%, batch 128, 8 epochs, no augmentation, ERK, masks
+# updated every 100 steps until 75% with drop fraction 0.3, random mask rate 0.01, averaging
+# from 80% every 100 steps, 5000 validation samples for temperature scaling. None of it was
+# tuned: these are the CigL authors' defaults (METHOD.md), fixed before any run.
+recipe="--data $data --epochs 8 --batch-size 128 --lr 0.1 --nesterov --momentum 0.9
+        --weight-decay 5e-4 --schedule multistep --milestones 0.5,0.75 --val-size 5000
+        --checkpoint-minutes 10 --keep 1"
+avg="--average-start 0.8 --average-every 100"
+
+# Seed-major order: every method's seed 0 first, so a stopped grid still has complete seeds.
+plan_part() { # name model methods sparsities [--with LABEL ARGS]...
+    local name=$1 model=$2 methods=$3 sparsities=$4
+    shift 4
+    for seed in $seeds; do
+        "$here/plan.sh" --root "$root/$name" --methods "$methods" --sparsities "$sparsities" \
+            --seeds "$seed" "$@" -- $recipe --model "$model"
+    done | grep -v '^#'
+}
+
+write_plans() {
+    plan_part reference resnet20 "dense rigl cigl" "0.9 0.95" --with cigl "$avg" \
+        >"$results/plans/reference.txt"
+    local breadth_methods="dense rigl cigl rigl-wdp rigl-mcdp rigl-ls=rigl rigl-mixup=rigl"
+    breadth_methods+=" cigl-nomask=cigl cigl-noavg=cigl"
+    for model in mlp lenet5; do
+        plan_part "breadth/$model" "$model" "$breadth_methods" "0.8 0.9 0.95 0.99" \
+            --with cigl "$avg" --with rigl-ls "--label-smoothing 0.1" \
+            --with rigl-mixup "--mixup 0.2" --with cigl-nomask "$avg --random-mask-rate 0" \
+            --with cigl-noavg "$avg --no-averaging"
+    done >"$results/plans/breadth.txt"
+    seeds=0 plan_part wrn wrn-22-2 "rigl cigl" "0.95" --with cigl "$avg" >"$results/plans/wrn.txt"
+}
+
+run_plan() { # plan file
+    local plan=$1 n
+    n=$(grep -c . "$plan")
+    if [ "$slurm" = 1 ]; then
+        echo "reproduce.sh: submitting $plan ($n runs) as a job array"
+        sbatch --array=0-$((n - 1))%"$slots" --cpus-per-task="$threads" "$here/sweep.sbatch" "$plan"
+    else
+        echo "reproduce.sh: running $plan ($n runs, $slots at a time x $threads threads)"
+        "$here/local.sh" -P "$slots" -c "$threads" --logs "$root/logs" "$plan"
+    fi
+}
+
+# Keeps what the results page needs (small text files) from every finished run.
+collect() {
+    local n=0
+    for f in $(find "$root" -name final.json -path '*seed*' 2>/dev/null | sort); do
+        local dir rel dst
+        dir=$(dirname "$f")
+        rel=${dir#"$root"/}
+        dst=$results/runs/$rel
+        mkdir -p "$dst"
+        for x in final.json config.json metrics.jsonl launches.jsonl reliability.svg; do
+            [ -f "$dir/$x" ] && cp "$dir/$x" "$dst/"
+        done
+        n=$((n + 1))
+    done
+    echo "reproduce.sh: $n finished runs collected into $results/runs"
+}
+
+write_plans
+status=0
+if [ "$collect_only" = 0 ]; then
+    case "$part" in
+        all) for p in reference breadth wrn; do run_plan "$results/plans/$p.txt" || status=$?; done ;;
+        *) run_plan "$results/plans/$part.txt" || status=$? ;;
+    esac
+fi
+collect
+"$here/results_page.sh" || status=$?
+exit $status

@@ -1,0 +1,175 @@
+#!/usr/bin/python3
+"""Writes jobs/results/README.md from the collected runs and `cigl report`'s per-part reports.
+
+    results_page.py RESULTS_DIR
+
+The headline compares CigL with RigL on the reference subset (resnet20) at 90% and 95%
+sparsity: relative ECE change with a 95% percentile bootstrap interval over seeds (computed here
+independently of `cigl report`), and the accuracy difference in points. It states what was
+measured, including where CigL does not beat RigL and how many runs are still missing.
+"""
+import json
+import os
+import random
+import sys
+
+PARTS = [
+    ("reference", "Reference subset: resnet20 on Fashion-MNIST",
+     "dense, RigL and CigL at 90% and 95% sparsity, 3 seeds, 8 epochs (PLAN.md)."),
+    ("breadth/mlp", "Breadth: mlp",
+     "every method and baseline at 80/90/95/99% sparsity (PLAN.md)."),
+    ("breadth/lenet5", "Breadth: lenet5",
+     "every method and baseline at 80/90/95/99% sparsity (PLAN.md)."),
+    ("wrn", "wrn-22-2 at 95%", "RigL and CigL, one seed."),
+]
+
+
+def load_runs(root):
+    runs = []
+    for dirpath, _, files in os.walk(root):
+        if "final.json" not in files or "config.json" not in files:
+            continue
+        with open(os.path.join(dirpath, "final.json")) as f:
+            final = json.load(f)
+        with open(os.path.join(dirpath, "config.json")) as f:
+            config = json.load(f)
+        launches = []
+        lp = os.path.join(dirpath, "launches.jsonl")
+        if os.path.exists(lp):
+            with open(lp) as f:
+                launches = [json.loads(l) for l in f if l.strip()]
+        runs.append({"dir": dirpath, "final": final, "config": config, "launches": launches})
+    return runs
+
+
+def plain(run, method):
+    """A run of `method` with the recipe's options (no ablation or baseline options)."""
+    c = run["config"]
+    return (c.get("method") == method and not c.get("no-averaging") and
+            c.get("label-smoothing", 0) == 0 and c.get("mixup", 0) == 0 and
+            (method != "cigl" or c.get("random-mask-rate", 0.01) > 0))
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+def bootstrap_change(a, b, n=10000, seed=0):
+    """Percentile interval of 100 (mean(a) - mean(b)) / mean(b), seeds resampled per group."""
+    rng = random.Random(seed)
+    vals = []
+    for _ in range(n):
+        ra = [rng.choice(a) for _ in a]
+        rb = [rng.choice(b) for _ in b]
+        vals.append(100 * (mean(ra) - mean(rb)) / mean(rb))
+    vals.sort()
+    return vals[int(0.025 * n)], vals[int(0.975 * n) - 1]
+
+
+def headline(runs):
+    ref = [r for r in runs if r["config"].get("model") == "resnet20"]
+    lines = []
+    verdicts = []
+    for s in (0.9, 0.95):
+        rig = [r["final"] for r in ref if plain(r, "rigl") and r["config"]["sparsity"] == s]
+        cig = [r["final"] for r in ref if plain(r, "cigl") and r["config"]["sparsity"] == s]
+        if not rig or not cig:
+            lines.append(f"- {int(s * 100)}% sparsity: not measured yet ({len(rig)} RigL and "
+                         f"{len(cig)} CigL runs finished of 3 each).")
+            verdicts.append(None)
+            continue
+        er = [f["test_ece"] for f in rig]
+        ec = [f["test_ece"] for f in cig]
+        ar = mean([f["test_accuracy"] for f in rig])
+        ac = mean([f["test_accuracy"] for f in cig])
+        change = 100 * (mean(ec) - mean(er)) / mean(er)
+        lo, hi = bootstrap_change(ec, er) if len(ec) > 1 or len(er) > 1 else (change, change)
+        met = change <= -30 and (ac - ar) * 100 >= -0.3
+        verdicts.append(met)
+        lines.append(
+            f"- {int(s * 100)}% sparsity: CigL's test ECE {mean(ec):.4f} vs RigL's {mean(er):.4f}"
+            f", a change of **{change:+.1f}%** (95% bootstrap interval [{lo:+.1f}, {hi:+.1f}]); "
+            f"accuracy {100 * ac:.2f}% vs {100 * ar:.2f}% ({100 * (ac - ar):+.2f} points); "
+            f"seeds: {len(cig)} CigL, {len(rig)} RigL. Target (ECE at least 30% lower, accuracy "
+            f"within 0.3 points): **{'met' if met else 'not met'}**.")
+    return lines, verdicts
+
+
+def planned(results):
+    counts = {}
+    for part in ("reference", "breadth", "wrn"):
+        p = os.path.join(results, "plans", part + ".txt")
+        if os.path.exists(p):
+            with open(p) as f:
+                counts[part] = sum(1 for l in f if l.strip() and not l.startswith("#"))
+    return counts
+
+
+def machines(runs):
+    seen = {}
+    for r in runs:
+        for l in r["launches"]:
+            key = (l.get("host", "?"), l.get("nproc", "?"), l.get("cpu", "?"))
+            seen[key] = seen.get(key, 0) + 1
+        if not r["launches"]:
+            key = (r["final"].get("machine", "?"), "", "")
+            seen[key] = seen.get(key, 0) + 1
+    return seen
+
+
+def main():
+    results = sys.argv[1]
+    runs = load_runs(os.path.join(results, "runs"))
+    plan = planned(results)
+    out = []
+    out.append("# Results: does CigL keep sparse models calibrated? (cigl on Fashion-MNIST)\n")
+    out.append("Made by `make reproduce` (`jobs/reproduce.sh`, then `jobs/results_page.sh`, which "
+               "runs `cigl report` on the collected runs); the plan, its recipe and its "
+               "core-hours are in [PLAN.md](PLAN.md). Every run's `final.json`, `config.json`, "
+               "`metrics.jsonl` and `launches.jsonl` are committed under `runs/`, so this page "
+               "rebuilds without retraining (`jobs/results_page.sh`). No hyper-parameter was "
+               "tuned: the recipe is the CigL authors' defaults, fixed before any run; the "
+               "validation split (5000 training samples) is used only for temperature scaling.\n")
+    out.append("## Headline (resnet20, reference subset)\n")
+    lines, _ = headline(runs)
+    out.extend(lines)
+    done = {}
+    for r in runs:
+        part = os.path.relpath(r["dir"], os.path.join(results, "runs")).split(os.sep)[0]
+        done[part] = done.get(part, 0) + 1
+    out.append("\nProgress: " + ", ".join(
+        f"{part} {done.get(part, 0)}/{n} runs" for part, n in plan.items()) + ".\n")
+    for part, title, what in PARTS:
+        rep = os.path.join(results, "report", part, "report.md")
+        if not os.path.exists(rep):
+            out.append(f"## {title}\n\nNo finished run yet: {what}\n")
+            continue
+        with open(rep) as f:
+            body = f.read().split("\n", 1)[1]  # drop report.md's own title
+        body = body.replace("](sparsity.svg)", f"](report/{part}/sparsity.svg)")
+        body = body.replace("\n## ", "\n### ")
+        out.append(f"## {title}\n\n{what}\n{body}")
+        if part == "reference":
+            figs = []
+            for label in ("dense-seed0", "rigl-s0.95-seed0", "cigl-s0.95-seed0"):
+                svg = os.path.join("runs", "reference", label, "reliability.svg")
+                if os.path.exists(os.path.join(results, svg)):
+                    figs.append(f"![{label}]({svg})")
+            if figs:
+                out.append("Reliability diagrams (test set, seed 0): dense, RigL 95%, CigL 95%\n\n"
+                           + " ".join(figs) + "\n")
+    out.append("## How these were made\n")
+    commits = sorted({r["config"].get("provenance", {}).get("git_commit", "?") for r in runs})
+    out.append("- Command: `make reproduce` (reference part; `jobs/reproduce.sh --part breadth` "
+               "and `--part wrn` for the others), resumable and skipping finished runs.")
+    out.append(f"- cigl commits that produced the runs: {', '.join(commits) or 'none yet'}.")
+    for (host, cores, cpu), n in sorted(machines(runs).items()):
+        out.append(f"- Machine: {host}{', ' + str(cores) + ' cores' if cores else ''}"
+                   f"{', ' + cpu if cpu else ''}: {n} launch(es).")
+    with open(os.path.join(results, "README.md"), "w") as f:
+        f.write("\n".join(out) + "\n")
+    print(f"results_page.py: {len(runs)} runs; wrote {os.path.join(results, 'README.md')}")
+
+
+if __name__ == "__main__":
+    main()
