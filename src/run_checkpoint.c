@@ -6,6 +6,7 @@
 
 #include "cigl/error.h"
 #include "cigl/json_read.h"
+#include "cigl/sparse.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -235,6 +236,14 @@ int run_share_checkpoint(Trainer *t)
 {
     if (!t->resume_path[0]) return CIGL_OK;
     if (t->comm->size > 1 && share_state(t)) return CIGL_ERR_RUNTIME;
+    /* the kernels the checkpoint ran with (rules may change between versions), unless
+     * --kernels says otherwise; patterns rebuilt from the restored mask either way */
+    const uint8_t *mask = t->ms.ops->sparse ? t->ms.mask : NULL;
+    const KernelsMode mode = (KernelsMode)sparse_kernels_parse(t->cfg.kernels);
+    const int rc = config_given(&t->cfg, "kernels")
+                       ? sparse_model_setup(&t->m, mode, mask)
+                       : sparse_model_setup_choice(&t->m, t->start.kernels, mask);
+    if (rc) return rc;
     t->step = t->start.step;
     t->skipped_steps = t->start.skipped_steps;
     t->ms.masks_changed = 0;
@@ -281,7 +290,8 @@ int run_checkpoint(Trainer *t, int epoch, long in_epoch, const double sums[2], l
         info.dataset_hash = t->ds.hash;
         snprintf(info.model, sizeof info.model, "%s", t->cfg.model);
         snprintf(info.method, sizeof info.method, "%s", t->cfg.method);
-        snprintf(info.kernels, sizeof info.kernels, "dense");
+        if (sparse_choice_format(&t->m, info.kernels, sizeof info.kernels) < 0)
+            snprintf(info.kernels, sizeof info.kernels, "dense");
         rc = write_one(t, &info);
         if (rc && !required) {
             fprintf(stderr, "cigl: warning: training goes on without this checkpoint\n");

@@ -191,5 +191,10 @@ m = f['method/mask'][off[0]:off[0] + ln[0]]
 assert names[0].endswith('weight') and ((w != 0) <= (m == 1)).all()
 print('  ', names[0], ln[0], 'values,', int(m.sum()), 'active')
 PYEOF"
+# the kernel choice is recorded (mlp at 90% with ERK: fc1, density 0.08, runs sparse kernels)
+# and a resume with --kernels dense is allowed (float rounding only)
+check "checkpoint_records_kernel_choice" "h5dump -a kernels '$CK' | grep -q '\"sparse,dense,dense\"'"
+"$CIGL" train --out "$T/kd" --resume "$CK" --kernels dense >"$T/kd.log" 2>&1
+check "resume_with_dense_kernels_close" "[ -f '$T/kd/final.json' ] && h5diff -d 1e-4 '$R/final.h5' '$T/kd/final.h5' /weights /weights >/dev/null"
 
 summary
