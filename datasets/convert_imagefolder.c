@@ -94,7 +94,7 @@ static int list_dir(const char *dir, int want_dirs, Names *out, size_t *skipped)
             (*skipped)++;
     }
     closedir(d);
-    if (!rc)
+    if (!rc && out->n) /* qsort's base must not be NULL, even for 0 elements */
         qsort(out->items, out->n, sizeof *out->items, cmp_str);
     return rc;
 }
@@ -236,7 +236,7 @@ static int convert_split(DatasetWriter *dw, int split, const FileList *fl, int s
             fprintf(stderr, "\r%s: %zu / %zu images", split ? "val" : "train", b0 + nb,
                     fl->paths.n);
     }
-    if (isatty(STDERR_FILENO) && fl->paths.n >= 16 * BLOCK)
+    if (isatty(STDERR_FILENO) && fl->paths.n >= (size_t)16 * BLOCK)
         fputc('\n', stderr);
     free(block);
     free(errs);

@@ -93,7 +93,7 @@ static int decode_jpeg(const uint8_t *data, size_t size, Image *img, char *err, 
             continue;
         }
         for (int x = 0; x < w; x++) {
-            const uint8_t *p = row + 4 * x;
+            const uint8_t *p = row + 4 * (size_t)x;
             int k = inverted ? p[3] : 255 - p[3];
             for (int ch = 0; ch < 3; ch++) {
                 int c = inverted ? p[ch] : 255 - p[ch]; /* 255 - C */

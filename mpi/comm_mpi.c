@@ -154,7 +154,7 @@ Comm *comm_world(int *argc, char ***argv)
      * Open MPI would abort inside MPI_Init with a cryptic message; stay single so the trainer
      * can refuse with a clear one (SLURM_NTASKS > 1 but one rank). */
     const char *ntasks = getenv("SLURM_NTASKS");
-    if (ntasks && atoi(ntasks) > 1 && !getenv("PMIX_RANK") && !getenv("PMI_RANK") &&
+    if (ntasks && strtol(ntasks, NULL, 10) > 1 && !getenv("PMIX_RANK") && !getenv("PMI_RANK") &&
         !getenv("OMPI_COMM_WORLD_SIZE"))
         return comm_single();
     int provided = 0;

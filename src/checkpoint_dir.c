@@ -4,6 +4,7 @@
 #include "cigl/checkpoint.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,9 +13,12 @@
 /* The step in a checkpoint file name, or -1. */
 static long step_of(const char *name)
 {
-    long step;
-    int end = 0;
-    if (sscanf(name, "step-%ld.h5%n", &step, &end) != 1 || name[end] || step < 0) return -1;
+    /* strtol rather than sscanf's %ld, which is undefined for an out-of-range number */
+    if (strncmp(name, "step-", 5) != 0) return -1;
+    char *end;
+    errno = 0;
+    long step = strtol(name + 5, &end, 10);
+    if (end == name + 5 || errno || strcmp(end, ".h5") != 0 || step < 0) return -1;
     return step;
 }
 

@@ -389,7 +389,9 @@ static int open_split(hid_t file, const char *path, const Dataset *ds, const cha
                         (unsigned long long)d[3], ds->c, s->h, s->w);
     if (d[0] < 1)
         return bad_file(path, "'/%s/images' holds no samples", split);
+    /* c, h, w >= 1: checked by read_header and split_size */
     size_t sample = (size_t)ds->c * (size_t)s->h * (size_t)s->w;
+    /* NOLINTNEXTLINE(clang-analyzer-core.DivideZero) */
     if (d[0] > SIZE_MAX / sample || d[0] > SIZE_MAX / sizeof(int32_t) || d[0] > UINT32_MAX)
         return bad_file(path, "'/%s/images' has %llu samples, too many to address", split,
                         (unsigned long long)d[0]);

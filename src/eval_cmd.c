@@ -205,6 +205,7 @@ static int run(Evaluation *e)
                      method_test_members(&e->ms), method_test_member, &e->ms, &p);
     if (rc) return rc;
     Metrics plain, scaled;
+    memset(&scaled, 0, sizeof(scaled)); /* read only with --temperature-scaling */
     double T = 1.0;
     rc = predictions_metrics(&p, 1.0, &plain);
     if (!rc && c->temperature_scaling) {

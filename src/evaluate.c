@@ -147,6 +147,7 @@ int predictions_gather(Comm *comm, const Predictions *local, size_t n_total, Pre
             free(counts);
             predictions_free(all);
             comm->abort(comm, CIGL_ERR_RUNTIME);
+            return CIGL_ERR_RUNTIME; /* not reached: abort ends every rank */
         }
     }
     /* each rank's slice size, as shard_slice gives it */

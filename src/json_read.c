@@ -368,14 +368,14 @@ static int member_ptr_cmp(const void *x, const void *y)
 static int index_members(Parser *p, JsonValue *v)
 {
     if (!v->len) return 0;
-    JsonMember **sorted = malloc(v->len * sizeof(*sorted));
+    JsonMember **sorted = malloc(v->len * sizeof(JsonMember *));
     v->order = malloc(v->len * sizeof(*v->order));
     if (!sorted || !v->order) {
         free(sorted);
         return FAIL(p, p->pos, "out of memory indexing an object of %zu members", v->len);
     }
     for (size_t i = 0; i < v->len; i++) sorted[i] = &v->members[i];
-    qsort(sorted, v->len, sizeof(*sorted), member_ptr_cmp);
+    qsort(sorted, v->len, sizeof(JsonMember *), member_ptr_cmp);
     const JsonMember *dup = NULL;
     for (size_t i = 0; i < v->len; i++) {
         v->order[i] = (size_t)(sorted[i] - v->members);
@@ -398,7 +398,7 @@ static int index_members(Parser *p, JsonValue *v)
 static int parse_container(Parser *p, JsonValue *v, int depth)
 {
     const int object = p->s[p->pos] == '{';
-    const char close = object ? '}' : ']';
+    const unsigned char close = object ? '}' : ']';
     if (depth >= JSON_MAX_DEPTH)
         return FAIL(p, p->pos, "nesting deeper than %d levels", JSON_MAX_DEPTH);
     v->type = object ? JSON_OBJECT : JSON_ARRAY;
@@ -434,6 +434,7 @@ static int parse_container(Parser *p, JsonValue *v, int depth)
             free(m.key);
             return -1;
         }
+        /* NOLINTNEXTLINE(clang-analyzer-core.NullDereference): push_item grew members too */
         if (object) v->members[v->len - 1] = m;
         skip_ws(p);
         if (p->pos < p->n && p->s[p->pos] == ',') {

@@ -364,7 +364,7 @@ int metrics_compute(const MetricsAcc *acc, Metrics *out)
     for (int k = 0; k < K; k++) {
         const double *cell = s + S_CLASSWISE + (size_t)k * METRICS_BINS * 2;
         double ece_k = 0.0;
-        for (int m = 0; m < METRICS_BINS; m++) ece_k += fabs(cell[2 * m + 1] - cell[2 * m]);
+        for (size_t m = 0; m < METRICS_BINS; m++) ece_k += fabs(cell[2 * m + 1] - cell[2 * m]);
         cw += ece_k / N;
     }
     out->classwise_ece = cw / K;

@@ -61,6 +61,8 @@ double schedule_lr(const Schedule *s, long step)
             if (step >= (long)llround(s->milestones[i] * (double)s->total_steps)) lr *= s->gamma;
         break;
     case SCHEDULE_STEP:
+        /* whole periods elapsed: the integer division is the schedule's floor */
+        /* NOLINTNEXTLINE(bugprone-integer-division) */
         if (s->step_every > 0) lr *= pow(s->gamma, (double)(step / s->step_every));
         break;
     case SCHEDULE_COSINE:

@@ -46,7 +46,7 @@ void stop_signal_test_hook(int rank, long step)
     static long at = -1;
     if (at < 0) {
         const char *v = getenv("CIGL_TEST_SIGNAL_AT_STEP");
-        at = v ? atol(v) : 0;
+        at = v ? strtol(v, NULL, 10) : 0;
     }
     if (at > 0 && rank == 0 && step == at) raise(SIGUSR2);
 }

@@ -584,7 +584,7 @@ int train_run(const Config *options, Comm *comm, int argc, char **argv)
     t.argv = argv;
     stop_signals_install();
     const char *nan_at = getenv("CIGL_TEST_NAN_AT_STEP");
-    t.test_nan_step = nan_at ? atol(nan_at) : 0;
+    t.test_nan_step = nan_at ? strtol(nan_at, NULL, 10) : 0;
     const Config *c = &t.cfg; /* the options after resolving --resume */
     const char *ntasks = getenv("SLURM_NTASKS");
     int rc = run_resolve_start(&t);
@@ -598,7 +598,7 @@ int train_run(const Config *options, Comm *comm, int argc, char **argv)
     openblas_set_num_threads(c->threads);
     omp_set_num_threads(c->threads);
     if (!rc) rc = config_validate(c);
-    if (!rc && ntasks && atoi(ntasks) > 1 && comm->size == 1)
+    if (!rc && ntasks && strtol(ntasks, NULL, 10) > 1 && comm->size == 1)
         rc = cigl_fail(CIGL_ERR_USAGE, "SLURM_NTASKS is %s but cigl sees 1 MPI rank: srun "
                        "started independent processes; use 'srun --mpi=pmix' or mpirun", ntasks);
     if (!rc) rc = trainer_setup(&t);
