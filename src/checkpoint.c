@@ -350,6 +350,30 @@ static int read_sizes(hid_t f, const char *path, Buffers *b)
     return CIGL_OK;
 }
 
+/* The header's sizes must be backed by data actually stored (arrays are written uncompressed
+ * and contiguous, so their storage is exactly their size): found by fuzzing, a few-kB file
+ * declaring n_params = 2^34 made alloc_buffers ask for 64 GB before reading anything. */
+static int check_stored(hid_t f, const char *path, const Buffers *b)
+{
+    const hsize_t np = (hsize_t)b->n_params, nb = (hsize_t)b->n_bn, ns = (hsize_t)b->n_snapshots;
+    const char *const names[] = {"params", "bn_stats", "method/counts", "method/snapshots",
+                                 "method/snapshot_bn"};
+    const hsize_t need[] = {4 * np, 4 * nb, 8 * (hsize_t)b->n_tensors, 4 * np * ns,
+                            4 * (nb + 1) * ns};
+    for (int i = 0; i < 5; i++) {
+        if (i >= 3 && !ns) break;
+        hid_t d = H5Lexists(f, names[i], H5P_DEFAULT) > 0 ? H5Dopen2(f, names[i], H5P_DEFAULT)
+                                                          : H5I_INVALID_HID;
+        const hsize_t got = d >= 0 ? H5Dget_storage_size(d) : 0;
+        if (d >= 0) H5Dclose(d);
+        if (got < need[i])
+            return bad_checkpoint(path, "dataset '%s' stores %llu bytes but the header's sizes "
+                                  "need %llu (truncated or corrupt)", names[i],
+                                  (unsigned long long)got, (unsigned long long)need[i]);
+    }
+    return CIGL_OK;
+}
+
 static int alloc_buffers(Buffers *b, const char *path)
 {
     const size_t np = (size_t)b->n_params, nb = (size_t)b->n_bn, ns = (size_t)b->n_snapshots;
@@ -404,6 +428,7 @@ static int load_verified(const char *path, CheckpointInfo *in, char **config, Bu
         return bad_checkpoint(path, "cannot open it as HDF5 (missing, truncated or not HDF5)");
     int rc = read_info(f, path, in, config);
     if (!rc) rc = read_sizes(f, path, b);
+    if (!rc) rc = check_stored(f, path, b);
     if (!rc) rc = alloc_buffers(b, path);
     if (!rc) rc = read_buffers(f, path, b);
     uint64_t stored = 0;
