@@ -149,6 +149,13 @@ static void im2col_used(const Layer *l, const SparseMatrix *s, const float *x, i
                    col + (size_t)u * ncols);
 }
 
+/* One sample per chunk when its output plane is long enough for the kernels' rows: the output
+ * is then written in NCHW directly and dY read in place (no chunk transposes). */
+static int sample_chunk(const ConvPlan *pl, size_t ohw)
+{
+    return ohw >= 256 ? 1 : pl->chunk;
+}
+
 void sparse_conv_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y)
 {
     SparseLayer *sl = l->sparse;
@@ -159,12 +166,13 @@ void sparse_conv_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y
     const float *w = ctx->weights + l->weight_off;
     const float *bias = l->bias_len ? ctx->weights + l->bias_off : NULL;
     const uint8_t *act = step_active(l, ctx);
+    const int chunk = sample_chunk(&pl, ohw);
 #pragma omp parallel num_threads(pl.threads) if (pl.threads > 1)
     for (int t = omp_get_thread_num(); t < pl.threads; t += omp_get_num_threads()) {
         float *col = ctx->workspace + (size_t)t * pl.stride + pl.dw_floats;
         const int s0 = (int)((long)t * n / pl.threads), s1 = (int)((long)(t + 1) * n / pl.threads);
-        for (int b0 = s0; b0 < s1; b0 += pl.chunk) {
-            const int nb = s1 - b0 < pl.chunk ? s1 - b0 : pl.chunk;
+        for (int b0 = s0; b0 < s1; b0 += chunk) {
+            const int nb = s1 - b0 < chunk ? s1 - b0 : chunk;
             const size_t ncols = (size_t)nb * ohw;
             float *mat = col + (size_t)s->n_used * ncols, *yb = y + (size_t)b0 * out_numel;
             im2col_used(l, s, x + (size_t)b0 * in_numel, nb, col);
@@ -191,6 +199,7 @@ void sparse_conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
     const uint8_t *act = step_active(l, ctx);
     float *grad = ctx->grads + l->weight_off;
     const int clear = !sl->clean, threads = pl.threads <= sl->parts ? pl.threads : sl->parts;
+    const int chunk = sample_chunk(&pl, ohw);
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         for (int t = omp_get_thread_num(); t < threads; t += omp_get_num_threads()) {
@@ -198,8 +207,8 @@ void sparse_conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
             float *g = sl->gpart + (size_t)t * s->nnz;
             const int s0 = (int)((long)t * n / threads), s1 = (int)((long)(t + 1) * n / threads);
             if (s0 == s1) memset(g, 0, sizeof(float) * s->nnz);
-            for (int b0 = s0; b0 < s1; b0 += pl.chunk) {
-                const int nb = s1 - b0 < pl.chunk ? s1 - b0 : pl.chunk;
+            for (int b0 = s0; b0 < s1; b0 += chunk) {
+                const int nb = s1 - b0 < chunk ? s1 - b0 : chunk;
                 const size_t ncols = (size_t)nb * ohw;
                 float *mat = col + (size_t)s->n_used * ncols;
                 const float *dmat = dy + (size_t)b0 * out_numel;
