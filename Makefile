@@ -164,7 +164,7 @@ _demo: build
 _bench: build $(BENCH_BIN)
 	@BUILD=$(BUILD) tests/bench/run.sh
 
-# make check (tests/check/README.md): every test under AddressSanitizer + UBSan in
+# make check (README.md, "Reliability"): every test under AddressSanitizer + UBSan in
 # $(ASAN_BUILD), a 10-step training run under valgrind, clang-tidy and cppcheck, and each fuzz
 # target for FUZZ_SECONDS from its corpus. The sanitizer builds relax only warnings that their
 # instrumentation makes spurious (format-truncation: GCC loses value ranges under UBSan;

@@ -1,5 +1,5 @@
 #!/bin/sh
-# make check: the four checking stages after make test (tests/check/README.md). Each stage
+# make check: the four checking stages after make test (README.md, "Reliability"). Each stage
 # prints its own lines and "N passed, N failed"; this prints their aggregate last.
 # Measured on the 2-core development machine (shared with other jobs, so CI is faster):
 #   sanitize (ASan + UBSan build of everything, then every test)   ~6 min build + ~5 min tests
