@@ -36,8 +36,9 @@ static const OptionSpec eval_options[] = {
          "rigl-mcdp models: dropout samples (0: as trained)"),
     EOPT("batch-size", OPT_INT, batch_size, "256", 1, 65536, "evaluation batch size"),
     EOPT("threads", OPT_INT, threads, "1", 1, 1024, "threads"),
-    EOPT("kernels", OPT_STRING, kernels, "auto", 0, 0,
-         "conv/linear kernels: auto (the rule training's --kernels auto uses) | dense | sparse"),
+    EOPT("kernels", OPT_STRING, kernels, "model", 0, 0,
+         "conv/linear kernels: model (as the training run recorded in the file; auto for older "
+         "files) | auto (by density and shape) | dense | sparse"),
     {NULL, OPT_FLAG, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -116,12 +117,18 @@ static int setup(Evaluation *e)
     const EvalConfig *c = &e->cfg;
     int rc = dataset_load(c->data, &e->ds);
     if (!rc) rc = model_load(c->model, c->batch_size, &e->m, &e->ms, &e->info);
-    if (!rc && sparse_kernels_parse(c->kernels) < 0)
-        rc = cigl_fail(CIGL_ERR_USAGE, "unknown --kernels '%s'; expected auto, dense or sparse",
-                       c->kernels);
-    /* the same kernels as training: the auto rule reads the same mask densities */
-    if (!rc) rc = sparse_model_setup(&e->m, (KernelsMode)sparse_kernels_parse(c->kernels),
-                                     e->ms.mask);
+    const int from_file = !strcmp(c->kernels, "model");
+    if (!rc && !from_file && sparse_kernels_parse(c->kernels) < 0)
+        rc = cigl_fail(CIGL_ERR_USAGE, "unknown --kernels '%s'; expected model, auto, dense or "
+                       "sparse", c->kernels);
+    /* the kernels training used, as recorded in the file (older files: the auto rule, which
+     * reads the same mask densities) */
+    if (!rc && from_file && e->info.kernels[0])
+        rc = sparse_model_setup_choice(&e->m, e->info.kernels, e->ms.mask);
+    else if (!rc)
+        rc = sparse_model_setup(&e->m, from_file ? KERNELS_AUTO
+                                                 : (KernelsMode)sparse_kernels_parse(c->kernels),
+                                e->ms.mask);
     if (rc) return rc;
     if (e->info.input.c != e->ds.c || e->info.input.h != e->ds.h || e->info.input.w != e->ds.w ||
         e->info.classes != e->ds.classes)

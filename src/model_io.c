@@ -2,6 +2,7 @@
 
 #include "cigl/error.h"
 #include "cigl/h5io.h"
+#include "cigl/sparse.h"
 
 #include <stdio.h>
 
@@ -92,6 +93,9 @@ int model_save(const Model *m, const float *params, const char *path, const Mode
     if (!rc && x && x->config_json) rc = h5_attr_string(a.file, "config", x->config_json);
     if (!rc && x && x->method) rc = h5_attr_string(a.file, "method", x->method);
     if (!rc && x && x->cfg) rc = write_method_attrs(a.file, x->cfg, x->total_steps);
+    char kernels[1024]; /* the conv/linear kernels the model ran with, for cigl eval */
+    if (!rc && sparse_choice_format(m, kernels, sizeof(kernels)) >= 0)
+        rc = h5_attr_string(a.file, "kernels", kernels);
     if (!rc) rc = write_tensors(m, params, NULL, a.file, "weights");
     if (!rc) rc = write_bn_stats(m, m->bn_stats, a.file);
     if (!rc && x && x->mask) rc = write_tensors(m, NULL, x->mask, a.file, "masks");

@@ -52,6 +52,8 @@ static int read_header(hid_t f, const char *path, ModelFileInfo *info)
     if (!h5_read_attr_ll(f, "rescale_kept", &v)) c->rescale_kept = (int)v;
     if (!h5_read_attr_ll(f, "no_averaging", &v)) c->no_averaging = (int)v;
     if (!h5_read_attr_ll(f, "mc_samples", &v)) c->mc_samples = (int)v;
+    if (h5_read_attr_string(f, "kernels", info->kernels, sizeof(info->kernels)))
+        info->kernels[0] = 0;
     if (!method_find(c->method)) return bad_model_file(path, "unknown method");
     return CIGL_OK;
 }

@@ -33,6 +33,12 @@ check "sparse_kernels_same_accuracy" "awk 'BEGIN{d=$a-$b; if (d<0) d=-d; exit !(
 "$CIGL" eval --model "$T/auto/final.h5" --data "$DATA" --out "$T/ev" --threads 2 >/dev/null 2>&1 || bad eval
 check "eval_uses_training_kernels" "[ -n '$auto' ] && [ \"\$(json_str '$T/ev/metrics.json' kernels)\" = '$auto' ]"
 check "eval_reproduces_training_accuracy" "[ \"\$(json_num '$T/ev/metrics.json' accuracy)\" = \"\$(json_num '$T/auto/final.json' test_accuracy)\" ]"
+# cigl eval's default (--kernels model) takes the choice recorded in final.h5, also when it
+# differs from the auto rule (a --kernels sparse run)
+"$CIGL" eval --model "$T/sparse/final.h5" --data "$DATA" --out "$T/evs" --threads 2 >/dev/null 2>&1 || bad eval_sparse_run
+check "eval_default_uses_recorded_kernels" "[ \"\$(json_str '$T/evs/metrics.json' kernels)\" = sparse,sparse,sparse ]"
+"$CIGL" eval --model "$T/sparse/final.h5" --data "$DATA" --out "$T/eva" --threads 2 --kernels auto >/dev/null 2>&1 || bad eval_auto
+check "eval_kernels_auto_applies_the_rule" "[ \"\$(json_str '$T/eva/metrics.json' kernels)\" = '$auto' ]"
 # compact file
 "$CIGL" compact "$T/sparse/final.h5" "$T/c.h5" >"$T/compact.log" 2>&1 || bad compact
 cat "$T/compact.log"

@@ -2,7 +2,8 @@
  *   attributes: format = "cigl-model", format_version = 1, model, classes, input_shape[3],
  *               dataset_hash, config (the run's config.json text), method, seed, total_steps,
  *               and the method options a predictor needs (sparsity, distribution,
- *               random_mask_rate, rescale_kept, no_averaging, dropout_rate, mc_samples)
+ *               random_mask_rate, rescale_kept, no_averaging, dropout_rate, mc_samples),
+ *               kernels (the conv/linear kernels per layer, e.g. "sparse,sparse,dense")
  *   /weights/<tensor name>      float32, the tensor's shape (e.g. layer1.0.conv1.weight)
  *   /bn/<layer name>.running_mean, .running_var   float32 [C]
  *   /masks/<tensor name>        uint8, 1 = active (prunable tensors of sparse methods)
@@ -38,6 +39,7 @@ typedef struct {
     long total_steps;
     uint32_t *val_indices;  /* owned; free() it */
     size_t n_val;
+    char kernels[1024];     /* per-layer kernel choice recorded by training ("" if none) */
 } ModelFileInfo;
 
 /* Opens a model file, validates format and version, builds the model for batches up to
