@@ -293,8 +293,9 @@ void method_free(MethodState *s)
  * must be dense (a mask update follows this step); a failure is out of memory. */
 static const float *sparse_step(MethodState *s, Model *m, long step, const float *weights)
 {
-    if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, s->active, weights,
-                                       method_updates_at(s, step))) {
+    /* only RigL's grow score reads the dense gradient (SET grows at random) */
+    const int dense = method_updates_at(s, step) && s->ops->grow_score == grow_by_gradient;
+    if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, s->active, weights, dense)) {
         if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
         exit(CIGL_ERR_RUNTIME);
     }
