@@ -172,7 +172,7 @@ _bench: build $(BENCH_BIN)
 CHECK_DEBS   := valgrind clang clang-tidy cppcheck libclang-rt-14-dev libomp-dev
 ASAN_BUILD   ?= build-asan
 FUZZ_BUILD   ?= build-fuzz
-FUZZ_SECONDS ?= 45
+FUZZ_SECONDS ?= 30
 ASAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -Wno-format-truncation
 FUZZ_FLAGS   := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -Wno-error
 check-deps:

@@ -215,6 +215,7 @@ static int share_state(Trainer *t)
     ms->dense_grad_steps = counters[2];
     const long kept = ms->cfg.no_averaging ? ms->n_snapshots : 0;
     if (kept > ms->snapshot_cap) { /* ranks other than 0 make room */
+        /* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI): np = n_params >= 1 */
         float *w = realloc(ms->snapshots, sizeof(float) * np * (size_t)kept);
         if (w) ms->snapshots = w;
         float *b = realloc(ms->snapshot_bn, sizeof(float) * (m->n_bn_stats + 1) * (size_t)kept);
