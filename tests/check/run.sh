@@ -1,11 +1,12 @@
 #!/bin/sh
 # make check: the four checking stages after make test (README.md, "Reliability"). Each stage
 # prints its own lines and "N passed, N failed"; this prints their aggregate last.
-# Measured on the 2-core development machine (shared with other jobs, so CI is faster):
-#   sanitize (ASan + UBSan build of everything, then every test)   ~6 min build + ~5 min tests
-#   valgrind (convert, 10-step CigL training, eval)                  ~0.5 min
-#   analyze  (clang-tidy + cppcheck over src/ mpi/ datasets/)        ~3 min
-#   fuzz     (5 targets x FUZZ_SECONDS=45, after a ~1 min clang build) ~5 min
+# Measured on the 2-core development machine (shared with other jobs, load ~8 at the time):
+#   sanitize: ASan + UBSan build ~3 min; unit tests ~3.5 min; t_train_e2e 134 s and t_mpi 87 s
+#             at low load (5.5 and 7.5 min at load 8), t_checkpoint ~7 min at load 8
+#   valgrind: convert 3 s, 10-step CigL training 19 s, eval 5 s
+#   analyze:  clang-tidy 291 s (2 processes), cppcheck 10 s
+#   fuzz:     clang libFuzzer build ~2 min, then 7 targets x FUZZ_SECONDS (30 s in CI)
 BUILD=${BUILD:-build}
 export BUILD ASAN_BUILD FUZZ_BUILD FUZZ_SECONDS
 passed=0; failed=0
