@@ -5,7 +5,9 @@
 # metrics and reports; `make check SANITIZE_TESTS=all` runs every tests/t_*.sh, ~3x the time).
 # Left out by default: the job-script and SLURM tests (they exercise shell scripts and the
 # scheduler, through the same binary), t_faults.sh (kills ranks on purpose), and
-# t_data_memory.sh (measures peak memory, which ASan's shadow memory and quarantine change).
+# t_data_memory.sh (measures peak memory, which ASan's shadow memory and quarantine change),
+# and t_sparse_e2e.sh: its sparse-vs-dense weight tolerance after an epoch is set for the -O2
+# build; at -O1 the float sums differ more (1.6e-3 relative; no sanitizer report in it).
 # Every sanitizer report is written to $BUILD/sanitizer-logs/ (log_path), whatever the test
 # itself checks, and each report file counts as one failure: a test that only looks at its
 # output files cannot hide a report. Prints the aggregate "N passed, N failed" last.
@@ -25,7 +27,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan"
 # Open MPI unloads its components before exit; keeping them loaded lets leak stacks name them.
 export OMPI_MCA_mca_base_component_disable_dlclose=1
 SANITIZE_TESTS=${SANITIZE_TESTS:-"t_train_e2e t_mpi t_checkpoint t_data t_methods_e2e t_report
-    t_metrics_reference t_sparsity_reference t_philox_reference t_sparse_e2e t_fuzz_replay"}
+    t_metrics_reference t_sparsity_reference t_philox_reference t_fuzz_replay"}
 if [ "$SANITIZE_TESTS" = all ]; then shells=$(ls tests/t_*.sh)
 else shells=$(for t in $SANITIZE_TESTS; do echo "tests/$t.sh"; done); fi
 p=0; f=0
