@@ -6,8 +6,10 @@
 # Left out by default: the job-script and SLURM tests (they exercise shell scripts and the
 # scheduler, through the same binary), t_faults.sh (kills ranks on purpose), and
 # t_data_memory.sh (measures peak memory, which ASan's shadow memory and quarantine change),
-# and t_sparse_e2e.sh: its sparse-vs-dense weight tolerance after an epoch is set for the -O2
-# build; at -O1 the float sums differ more (1.6e-3 relative; no sanitizer report in it).
+# and t_sparse_e2e.sh: in the sanitizer build (-O1 and -O2 alike) its sparse-vs-dense weight
+# difference after an epoch is 1.6e-3 relative, over its 1e-3 bound (2.2e-5 in the normal
+# build), with no sanitizer report; valgrind finds no uninitialised read in a sparse-kernel
+# run. Cause not yet found (open question for the sparse kernels).
 # Every sanitizer report is written to $BUILD/sanitizer-logs/ (log_path), whatever the test
 # itself checks, and each report file counts as one failure: a test that only looks at its
 # output files cannot hide a report. Prints the aggregate "N passed, N failed" last.
