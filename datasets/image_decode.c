@@ -67,7 +67,8 @@ static int decode_jpeg(const uint8_t *data, size_t size, Image *img, char *err, 
     jpeg_start_decompress(&cinfo);
     const int w = (int)cinfo.output_width, h = (int)cinfo.output_height;
     const int comps = cinfo.output_components;
-    if (w < 1 || h < 1 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (comps != 3 && comps != 4)) {
+    if (w < 1 || h < 1 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE || (comps != 3 && comps != 4) ||
+        (size_t)w * (size_t)h > IMAGE_MAX_PIXELS) {
         snprintf(err, cap, "JPEG: unsupported size %dx%d or %d components", w, h, comps);
         jpeg_destroy_decompress(&cinfo);
         return -1;
@@ -161,7 +162,8 @@ static int decode_png(const uint8_t *data, size_t size, Image *img, char *err, s
     png_read_info(png, info);
     const png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
     const int type = png_get_color_type(png, info);
-    if (w < 1 || h < 1 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE)
+    if (w < 1 || h < 1 || w > IMAGE_MAX_SIDE || h > IMAGE_MAX_SIDE ||
+        (size_t)w * (size_t)h > IMAGE_MAX_PIXELS)
         png_error(png, "unsupported image size");
     png_set_expand(png);            /* palette -> RGB, gray < 8 bits -> 8, tRNS -> alpha */
     png_set_scale_16(png);          /* 16-bit samples rounded to 8 bits */

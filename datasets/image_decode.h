@@ -5,6 +5,9 @@
 #include <stdint.h>
 
 #define IMAGE_MAX_SIDE 65500
+/* 2^27 pixels (384 MiB of RGB) per image, far above any photo in ImageNet: found by fuzzing, a
+ * 123-byte JPEG declaring ~930 million pixels made the decoder allocate 2.8 GB. */
+#define IMAGE_MAX_PIXELS ((size_t)1 << 27)
 
 typedef struct {
     int h, w;
