@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static volatile sig_atomic_t received;
 
@@ -41,12 +42,23 @@ const char *stop_signal_name(int sig)
     }
 }
 
+static long env_step(const char *name)
+{
+    const char *v = getenv(name);
+    return v ? strtol(v, NULL, 10) : 0;
+}
+
 void stop_signal_test_hook(int rank, long step)
 {
-    static long at = -1;
-    if (at < 0) {
-        const char *v = getenv("CIGL_TEST_SIGNAL_AT_STEP");
-        at = v ? strtol(v, NULL, 10) : 0;
+    static long signal_at = -1, pause_at = -1;
+    if (signal_at < 0) {
+        signal_at = env_step("CIGL_TEST_SIGNAL_AT_STEP");
+        pause_at = env_step("CIGL_TEST_PAUSE_AT_STEP");
     }
-    if (at > 0 && rank == 0 && step == at) raise(SIGUSR2);
+    if (signal_at > 0 && rank == 0 && step == signal_at) raise(SIGUSR2);
+    if (pause_at > 0 && step == pause_at) {
+        /* wait for a stop signal from outside (bounded: 120 s), so that a test's signal
+         * always lands mid-run however fast the machine is */
+        for (int i = 0; i < 1200 && !received; i++) nanosleep(&(struct timespec){0, 100000000L}, NULL);
+    }
 }

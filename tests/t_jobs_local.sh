@@ -21,9 +21,12 @@ need_data
 # two runs of the plan, 6 short epochs each (~0.3 s each on an idle core)
 grep -e "--method dense --seed 0" -e "--method cigl --sparsity 0.9 --seed 0" "$T/plan.txt" |
     sed 's/$/ --epochs 6 --val-size 100 --batch-size 32/' >"$T/two.txt"
-jobs/local.sh -P 2 -n 1 -c 1 --logs "$T/logs" "$T/two.txt" >"$T/first.log" 2>&1 &
+# Each run of the first launch waits after step 30 (of 282) until the stop signal arrives
+# (test hook, at most 120 s): the signal lands mid-run on a machine of any speed.
+CIGL_TEST_PAUSE_AT_STEP=30 jobs/local.sh -P 2 -n 1 -c 1 --logs "$T/logs" "$T/two.txt" \
+    >"$T/first.log" 2>&1 &
 pid=$!
-for i in $(seq 600); do ls "$T"/grid/*/metrics.jsonl >/dev/null 2>&1 && break; sleep 0.1; done
+for i in $(seq 600); do [ "$(ls "$T"/grid/*/config.json 2>/dev/null | wc -l)" -eq 2 ] && break; sleep 0.1; done
 sleep 0.5
 kill -TERM $pid
 wait $pid; rc=$?

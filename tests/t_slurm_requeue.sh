@@ -74,7 +74,11 @@ check "reference_run_finished" "[ -f '$T/ref/final.json' ] && [ -f '$T/ref/final
 
 # 2. without SLURM: SIGUSR2 to the script mid-run, exit 75, rerun resumes. The script runs in
 #    its own process group (as jobs/local.sh starts it) so that a stuck run can be ended whole.
-CIGL_RANKS=2 setsid jobs/cigl.sbatch "${ARGS[@]}" --out "$T/local" >"$T/local.log" 2>&1 &
+#    Test hook: the ranks wait after step 20 (the first of epoch 2) until the signal arrives
+#    (at most 120 s), so that on a fast machine the run cannot finish before it; the resumed
+#    run starts after step 20 and never waits.
+CIGL_TEST_PAUSE_AT_STEP=20 CIGL_RANKS=2 setsid jobs/cigl.sbatch "${ARGS[@]}" --out "$T/local" \
+    >"$T/local.log" 2>&1 &
 pid=$!
 wait_epoch "$T/local" && kill -USR2 $pid
 while kill -0 $pid 2>/dev/null && [ "$(left)" -gt 0 ]; do sleep 0.2; done
@@ -147,7 +151,7 @@ if [ -n "$why" ] || ! start_cluster; then
     summary; exit $?
 fi
 echo "  private SLURM cluster up (port $P, $(sinfo --version))"
-jid=$(sbatch --parsable -n 2 -c 1 -o "$T/slurm-%j.out" jobs/cigl.sbatch "${ARGS[@]}" --out "$T/slurm" 2>"$T/sbatch.err")
+jid=$(CIGL_TEST_PAUSE_AT_STEP=20 sbatch --parsable -n 2 -c 1 -o "$T/slurm-%j.out" jobs/cigl.sbatch "${ARGS[@]}" --out "$T/slurm" 2>"$T/sbatch.err")
 check "sbatch_accepted" "[ -n '$jid' ]"
 if [ -n "$jid" ]; then
     wait_epoch "$T/slurm" && scancel --batch --signal=USR2 "$jid"
@@ -174,7 +178,7 @@ if [ -n "$jid" ]; then
 fi
 
 # 4. a plain scancel: the ranks checkpoint on SIGTERM, but the job is not requeued
-jid=$(sbatch --parsable -n 2 -c 1 -o "$T/cancel-%j.out" jobs/cigl.sbatch "${ARGS[@]}" --out "$T/cancel" 2>/dev/null)
+jid=$(CIGL_TEST_PAUSE_AT_STEP=20 sbatch --parsable -n 2 -c 1 -o "$T/cancel-%j.out" jobs/cigl.sbatch "${ARGS[@]}" --out "$T/cancel" 2>/dev/null)
 if [ -n "$jid" ] && wait_epoch "$T/cancel"; then
     scancel "$jid"
     while [ "$(left)" -gt 0 ] && [ -n "$(squeue -h -j "$jid" 2>/dev/null)" ]; do sleep 0.3; done

@@ -16,7 +16,9 @@ const char *stop_signal_name(int sig);
 
 /* Test hook: with CIGL_TEST_SIGNAL_AT_STEP=N in the environment, rank 0 sends itself SIGUSR2
  * once `step` steps are done, so the fault tests stop a run at a known step through the real
- * signal path. */
+ * signal path. With CIGL_TEST_PAUSE_AT_STEP=N every rank waits after step N until a stop
+ * signal arrives (at most 120 s): tests that signal a launcher from outside then never race a
+ * run that finished first. */
 void stop_signal_test_hook(int rank, long step);
 
 #endif
