@@ -66,13 +66,70 @@ static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTen
     }
 }
 
+/* The draw for a tensor computed densely: Philox blocks only for the groups of four flat
+ * indices that hold an active weight (at 90% sparsity about a third of them), the rest of
+ * the effective weights zeroed; the same words and comparisons as drawing every block. */
+#define DRAW_CHUNK 1024 /* blocks per parallel chunk */
+static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTensor *t,
+                                 long step, uint32_t purpose, int freeze, uint64_t threshold)
+{
+    const float *w = m->params;
+    const uint8_t *mk = s->mask + t->off;
+    float *we = s->weff + t->off;
+    uint8_t *act = s->active + t->off;
+    const float inv_keep = s->inv_keep;
+    const size_t off = t->off, end = t->off + t->len;
+    const size_t first = off / 4, last = (end - 1) / 4;
+    const long chunks = (long)((last - first) / DRAW_CHUNK + 1);
+#pragma omp parallel for schedule(static)
+    for (long g = 0; g < chunks; g++) {
+        const size_t b0 = first + (size_t)g * DRAW_CHUNK;
+        const size_t b1 = last + 1 < b0 + DRAW_CHUNK ? last + 1 : b0 + DRAW_CHUNK;
+        const size_t lo = b0 * 4 < off ? off : b0 * 4, hi = b1 * 4 > end ? end : b1 * 4;
+        uint64_t need[DRAW_CHUNK];
+        uint32_t words[4 * DRAW_CHUNK];
+        size_t n_need = 0;
+        for (size_t b = b0; b < b1; b++) { /* branch-free: the mask is random-looking */
+            uint32_t any = 0;
+            if (b * 4 >= lo && b * 4 + 4 <= hi) {
+                memcpy(&any, mk + (b * 4 - off), 4);
+            } else { /* a block shared with the neighbouring tensor */
+                for (size_t i = b * 4 < lo ? lo : b * 4; i < b * 4 + 4 && i < hi; i++)
+                    any |= mk[i - off];
+            }
+            need[n_need] = b;
+            n_need += any != 0;
+        }
+        rng_blocks_at(s->seed, purpose, (uint64_t)step, need, n_need, words);
+        memset(we + (lo - off), 0, sizeof(float) * (hi - lo));
+        if (freeze) memset(act + (lo - off), 0, hi - lo);
+        else memcpy(act + (lo - off), mk + (lo - off), hi - lo);
+        for (size_t k = 0; k < n_need; k++) {
+            const size_t b = need[k];
+            for (size_t j = 0; j < 4; j++) {
+                const size_t i = b * 4 + j;
+                if (i < lo || i >= hi) continue;
+                /* (double)x * 2^-32 < keep, exactly, as an integer comparison; branch-free
+                 * (a kept weight is w / keep, a dropped one +0) */
+                const uint32_t kept =
+                    (uint32_t)(mk[i - off] != 0) & (uint32_t)((uint64_t)words[4 * k + j] < threshold);
+                const float v = w[i] * inv_keep;
+                uint32_t bits;
+                memcpy(&bits, &v, 4);
+                bits &= 0u - kept;
+                memcpy(&we[i - off], &bits, 4);
+                if (freeze) act[i - off] = (uint8_t)kept;
+            }
+        }
+    }
+}
+
 static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t purpose,
                            int freeze)
 {
     const float *w = m->params;
     /* x * 2^-32 < keep  <=>  x < keep * 2^32 (exact in double)  <=>  x < ceil(keep * 2^32) */
     const uint64_t threshold = (uint64_t)ceil(s->keep * 0x1p32);
-    const float inv_keep = s->inv_keep;
     for (int ti = 0; ti < m->n_tensors; ti++) {
         const ParamTensor *t = &m->tensors[ti];
         float *we = s->weff + t->off;
@@ -86,25 +143,7 @@ static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t p
             draw_bernoulli_sparse(s, m, t, step, purpose, freeze, threshold);
             continue;
         }
-        const uint8_t *mk = s->mask + t->off;
-        const size_t off = t->off, end = t->off + t->len;
-        const long first = (long)(off / 4), last = (long)((end - 1) / 4);
-        const long groups = (last - first) / RNG_LANES + 1;
-#pragma omp parallel for schedule(static)
-        for (long g = 0; g < groups; g++) {
-            const long b0 = first + g * RNG_LANES;
-            const long nb = last - b0 + 1 < RNG_LANES ? last - b0 + 1 : RNG_LANES;
-            uint32_t words[4 * RNG_LANES];
-            rng_blocks(s->seed, purpose, (uint64_t)step, (uint64_t)b0, (size_t)nb, words);
-            const size_t lo = (size_t)b0 * 4 < off ? off : (size_t)b0 * 4;
-            const size_t hi = (size_t)(b0 + nb) * 4 > end ? end : (size_t)(b0 + nb) * 4;
-            for (size_t i = lo; i < hi; i++) {
-                /* (double)x * 2^-32 < keep, exactly, as an integer comparison */
-                const int kept = mk[i - off] && (uint64_t)words[i - (size_t)b0 * 4] < threshold;
-                we[i - off] = kept ? w[i] * inv_keep : 0.0f;
-                act[i - off] = freeze ? (uint8_t)kept : mk[i - off];
-            }
-        }
+        draw_bernoulli_dense(s, m, t, step, purpose, freeze, threshold);
     }
 }
 

@@ -34,38 +34,63 @@ void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block, u
     philox4x32_10(ctr, key, out);
 }
 
+/* Philox over RNG_LANES counters at once (c0 preset per lane, the rest shared); the helper is
+ * inlined into each ISA clone of its callers so the lanes use the widest vectors available.
+ * Integer arithmetic: every clone gives the same words. */
+#define RNG_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+static inline __attribute__((always_inline)) void
+philox_lanes(uint64_t seed, uint32_t purpose, uint64_t step, uint32_t c0[RNG_LANES],
+             uint32_t *out, size_t lanes)
+{
+    uint32_t c1[RNG_LANES], c2[RNG_LANES], c3[RNG_LANES];
+    for (int l = 0; l < RNG_LANES; l++) {
+        c1[l] = (uint32_t)step;
+        c2[l] = (uint32_t)(step >> 32);
+        c3[l] = purpose;
+    }
+    uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
+    for (int round = 0; round < 10; round++) {
+#pragma omp simd
+        for (int l = 0; l < RNG_LANES; l++) {
+            const uint64_t p0 = (uint64_t)PHILOX_M0 * c0[l];
+            const uint64_t p1 = (uint64_t)PHILOX_M1 * c2[l];
+            const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
+            const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
+            c1[l] = (uint32_t)p1;
+            c3[l] = (uint32_t)p0;
+            c0[l] = n0;
+            c2[l] = n2;
+        }
+        k0 += PHILOX_W0;
+        k1 += PHILOX_W1;
+    }
+    for (size_t l = 0; l < lanes; l++) {
+        uint32_t *o = out + 4 * l;
+        o[0] = c0[l]; o[1] = c1[l]; o[2] = c2[l]; o[3] = c3[l];
+    }
+}
+
+RNG_CLONES
 void rng_blocks(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t first, size_t count,
                 uint32_t *out)
 {
     for (size_t base = 0; base < count; base += RNG_LANES) {
-        uint32_t c0[RNG_LANES], c1[RNG_LANES], c2[RNG_LANES], c3[RNG_LANES];
-        for (int l = 0; l < RNG_LANES; l++) {
-            c0[l] = (uint32_t)(first + base + (size_t)l);
-            c1[l] = (uint32_t)step;
-            c2[l] = (uint32_t)(step >> 32);
-            c3[l] = purpose;
-        }
-        uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
-        for (int round = 0; round < 10; round++) {
-#pragma omp simd
-            for (int l = 0; l < RNG_LANES; l++) {
-                const uint64_t p0 = (uint64_t)PHILOX_M0 * c0[l];
-                const uint64_t p1 = (uint64_t)PHILOX_M1 * c2[l];
-                const uint32_t n0 = (uint32_t)(p1 >> 32) ^ c1[l] ^ k0;
-                const uint32_t n2 = (uint32_t)(p0 >> 32) ^ c3[l] ^ k1;
-                c1[l] = (uint32_t)p1;
-                c3[l] = (uint32_t)p0;
-                c0[l] = n0;
-                c2[l] = n2;
-            }
-            k0 += PHILOX_W0;
-            k1 += PHILOX_W1;
-        }
+        uint32_t c0[RNG_LANES];
+        for (int l = 0; l < RNG_LANES; l++) c0[l] = (uint32_t)(first + base + (size_t)l);
         const size_t lanes = count - base < RNG_LANES ? count - base : RNG_LANES;
-        for (size_t l = 0; l < lanes; l++) {
-            uint32_t *o = out + 4 * (base + l);
-            o[0] = c0[l]; o[1] = c1[l]; o[2] = c2[l]; o[3] = c3[l];
-        }
+        philox_lanes(seed, purpose, step, c0, out + 4 * base, lanes);
+    }
+}
+
+RNG_CLONES
+void rng_blocks_at(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *blocks,
+                   size_t count, uint32_t *out)
+{
+    for (size_t base = 0; base < count; base += RNG_LANES) {
+        const size_t lanes = count - base < RNG_LANES ? count - base : RNG_LANES;
+        uint32_t c0[RNG_LANES] = {0};
+        for (size_t l = 0; l < lanes; l++) c0[l] = (uint32_t)blocks[base + l];
+        philox_lanes(seed, purpose, step, c0, out + 4 * base, lanes);
     }
 }
 

@@ -32,6 +32,11 @@ void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block, u
 void rng_blocks(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t first, size_t count,
                 uint32_t *out);
 
+/* The same for a list of blocks: word j of blocks[k] at out[4 * k + j] (the random mask draws
+ * only the blocks that hold an active weight). */
+void rng_blocks_at(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *blocks,
+                   size_t count, uint32_t *out);
+
 /* Word (index % 4) of Philox(ctr = (index / 4, lo32(step), hi32(step), purpose),
  * key = (lo32(seed), hi32(seed))). */
 uint32_t rng_u32(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index);

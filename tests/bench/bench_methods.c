@@ -88,9 +88,15 @@ int main(int argc, char **argv)
 {
     int threads = 2, reps = 7, batch = 128;
     const char *models[] = {"mlp", "resnet20"};
+    int first_model = 0, last_model = 1;
+    const char *only = NULL; /* --method NAME: dense, rigl and that one (profiling) */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--model")) { /* one of them only (profiling) */
+            first_model = last_model = !strcmp(argv[i + 1], "resnet20");
+        }
+        if (!strcmp(argv[i], "--method")) only = argv[i + 1];
     }
     if (reps > 31) reps = 31;
     openblas_set_num_threads(threads);
@@ -99,10 +105,11 @@ int main(int argc, char **argv)
     printf("# method step time relative to dense, batch %d, %d threads, sparsity 0.9, median of "
            "%d\n", batch, threads, reps);
     printf("%-9s %-9s %12s %10s\n", "model", "method", "ms/step", "vs dense");
-    for (int mi = 0; mi < 2; mi++) {
+    for (int mi = first_model; mi <= last_model; mi++) {
         const int steps = mi == 0 ? 40 : 4;
         double dense = 0, rigl = 0;
         for (int k = 0; k < 6; k++) {
+            if (only && k > 0 && strcmp(methods[k], only) && strcmp(methods[k], "rigl")) continue;
             Bench b;
             if (bench_open(&b, models[mi], methods[k], batch)) return 1;
             time_steps(&b, 1, steps); /* warm-up */
