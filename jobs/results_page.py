@@ -95,6 +95,71 @@ def headline(runs):
     return lines, verdicts
 
 
+def overconfidence(final):
+    """Mean confidence minus accuracy on the test set (> 0: over-confident), from the
+    reliability bins that final.json stores."""
+    rel = final["test"]["reliability"]
+    n = sum(rel["count"])
+    gap = sum(c * (cf - ac) for c, cf, ac in zip(rel["count"], rel["confidence"], rel["accuracy"])
+              if c)
+    return gap / n if n else 0.0
+
+
+COLLAPSED = 0.2  # test accuracy at most twice chance (10 classes): the run did not train
+
+
+def breadth_summary(runs):
+    """CigL against RigL (and dense) per model and sparsity, with collapsed runs named."""
+    out = ["## What the breadth part shows\n",
+           "Per model and sparsity: mean test accuracy and ECE over seeds of RigL and CigL (the "
+           "recipe's options), CigL's ECE change relative to RigL with a 95% bootstrap interval, "
+           "and the over-confidence gap (mean confidence minus accuracy; > 0 is over-confident). "
+           f"A run whose test accuracy is at most {COLLAPSED:.0%} (twice chance) did not train; "
+           "its near-zero ECE means nothing, so such groups are marked and not compared.\n",
+           "| model | sparsity | RigL acc (%) | CigL acc (%) | RigL ECE | CigL ECE | ECE change (%) "
+           "| RigL gap | CigL gap | collapsed runs |",
+           "|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+    collapsed_all = []
+    for model in ("mlp", "lenet5"):
+        mine = [r for r in runs if r["config"].get("model") == model]
+        dense = [r["final"] for r in mine if plain(r, "dense")]
+        if dense:
+            out.append(f"| {model} | dense | {100 * mean([f['test_accuracy'] for f in dense]):.2f}"
+                       f" | | {mean([f['test_ece'] for f in dense]):.4f} | | | "
+                       f"{mean([overconfidence(f) for f in dense]):+.4f} | | |")
+        for s in (0.8, 0.9, 0.95, 0.99):
+            rig = [r for r in mine if plain(r, "rigl") and r["config"]["sparsity"] == s]
+            cig = [r for r in mine if plain(r, "cigl") and r["config"]["sparsity"] == s]
+            if not rig or not cig:
+                continue
+            dead = [os.path.basename(r["dir"]) for r in rig + cig
+                    if r["final"]["test_accuracy"] <= COLLAPSED]
+            collapsed_all += [f"{model}/{d}" for d in dead]
+            fr = [r["final"] for r in rig]
+            fc = [r["final"] for r in cig]
+            er = [f["test_ece"] for f in fr]
+            ec = [f["test_ece"] for f in fc]
+            change = "collapsed: not compared"
+            if not dead:
+                c = 100 * (mean(ec) - mean(er)) / mean(er)
+                lo, hi = bootstrap_change(ec, er)
+                change = f"{c:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+            out.append(
+                f"| {model} | {s:g} | {100 * mean([f['test_accuracy'] for f in fr]):.2f} | "
+                f"{100 * mean([f['test_accuracy'] for f in fc]):.2f} | {mean(er):.4f} | "
+                f"{mean(ec):.4f} | {change} | {mean([overconfidence(f) for f in fr]):+.4f} | "
+                f"{mean([overconfidence(f) for f in fc]):+.4f} | {len(dead) or ''} |")
+    if collapsed_all:
+        out.append("\nRuns that did not train (test accuracy at most twice chance), in every "
+                   "method of the breadth part: " + ", ".join(
+                       f"`{d}`" for d in sorted(
+                           os.path.relpath(r["dir"], os.path.join(r["dir"], "..", ".."))
+                           for r in runs if r["config"].get("model") in ("mlp", "lenet5")
+                           and r["final"]["test_accuracy"] <= COLLAPSED)) + ".")
+    out.append("")
+    return out
+
+
 def planned(results):
     counts = {}
     for part in ("reference", "breadth", "wrn"):
@@ -139,6 +204,7 @@ def main():
         done[part] = done.get(part, 0) + 1
     out.append("\nProgress: " + ", ".join(
         f"{part} {done.get(part, 0)}/{n} runs" for part, n in plan.items()) + ".\n")
+    out.extend(breadth_summary(runs))
     for part, title, what in PARTS:
         rep = os.path.join(results, "report", part, "report.md")
         if not os.path.exists(rep):

@@ -4,6 +4,7 @@
 #include "cigl/report.h"
 #include "cigl/svg.h"
 
+#include "cigl/config.h"
 #include "cigl/error.h"
 #include "cigl/json_read.h"
 #include "cigl/rng.h"
@@ -80,6 +81,7 @@ typedef struct {
     Group *g;
     int n_g;
     int *ref;                 /* per group: reference group index or -1 */
+    JsonValue *defaults;      /* cigl train's default options, as config.json writes them */
 } Report;
 
 /* ---- statistics ----------------------------------------------------------------------- */
@@ -322,6 +324,14 @@ static int collect_keys(Report *rp)
             rp->keys[rp->n_keys++] = key;
         }
     }
+    /* the defaults, so that a group is labelled by what it changed (cigl without the random
+     * mask as random-mask-rate=0, plain cigl with nothing) */
+    Config defaults;
+    config_defaults(&defaults);
+    char *text = config_json_text(&defaults, 0), err[200];
+    rp->defaults = text ? json_parse(text, strlen(text), err, sizeof(err)) : NULL;
+    free(text);
+    if (!rp->defaults) return cigl_fail(CIGL_ERR_RUNTIME, "report: out of memory");
     rp->method_specific = cigl_calloc((size_t)rp->n_keys + 1, 1, "report settings");
     if (!rp->method_specific) return CIGL_ERR_RUNTIME;
     for (int k = 0; k < rp->n_keys; k++) {
@@ -394,8 +404,8 @@ static void describe(const Report *rp, Group *g)
     g->n_options = 0;
     for (int k = 0; k < rp->n_keys; k++) {
         if (!applies(rp, e, k)) continue;
-        const JsonValue *v = setting(rp, e, k);
-        if (is_off(v)) continue;
+        const JsonValue *v = setting(rp, e, k), *d0 = json_get(rp->defaults, rp->keys[k]);
+        if (d0 ? setting_equal(rp, k, v, d0) : is_off(v)) continue;
         int varies = 0; /* among the groups it applies to */
         for (int h = 0; h < rp->n_g && !varies; h++) {
             const Entry *f = &rp->e[rp->g[h].member[0]];
@@ -404,7 +414,9 @@ static void describe(const Report *rp, Group *g)
         if (!varies) continue;
         char text[160];
         double d;
-        if (json_type(v) == JSON_BOOL) snprintf(text, sizeof(text), "%s", rp->keys[k]);
+        int on;
+        if (json_type(v) == JSON_BOOL && json_boolean(v, &on))
+            snprintf(text, sizeof(text), on ? "%s" : "%s=false", rp->keys[k]);
         else if (json_number(v, &d)) snprintf(text, sizeof(text), "%s=%g", rp->keys[k], d);
         else if (json_string_value(v))
             snprintf(text, sizeof(text), "%s=%s", rp->keys[k],
@@ -937,6 +949,7 @@ static void report_free(Report *rp)
         json_free(rp->runs[r].config);
         json_free(rp->runs[r].final);
     }
+    json_free(rp->defaults);
     for (int h = 0; h < rp->n_g; h++) free(rp->g[h].member);
     free(rp->runs);
     free(rp->unfinished);
