@@ -47,7 +47,17 @@ def plain(run, method):
     c = run["config"]
     return (c.get("method") == method and not c.get("no-averaging") and
             c.get("label-smoothing", 0) == 0 and c.get("mixup", 0) == 0 and
-            (method != "cigl" or c.get("random-mask-rate", 0.01) > 0))
+            (method != "cigl" or c.get("random-mask-rate", 0.01) == RECIPE_RATE))
+
+
+RECIPE_RATE = 0.01  # CigL's random mask rate in the recipe (the authors' code)
+PAPER_RATE = 0.1    # the paper text's rate (breadth variant cigl-p0.1)
+
+
+def cigl_at_rate(run, rate):
+    c = run["config"]
+    return (c.get("method") == "cigl" and not c.get("no-averaging") and
+            c.get("random-mask-rate") == rate)
 
 
 def mean(xs):
@@ -117,8 +127,8 @@ def breadth_summary(runs):
            f"A run whose test accuracy is at most {COLLAPSED:.0%} (twice chance) did not train; "
            "its near-zero ECE means nothing, so such groups are marked and not compared.\n",
            "| model | sparsity | RigL acc (%) | CigL acc (%) | RigL ECE | CigL ECE | ECE change (%) "
-           "| RigL gap | CigL gap | collapsed runs |",
-           "|---|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+           "| RigL gap | CigL gap | CigL P=0.1: acc (%), ECE change (%) | collapsed runs |",
+           "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|"]
     collapsed_all = []
     for model in ("mlp", "lenet5"):
         mine = [r for r in runs if r["config"].get("model") == model]
@@ -126,13 +136,15 @@ def breadth_summary(runs):
         if dense:
             out.append(f"| {model} | dense | {100 * mean([f['test_accuracy'] for f in dense]):.2f}"
                        f" | | {mean([f['test_ece'] for f in dense]):.4f} | | | "
-                       f"{mean([overconfidence(f) for f in dense]):+.4f} | | |")
+                       f"{mean([overconfidence(f) for f in dense]):+.4f} | | | |")
         for s in (0.8, 0.9, 0.95, 0.99):
             rig = [r for r in mine if plain(r, "rigl") and r["config"]["sparsity"] == s]
             cig = [r for r in mine if plain(r, "cigl") and r["config"]["sparsity"] == s]
             if not rig or not cig:
                 continue
-            dead = [os.path.basename(r["dir"]) for r in rig + cig
+            hi_rate = [r for r in mine if cigl_at_rate(r, PAPER_RATE) and
+                       r["config"]["sparsity"] == s]
+            dead = [os.path.basename(r["dir"]) for r in rig + cig + hi_rate
                     if r["final"]["test_accuracy"] <= COLLAPSED]
             collapsed_all += [f"{model}/{d}" for d in dead]
             fr = [r["final"] for r in rig]
@@ -144,11 +156,20 @@ def breadth_summary(runs):
                 c = 100 * (mean(ec) - mean(er)) / mean(er)
                 lo, hi = bootstrap_change(ec, er)
                 change = f"{c:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+            p01 = "not run yet"
+            if hi_rate and not dead:
+                eh = [r["final"]["test_ece"] for r in hi_rate]
+                c = 100 * (mean(eh) - mean(er)) / mean(er)
+                lo, hi = bootstrap_change(eh, er)
+                p01 = (f"{100 * mean([r['final']['test_accuracy'] for r in hi_rate]):.2f}, "
+                       f"{c:+.1f} [{lo:+.1f}, {hi:+.1f}] ({len(hi_rate)} seeds)")
+            elif dead:
+                p01 = "collapsed: not compared"
             out.append(
                 f"| {model} | {s:g} | {100 * mean([f['test_accuracy'] for f in fr]):.2f} | "
                 f"{100 * mean([f['test_accuracy'] for f in fc]):.2f} | {mean(er):.4f} | "
                 f"{mean(ec):.4f} | {change} | {mean([overconfidence(f) for f in fr]):+.4f} | "
-                f"{mean([overconfidence(f) for f in fc]):+.4f} | {len(dead) or ''} |")
+                f"{mean([overconfidence(f) for f in fc]):+.4f} | {p01} | {len(dead) or ''} |")
     if collapsed_all:
         out.append("\nRuns that did not train (test accuracy at most twice chance), in every "
                    "method of the breadth part: " + ", ".join(
