@@ -7,7 +7,7 @@
 # newest checkpoint, so the same command continues where it stopped, here or on a bigger
 # machine.
 #
-#   jobs/reproduce.sh [--part reference|breadth|wrn|all] [-P SLOTS] [-c THREADS]
+#   jobs/reproduce.sh [--part reference|breadth|wrn|long|all] [-P SLOTS] [-c THREADS]
 #                     [--root DIR] [--data FILE] [--slurm] [--collect-only] [--seeds "0 1 2"]
 #
 # Defaults: --part reference, -P 1, -c 2 (this 2-core machine), --root runs/reproduce,
@@ -32,8 +32,8 @@ while [ $# -gt 0 ]; do
         *) echo "reproduce.sh: unknown option '$1'; see jobs/reproduce.sh --help" >&2; exit 2 ;;
     esac
 done
-case "$part" in reference|breadth|wrn|all) ;; *)
-    echo "reproduce.sh: --part must be reference, breadth, wrn or all, not '$part'" >&2; exit 2 ;;
+case "$part" in reference|breadth|wrn|long|all) ;; *)
+    echo "reproduce.sh: --part must be reference, breadth, wrn, long or all, not '$part'" >&2; exit 2 ;;
 esac
 CIGL=${CIGL:-$repo/build/cigl}
 [ -x "$CIGL" ] || { echo "reproduce.sh: $CIGL not found; run make (or set CIGL)" >&2; exit 2; }
@@ -69,7 +69,7 @@ plan_part() { # name model methods sparsities [--with LABEL ARGS]...
     shift 4
     for seed in $seeds; do
         "$here/plan.sh" --root "$root/$name" --methods "$methods" --sparsities "$sparsities" \
-            --seeds "$seed" "$@" -- $recipe --model "$model"
+            --seeds "$seed" "$@" -- $recipe ${extra:-} --model "$model"
     done | grep -v '^#'
 }
 
@@ -85,6 +85,10 @@ write_plans() {
             --with cigl-noavg "$avg --no-averaging" --with cigl-p0.1 "$avg --random-mask-rate 0.1"
     done >"$results/plans/breadth.txt"
     seeds=0 plan_part wrn wrn-22-2 "rigl cigl" "0.95" --with cigl "$avg" >"$results/plans/wrn.txt"
+    # 5x the epochs on the mlp: does over-confidence (and CigL's effect) appear once the model
+    # fits the training set? (8 epochs left every model under-confident or nearly calibrated)
+    extra="--epochs 40" plan_part long mlp "dense rigl cigl cigl-p0.1=cigl" "0.9 0.95" \
+        --with cigl "$avg" --with cigl-p0.1 "$avg --random-mask-rate 0.1" >"$results/plans/long.txt"
 }
 
 run_plan() { # plan file
@@ -120,7 +124,7 @@ write_plans
 status=0
 if [ "$collect_only" = 0 ]; then
     case "$part" in
-        all) for p in reference breadth wrn; do run_plan "$results/plans/$p.txt" || status=$?; done ;;
+        all) for p in reference breadth wrn long; do run_plan "$results/plans/$p.txt" || status=$?; done ;;
         *) run_plan "$results/plans/$part.txt" || status=$? ;;
     esac
 fi

@@ -21,6 +21,9 @@ PARTS = [
     ("breadth/lenet5", "Breadth: lenet5",
      "every method and baseline at 80/90/95/99% sparsity (PLAN.md)."),
     ("wrn", "wrn-22-2 at 95%", "RigL and CigL, one seed."),
+    ("long", "Longer training: mlp, 40 epochs",
+     "dense, RigL, CigL (random mask rate 0.01 and 0.1) at 90% and 95%, 3 seeds, 5x the "
+     "recipe's epochs (PLAN.md)."),
 ]
 
 
@@ -118,9 +121,16 @@ def overconfidence(final):
 COLLAPSED = 0.2  # test accuracy at most twice chance (10 classes): the run did not train
 
 
-def breadth_summary(runs):
+def part_runs(runs, part):
+    key = os.sep + "runs" + os.sep + part + os.sep
+    return [r for r in runs if key in r["dir"] + os.sep]
+
+
+def summary(runs, title, models, sparsities):
     """CigL against RigL (and dense) per model and sparsity, with collapsed runs named."""
-    out = ["## What the breadth part shows\n",
+    if not runs:
+        return [f"## {title}\n", "No finished run yet.\n"]
+    out = [f"## {title}\n",
            "Per model and sparsity: mean test accuracy and ECE over seeds of RigL and CigL (the "
            "recipe's options), CigL's ECE change relative to RigL with a 95% bootstrap interval, "
            "and the over-confidence gap (mean confidence minus accuracy; > 0 is over-confident). "
@@ -130,14 +140,14 @@ def breadth_summary(runs):
            "| RigL gap | CigL gap | CigL P=0.1: acc (%), ECE change (%) | collapsed runs |",
            "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|"]
     collapsed_all = []
-    for model in ("mlp", "lenet5"):
+    for model in models:
         mine = [r for r in runs if r["config"].get("model") == model]
         dense = [r["final"] for r in mine if plain(r, "dense")]
         if dense:
             out.append(f"| {model} | dense | {100 * mean([f['test_accuracy'] for f in dense]):.2f}"
                        f" | | {mean([f['test_ece'] for f in dense]):.4f} | | | "
                        f"{mean([overconfidence(f) for f in dense]):+.4f} | | | |")
-        for s in (0.8, 0.9, 0.95, 0.99):
+        for s in sparsities:
             rig = [r for r in mine if plain(r, "rigl") and r["config"]["sparsity"] == s]
             cig = [r for r in mine if plain(r, "cigl") and r["config"]["sparsity"] == s]
             if not rig or not cig:
@@ -172,10 +182,10 @@ def breadth_summary(runs):
                 f"{mean([overconfidence(f) for f in fc]):+.4f} | {p01} | {len(dead) or ''} |")
     if collapsed_all:
         out.append("\nRuns that did not train (test accuracy at most twice chance), in every "
-                   "method of the breadth part: " + ", ".join(
+                   "method: " + ", ".join(
                        f"`{d}`" for d in sorted(
                            os.path.relpath(r["dir"], os.path.join(r["dir"], "..", ".."))
-                           for r in runs if r["config"].get("model") in ("mlp", "lenet5")
+                           for r in runs if r["config"].get("model") in models
                            and r["final"]["test_accuracy"] <= COLLAPSED)) + ".")
     out.append("")
     return out
@@ -183,7 +193,7 @@ def breadth_summary(runs):
 
 def planned(results):
     counts = {}
-    for part in ("reference", "breadth", "wrn"):
+    for part in ("reference", "breadth", "wrn", "long"):
         p = os.path.join(results, "plans", part + ".txt")
         if os.path.exists(p):
             with open(p) as f:
@@ -225,7 +235,10 @@ def main():
         done[part] = done.get(part, 0) + 1
     out.append("\nProgress: " + ", ".join(
         f"{part} {done.get(part, 0)}/{n} runs" for part, n in plan.items()) + ".\n")
-    out.extend(breadth_summary(runs))
+    out.extend(summary(part_runs(runs, "breadth"), "What the breadth part shows (8 epochs)",
+                       ("mlp", "lenet5"), (0.8, 0.9, 0.95, 0.99)))
+    out.extend(summary(part_runs(runs, "long"), "What longer training shows (mlp, 40 epochs)",
+                       ("mlp",), (0.9, 0.95)))
     for part, title, what in PARTS:
         rep = os.path.join(results, "report", part, "report.md")
         if not os.path.exists(rep):
