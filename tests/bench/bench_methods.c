@@ -1,6 +1,7 @@
 /* Time per training step of each sparse method relative to dense on the same model, in one
  * run (issue: sparse training methods). Also the cost of one mask update, amortised over the
  * default interval. Medians of several repetitions; random inputs (no dataset needed). */
+#include "bench_common.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
 
@@ -11,76 +12,22 @@
 #include <string.h>
 #include <time.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-typedef struct {
-    Model m;
-    Sgd opt;
-    MethodState s;
-    float *x, *dl;
-    int32_t *y;
-    int batch;
-} Bench;
-
-static int bench_open(Bench *b, const char *model, const char *method, int batch)
-{
-    memset(b, 0, sizeof(*b));
-    const Shape in = {1, 28, 28};
-    if (model_build(&b->m, model, in, 10, batch, 1)) return 1;
-    Config c;
-    config_defaults(&c);
-    snprintf(c.method, sizeof(c.method), "%s", method);
-    c.sparsity = 0.9;
-    c.average_every = 100;
-    sgd_init(&b->opt, &b->m, 0.9, 5e-4, 1, 0);
-    /* a long schedule so no mask update falls inside the timed steps */
-    if (method_init(&b->s, &c, &b->m, 100000, 1000)) return 1;
-    b->batch = batch;
-    b->x = malloc(sizeof(float) * 784 * batch);
-    b->dl = malloc(sizeof(float) * 10 * batch);
-    b->y = malloc(sizeof(int32_t) * batch);
-    for (int i = 0; i < 784 * batch; i++) b->x[i] = (float)rng_normal(1, RNG_AUGMENT, 0, i);
-    for (int i = 0; i < batch; i++) b->y[i] = i % 10;
-    return 0;
-}
-
-static void bench_close(Bench *b)
-{
-    method_free(&b->s);
-    sgd_free(&b->opt);
-    model_free(&b->m);
-    free(b->x);
-    free(b->dl);
-    free(b->y);
-}
-
 /* Median seconds per step over `reps` blocks of `steps` steps; step indices avoid updates. */
 static double time_steps(Bench *b, int reps, int steps)
 {
     double t[32];
     long step = 1000; /* done = 1001.. : no multiple of 100 inside a block of < 99 steps */
     for (int r = 0; r < reps; r++) {
-        const double t0 = now();
+        const double t0 = bench_now();
         for (int i = 0; i < steps; i++) {
             int correct;
             method_train_step(&b->s, &b->m, &b->opt, b->x, b->y, b->batch, 1.0f / b->batch,
                               0.01, NULL, step + i, b->dl, &correct);
         }
-        t[r] = (now() - t0) / steps;
+        t[r] = (bench_now() - t0) / steps;
         step += 200;
     }
-    qsort(t, (size_t)reps, sizeof(double), cmp_double);
+    qsort(t, (size_t)reps, sizeof(double), bench_cmp_double);
     return t[reps / 2];
 }
 
@@ -111,7 +58,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < 6; k++) {
             if (only && k > 0 && strcmp(methods[k], only) && strcmp(methods[k], "rigl")) continue;
             Bench b;
-            if (bench_open(&b, models[mi], methods[k], batch)) return 1;
+            if (bench_open(&b, models[mi], (Shape){1, 28, 28}, methods[k], 0.9, batch, 0)) return 1;
             time_steps(&b, 1, steps); /* warm-up */
             const double t = time_steps(&b, reps, steps);
             if (k == 0) dense = t;
@@ -125,12 +72,12 @@ int main(int argc, char **argv)
                 double u[32];
                 for (int r = 0; r < reps; r++) {
                     int correct;
-                    const double t1 = now();
+                    const double t1 = bench_now();
                     method_train_step(&b.s, &b.m, &b.opt, b.x, b.y, batch, 1.0f / batch, 0.01,
                                       NULL, 99 + 100 * r, b.dl, &correct); /* an update step */
-                    u[r] = (now() - t1) - t; /* minus the median ordinary step */
+                    u[r] = (bench_now() - t1) - t; /* minus the median ordinary step */
                 }
-                qsort(u, (size_t)reps, sizeof(double), cmp_double);
+                qsort(u, (size_t)reps, sizeof(double), bench_cmp_double);
                 printf("%-9s %-9s %12.3f ms per mask update = %.3f%% of training time at "
                        "interval 100\n", models[mi], "update", 1e3 * u[reps / 2],
                        100 * u[reps / 2] / (100 * t));

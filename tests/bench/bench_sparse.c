@@ -9,6 +9,7 @@
  * crossover densities the auto rule's thresholds come from (include/cigl/sparse_rule.h).
  * Every measurement is also a `BENCH {json}` line (kinds: sparse_env, sparse_step,
  * sparse_layer). Random inputs; no dataset needed. */
+#include "bench_common.h"
 #include "cigl/method.h"
 #include "cigl/model_compact.h"
 #include "cigl/model_io.h"
@@ -23,79 +24,17 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 static Shape model_input(const char *model)
 {
     return strcmp(model, "mlp") && strcmp(model, "lenet5") ? (Shape){3, 32, 32}
                                                             : (Shape){1, 28, 28};
 }
 
-typedef struct {
-    Model m;
-    Sgd opt;
-    MethodState s;
-    float *x, *dl;
-    int32_t *y;
-    int batch;
-    long step;
-} Bench;
-
-static int bench_open(Bench *b, const char *model, const char *method, double sparsity, int batch)
-{
-    memset(b, 0, sizeof(*b));
-    const Shape in = model_input(model);
-    if (model_build(&b->m, model, in, 10, batch, 1)) return 1;
-    Config c;
-    config_defaults(&c);
-    snprintf(c.method, sizeof(c.method), "%s", method);
-    c.sparsity = sparsity;
-    c.update_interval = 1000000; /* no mask update inside the timed steps */
-    c.average_every = 100;
-    sgd_init(&b->opt, &b->m, 0.9, 5e-4, 1, 0);
-    if (method_init(&b->s, &c, &b->m, 100000, 1000)) return 1;
-    b->batch = batch;
-    const size_t numel = shape_numel(in);
-    b->x = malloc(sizeof(float) * numel * batch);
-    b->dl = malloc(sizeof(float) * 10 * batch);
-    b->y = malloc(sizeof(int32_t) * batch);
-    for (size_t i = 0; i < numel * batch; i++) b->x[i] = (float)rng_normal(1, RNG_AUGMENT, 0, i);
-    for (int i = 0; i < batch; i++) b->y[i] = i % 10;
-    return 0;
-}
-
-static void bench_close(Bench *b)
-{
-    method_free(&b->s);
-    sgd_free(&b->opt);
-    model_free(&b->m);
-    free(b->x);
-    free(b->dl);
-    free(b->y);
-}
-
 /* Seconds per call of one block: training steps (infer 0) or inference passes. */
 static double time_block(Bench *b, int infer, double min_time)
 {
     int iters = 0;
-    const double t0 = now();
+    const double t0 = bench_now();
     double t;
     do {
         if (infer) {
@@ -106,7 +45,7 @@ static double time_block(Bench *b, int infer, double min_time)
                               NULL, b->step++, b->dl, &correct);
         }
         iters++;
-        t = now() - t0;
+        t = bench_now() - t0;
     } while (t < min_time);
     return t / iters;
 }
@@ -129,7 +68,8 @@ static void bench_model(const char *model, const char *method, double sparsity, 
                         int reps, double min_time)
 {
     Bench b;
-    if (bench_open(&b, model, method, sparsity, batch)) {
+    /* update interval 10^6: no mask update inside the timed steps */
+    if (bench_open(&b, model, model_input(model), method, sparsity, batch, 1000000)) {
         fprintf(stderr, "bench_sparse: cannot build %s\n", model);
         exit(1);
     }
@@ -158,8 +98,8 @@ static void bench_model(const char *model, const char *method, double sparsity, 
         }
     double tm[3], im[3];
     for (int k = 0; k < 3; k++) {
-        tm[k] = median(train[k], reps);
-        im[k] = median(infer[k], reps);
+        tm[k] = bench_median(train[k], reps);
+        im[k] = bench_median(infer[k], reps);
     }
     /* the model file and its compact form (cigl compact), sizes in bytes */
     char dense_path[256], compact_path[256];
@@ -249,18 +189,18 @@ static void bench_layer(const Model *src, int li, int batch, const double *dens,
                                 .n = batch, .train = 1, .wgrad_scale = 1.0f,
                                 .conv_slots = m.conv_slots};
                 int iters = 0;
-                const double t0 = now();
+                const double t0 = bench_now();
                 double el;
                 do {
                     l->ops->forward(l, &ctx, x, NULL, y);
                     l->ops->backward(l, &ctx, x, NULL, y, dy, dx, NULL);
                     iters++;
-                    el = now() - t0;
+                    el = bench_now() - t0;
                 } while (el < min_time);
                 t[k][r] = el / iters;
             }
         const int n = reps < 64 ? reps : 64;
-        const double td = median(t[0], n), ts = median(t[1], n);
+        const double td = bench_median(t[0], n), ts = bench_median(t[1], n);
         printf("  %-22s %-26s density %.3f: dense %8.3f ms, sparse %8.3f ms (x%.2f)\n", L->name,
                "", dens[d], 1e3 * td, 1e3 * ts, td / ts);
         printf("BENCH {\"kind\":\"sparse_layer\",\"layer\":\"%s\",\"type\":\"%s\",\"in\":\"%dx%dx%d\","
