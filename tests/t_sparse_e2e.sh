@@ -20,18 +20,23 @@ echo "  --kernels auto chose: $auto"
 check "auto_choice_is_per_layer" "echo '$auto' | grep -Eq '^(dense|sparse),(dense|sparse),(dense|sparse)\$'"
 # same model: with mask updates a float-level difference may flip a near-tie in drop/grow (the
 # 50-step equivalence with updates is tests/test_sparse_kernels.c); without them (static) the
-# weights agree to float tolerance after a whole epoch (430 steps of float-order differences:
-# 1e-3 of the largest weight; measured 2e-5, and under the sanitizer build a few 1e-4)
+# weights agree to float tolerance after 100 steps (1e-5 of the largest weight; measured 4.9e-7
+# between the kernels, 3.6e-7 between the normal and the sanitizer build). Not after a whole
+# epoch: the sums' rounding differs between the kernels (and between -O2 and the sanitizers'
+# -O1 code), and once a hidden unit's pre-activation sits within that rounding of 0 for some
+# sample, its ReLU goes one way in one run and the other way in the other: measured, normal vs
+# sanitizer build with the same sparse kernels, 2.7e-8 after 1 step, 4e-7 after 200, then
+# fc1 unit 150 flipped between steps 200 and 225 and the difference became 1.1e-3.
 for k in dense sparse; do
-    "$CIGL" train $(echo "$COMMON" | sed 's/--method rigl/--method static/; s/--update-interval 50 --update-end 0.5//') --kernels $k --out "$T/static_$k" >"$T/static_$k.log" 2>&1 || bad "train_static_$k"
+    "$CIGL" train $(echo "$COMMON" | sed 's/--method rigl/--method static/; s/--update-interval 50 --update-end 0.5//') --max-steps 100 --kernels $k --out "$T/static_$k" >"$T/static_$k.log" 2>&1 || bad "train_static_$k"
 done
 check "static_sparse_and_dense_kernels_same_masks" "h5diff '$T/static_dense/final.h5' '$T/static_sparse/final.h5' /masks /masks"
 drift=$($PY -c "
 import h5py, numpy as np
 a, b = h5py.File('$T/static_dense/final.h5')['weights'], h5py.File('$T/static_sparse/final.h5')['weights']
 print(max(float(np.abs(a[k][()] - b[k][()]).max()) for k in a) / max(float(np.abs(a[k][()]).max()) for k in a))")
-echo "  static, one epoch: max |w_sparse - w_dense| / max |w| = $drift"
-check "static_sparse_and_dense_kernels_same_weights" "awk 'BEGIN{exit !($drift <= 1e-3)}'"
+echo "  static, 100 steps: max |w_sparse - w_dense| / max |w| = $drift"
+check "static_sparse_and_dense_kernels_same_weights" "awk 'BEGIN{exit !($drift <= 1e-5)}'"
 a=$(json_num "$T/dense/final.json" test_accuracy); b=$(json_num "$T/sparse/final.json" test_accuracy)
 echo "  test accuracy dense kernels $a, sparse kernels $b"
 check "sparse_kernels_same_accuracy" "awk 'BEGIN{d=$a-$b; if (d<0) d=-d; exit !(d <= 0.005 && $b > 0.8)}'"

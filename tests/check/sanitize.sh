@@ -5,11 +5,9 @@
 # metrics and reports; `make check SANITIZE_TESTS=all` runs every tests/t_*.sh, ~3x the time).
 # Left out by default: the job-script and SLURM tests (they exercise shell scripts and the
 # scheduler, through the same binary), t_faults.sh (kills ranks on purpose), and
-# t_data_memory.sh (measures peak memory, which ASan's shadow memory and quarantine change),
-# and t_sparse_e2e.sh: in the sanitizer build (-O1 and -O2 alike) its sparse-vs-dense weight
-# difference after an epoch is 1.6e-3 relative, over its 1e-3 bound (2.2e-5 in the normal
-# build), with no sanitizer report; valgrind finds no uninitialised read in a sparse-kernel
-# run. Cause not yet found (open question for the sparse kernels).
+# and t_data_memory.sh (measures peak memory, which ASan's shadow memory and quarantine change).
+# (t_sparse_e2e.sh was left out while its after-one-epoch comparison failed here: a ReLU that
+# flips on rounding, explained in that test, which now compares after 100 steps.)
 # Every sanitizer report is written to $BUILD/sanitizer-logs/ (log_path), whatever the test
 # itself checks, and each report file counts as one failure: a test that only looks at its
 # output files cannot hide a report. Prints the aggregate "N passed, N failed" last.
@@ -29,7 +27,7 @@ export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:log_path=$logs/ubsan"
 # Open MPI unloads its components before exit; keeping them loaded lets leak stacks name them.
 export OMPI_MCA_mca_base_component_disable_dlclose=1
 SANITIZE_TESTS=${SANITIZE_TESTS:-"t_train_e2e t_mpi t_checkpoint t_data t_methods_e2e t_report
-    t_metrics_reference t_sparsity_reference t_philox_reference t_fuzz_replay"}
+    t_metrics_reference t_sparsity_reference t_philox_reference t_fuzz_replay t_sparse_e2e"}
 if [ "$SANITIZE_TESTS" = all ]; then shells=$(ls tests/t_*.sh)
 else shells=$(for t in $SANITIZE_TESTS; do echo "tests/$t.sh"; done); fi
 p=0; f=0
