@@ -13,6 +13,9 @@
 # output files cannot hide a report. Prints the aggregate "N passed, N failed" last.
 BUILD=${BUILD:-build-asan}
 export BUILD
+# idle OpenMP threads sleep (as in tests/run.sh): spinning ones slow a shared machine to a crawl
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+export OMP_WAIT_POLICY
 here=$(cd "$(dirname "$0")" && pwd)
 logs="$PWD/$BUILD/sanitizer-logs"
 rm -rf "$logs" && mkdir -p "$logs"
