@@ -260,9 +260,14 @@ def main():
                            + " ".join(figs) + "\n")
     out.append("## How these were made\n")
     commits = sorted({r["config"].get("provenance", {}).get("git_commit", "?") for r in runs})
-    out.append("- Command: `make reproduce` (reference part; `jobs/reproduce.sh --part breadth` "
-               "and `--part wrn` for the others), resumable and skipping finished runs.")
+    out.append("- Command: `make reproduce` (reference part; `jobs/reproduce.sh --part breadth`, "
+               "`--part long` and `--part wrn` for the others), resumable and skipping finished runs.")
     out.append(f"- cigl commits that produced the runs: {', '.join(commits) or 'none yet'}.")
+    for key, what in (("compiler", "gcc"), ("build_flags", "build flags"),
+                      ("openblas_config", "OpenBLAS"), ("hdf5_version", "HDF5"),
+                      ("mpi_version", "MPI")):
+        vals = sorted({str(r["config"].get("provenance", {}).get(key, "?")) for r in runs})
+        out.append(f"- {what}: {', '.join(vals)}.")
     for (host, cores, cpu), n in sorted(machines(runs).items()):
         out.append(f"- Machine: {host}{', ' + str(cores) + ' cores' if cores else ''}"
                    f"{', ' + cpu if cpu else ''}: {n} launch(es).")
