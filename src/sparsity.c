@@ -222,11 +222,13 @@ static void grow_histogram(const float *score, const uint8_t *mask, size_t n, in
                            uint32_t prefix, uint32_t *hist)
 {
     memset(hist, 0, sizeof(uint32_t) * 65536);
-    for (size_t i = 0; i < n; i++) {
-        if (mask[i] == 1) continue;
+    if (!second) { /* branch-free: whether an entry is active looks random */
+        for (size_t i = 0; i < n; i++) hist[~magnitude_key(score[i]) >> 16] += mask[i] != 1;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) { /* the prefix rarely matches: a well-predicted branch */
         const uint32_t key = ~magnitude_key(score[i]);
-        if (!second) hist[key >> 16]++;
-        else if (key >> 16 == prefix) hist[key & 0xffff]++;
+        if (key >> 16 == prefix && mask[i] != 1) hist[key & 0xffff]++;
     }
 }
 
@@ -261,8 +263,11 @@ long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const 
     /* drop: the k active entries of smallest |w|, ties to the lower index; a dropped entry is
      * marked 2 until the grow decides whether it comes back */
     size_t c = 0;
-    for (size_t i = 0; i < n; i++)
-        if (mask[i]) { pos[c] = (uint32_t)i; key[c] = magnitude_key(w[i]); c++; }
+    for (size_t i = 0; i < n; i++) { /* branch-free compaction (c <= i, so in bounds) */
+        pos[c] = (uint32_t)i;
+        key[c] = magnitude_key(w[i]);
+        c += mask[i] != 0;
+    }
     if ((size_t)k > c) k = (long)c; /* grow candidates (n - c + k) >= k */
     select_first_k(key, c, (size_t)k, chosen, hist);
     for (size_t j = 0; j < c; j++)
@@ -273,8 +278,10 @@ long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const 
     grow_largest(grow_score, mask, n, (size_t)k, hist, &threshold, &ties);
     long fresh = 0;
     for (size_t i = 0; i < n; i++) {
-        if (mask[i] == 1) continue;
         const uint32_t kk = ~magnitude_key(grow_score[i]);
+        /* one rarely taken branch instead of one per active entry: most entries neither grow
+         * nor were just dropped */
+        if (!((mask[i] != 1) & ((kk <= threshold) | (mask[i] == 2)))) continue;
         const int grow = kk < threshold || (kk == threshold && ties && ties--);
         if (grow) {
             if (mask[i] == 0) { /* truly new; a dropped one (2) keeps weight and state */
