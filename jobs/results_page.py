@@ -21,8 +21,11 @@ PARTS = [
     ("breadth/lenet5", "Breadth: lenet5",
      "every method and baseline at 80/90/95/99% sparsity (PLAN.md)."),
     ("wrn", "wrn-22-2 at 95%", "RigL and CigL, one seed."),
-    ("long", "Longer training: mlp, 40 epochs",
+    ("long/mlp", "Longer training: mlp, 40 epochs",
      "dense, RigL, CigL (random mask rate 0.01 and 0.1) at 90% and 95%, 3 seeds, 5x the "
+     "recipe's epochs (PLAN.md)."),
+    ("long/lenet5", "Longer training: lenet5, 40 epochs",
+     "dense, RigL, CigL (random mask rate 0.01 and 0.1) at 80% and 90%, 3 seeds, 5x the "
      "recipe's epochs (PLAN.md)."),
 ]
 
@@ -237,8 +240,8 @@ def main():
         f"{part} {done.get(part, 0)}/{n} runs" for part, n in plan.items()) + ".\n")
     out.extend(summary(part_runs(runs, "breadth"), "What the breadth part shows (8 epochs)",
                        ("mlp", "lenet5"), (0.8, 0.9, 0.95, 0.99)))
-    out.extend(summary(part_runs(runs, "long"), "What longer training shows (mlp, 40 epochs)",
-                       ("mlp",), (0.9, 0.95)))
+    out.extend(summary(part_runs(runs, "long"), "What longer training shows (40 epochs)",
+                       ("mlp", "lenet5"), (0.8, 0.9, 0.95)))
     for part, title, what in PARTS:
         rep = os.path.join(results, "report", part, "report.md")
         if not os.path.exists(rep):
