@@ -69,24 +69,29 @@ reap() { # collect finished runs
     done
 }
 
-for l in "${lines[@]}"; do
-    [ "$stopping" = 1 ] && break
-    out=$(out_of "$l")
-    [ -n "$out" ] || { echo "local.sh: no --out in: $l" >&2; failed=$((failed + 1)); continue; }
-    if [ -f "$out/final.json" ]; then skipped=$((skipped + 1)); continue; fi
-    while [ ${#run_out[@]} -ge "$slots" ] && [ "$stopping" = 0 ]; do sleep 0.5; reap; done
-    [ "$stopping" = 1 ] && break
-    log=$logs/$(echo "$out" | sed 's|^\./||; s|/*$||; s|/|_|g').log
-    eval "set -- $l"
-    # own process group: a terminal's Ctrl-C reaches only this script, which turns it into
-    # SIGUSR2 (mpirun would kill its ranks on SIGINT)
-    CIGL_RANKS=$ranks CIGL_THREADS=$threads setsid bash "$here/cigl.sbatch" "$@" >>"$log" 2>&1 &
-    run_out[$!]=$out; run_log[$!]=$log
-    echo "local.sh: started $out (pid $!, log $log)"
-done
-while [ ${#run_out[@]} -gt 0 ]; do sleep 0.5; reap; done
+# The top level runs from main, which bash has read whole before it starts: editing this file
+# while a plan runs (for hours) cannot change what the running copy does next.
+main() {
+    for l in "${lines[@]}"; do
+        [ "$stopping" = 1 ] && break
+        out=$(out_of "$l")
+        [ -n "$out" ] || { echo "local.sh: no --out in: $l" >&2; failed=$((failed + 1)); continue; }
+        if [ -f "$out/final.json" ]; then skipped=$((skipped + 1)); continue; fi
+        while [ ${#run_out[@]} -ge "$slots" ] && [ "$stopping" = 0 ]; do sleep 0.5; reap; done
+        [ "$stopping" = 1 ] && break
+        log=$logs/$(echo "$out" | sed 's|^\./||; s|/*$||; s|/|_|g').log
+        eval "set -- $l"
+        # own process group: a terminal's Ctrl-C reaches only this script, which turns it into
+        # SIGUSR2 (mpirun would kill its ranks on SIGINT)
+        CIGL_RANKS=$ranks CIGL_THREADS=$threads setsid bash "$here/cigl.sbatch" "$@" >>"$log" 2>&1 &
+        run_out[$!]=$out; run_log[$!]=$log
+        echo "local.sh: started $out (pid $!, log $log)"
+    done
+    while [ ${#run_out[@]} -gt 0 ]; do sleep 0.5; reap; done
 
-echo "local.sh: $done_n finished, $skipped already finished (skipped), $stopped checkpointed, $failed failed"
-[ "$failed" -gt 0 ] && { echo "local.sh: failed runs' logs:$failed_list"; exit 1; }
-[ "$stopped" -gt 0 ] || [ "$stopping" = 1 ] && { echo "local.sh: run the same command again to continue"; exit 75; }
-exit 0
+    echo "local.sh: $done_n finished, $skipped already finished (skipped), $stopped checkpointed, $failed failed"
+    [ "$failed" -gt 0 ] && { echo "local.sh: failed runs' logs:$failed_list"; exit 1; }
+    [ "$stopped" -gt 0 ] || [ "$stopping" = 1 ] && { echo "local.sh: run the same command again to continue"; exit 75; }
+    exit 0
+}
+main
