@@ -142,7 +142,11 @@ def summary(runs, title, models, sparsities):
            "| model | sparsity | RigL acc (%) | CigL acc (%) | RigL ECE | CigL ECE | ECE change (%) "
            "| RigL gap | CigL gap | CigL P=0.1: acc (%), ECE change (%) | collapsed runs |",
            "|---|---:|---:|---:|---:|---:|---|---:|---:|---|---|"]
-    collapsed_all = []
+    def change(eces, base):  # ECE change against base in %, with its bootstrap interval
+        c = 100 * (mean(eces) - mean(base)) / mean(base)
+        lo, hi = bootstrap_change(eces, base)
+        return f"{c:+.1f} [{lo:+.1f}, {hi:+.1f}]"
+
     for model in models:
         mine = [r for r in runs if r["config"].get("model") == model]
         dense = [r["final"] for r in mine if plain(r, "dense")]
@@ -157,39 +161,28 @@ def summary(runs, title, models, sparsities):
                 continue
             hi_rate = [r for r in mine if cigl_at_rate(r, PAPER_RATE) and
                        r["config"]["sparsity"] == s]
-            dead = [os.path.basename(r["dir"]) for r in rig + cig + hi_rate
-                    if r["final"]["test_accuracy"] <= COLLAPSED]
-            collapsed_all += [f"{model}/{d}" for d in dead]
+            dead = [r for r in rig + cig + hi_rate if r["final"]["test_accuracy"] <= COLLAPSED]
             fr = [r["final"] for r in rig]
             fc = [r["final"] for r in cig]
             er = [f["test_ece"] for f in fr]
             ec = [f["test_ece"] for f in fc]
-            change = "collapsed: not compared"
-            if not dead:
-                c = 100 * (mean(ec) - mean(er)) / mean(er)
-                lo, hi = bootstrap_change(ec, er)
-                change = f"{c:+.1f} [{lo:+.1f}, {hi:+.1f}]"
-            p01 = "not run yet"
+            vs_rigl = "collapsed: not compared" if dead else change(ec, er)
+            p01 = "collapsed: not compared" if dead else "not run yet"
             if hi_rate and not dead:
-                eh = [r["final"]["test_ece"] for r in hi_rate]
-                c = 100 * (mean(eh) - mean(er)) / mean(er)
-                lo, hi = bootstrap_change(eh, er)
                 p01 = (f"{100 * mean([r['final']['test_accuracy'] for r in hi_rate]):.2f}, "
-                       f"{c:+.1f} [{lo:+.1f}, {hi:+.1f}] ({len(hi_rate)} seeds)")
-            elif dead:
-                p01 = "collapsed: not compared"
+                       f"{change([r['final']['test_ece'] for r in hi_rate], er)} "
+                       f"({len(hi_rate)} seeds)")
             out.append(
                 f"| {model} | {s:g} | {100 * mean([f['test_accuracy'] for f in fr]):.2f} | "
                 f"{100 * mean([f['test_accuracy'] for f in fc]):.2f} | {mean(er):.4f} | "
-                f"{mean(ec):.4f} | {change} | {mean([overconfidence(f) for f in fr]):+.4f} | "
+                f"{mean(ec):.4f} | {vs_rigl} | {mean([overconfidence(f) for f in fr]):+.4f} | "
                 f"{mean([overconfidence(f) for f in fc]):+.4f} | {p01} | {len(dead) or ''} |")
-    if collapsed_all:
+    collapsed = sorted(f"{r['config']['model']}/{os.path.basename(r['dir'])}" for r in runs
+                       if r["config"].get("model") in models
+                       and r["final"]["test_accuracy"] <= COLLAPSED)
+    if collapsed:
         out.append("\nRuns that did not train (test accuracy at most twice chance), in every "
-                   "method: " + ", ".join(
-                       f"`{d}`" for d in sorted(
-                           os.path.relpath(r["dir"], os.path.join(r["dir"], "..", ".."))
-                           for r in runs if r["config"].get("model") in models
-                           and r["final"]["test_accuracy"] <= COLLAPSED)) + ".")
+                   "method: " + ", ".join(f"`{d}`" for d in collapsed) + ".")
     out.append("")
     return out
 

@@ -67,70 +67,58 @@ static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTen
 }
 
 /* The draw for a tensor computed densely: Philox blocks only for the groups of four flat
- * indices that hold an active weight (at 90% sparsity about a third of them); the same words and
- * comparisons as drawing every block. The list of those blocks is kept while the mask does not
- * change (a mask update every 100 steps), and so are the zeros elsewhere, so an ordinary step
- * touches only the listed blocks. */
+ * indices that hold an active weight (at 90% sparsity about a third of them), the rest of
+ * the effective weights zeroed; the same words and comparisons as drawing every block. */
 #define DRAW_CHUNK 1024 /* blocks per parallel chunk */
-
-/* The blocks of tensor ti that hold an active weight, into s->draw_blocks from
- * draw_first[ti]; the effective weights and step mask of the tensor zeroed (or, without
- * freeze, the step mask set to M). Runs when the mask differs from the one last drawn. */
-static void draw_list_blocks(MethodState *s, const ParamTensor *t, int ti, int freeze)
-{
-    const uint8_t *mk = s->mask + t->off;
-    const size_t off = t->off, end = t->off + t->len;
-    uint64_t *list = s->draw_blocks + s->draw_first[ti];
-    size_t n = 0;
-    for (size_t b = off / 4; b <= (end - 1) / 4; b++) { /* branch-free: the mask looks random */
-        const size_t i0 = b * 4 < off ? off : b * 4, i1 = b * 4 + 4 > end ? end : b * 4 + 4;
-        uint32_t any = 0;
-        for (size_t i = i0; i < i1; i++) any |= mk[i - off];
-        list[n] = b;
-        n += any != 0;
-    }
-    s->draw_count[ti] = n;
-    memset(s->weff + off, 0, sizeof(float) * t->len);
-    if (freeze) memset(s->active + off, 0, t->len);
-    else memcpy(s->active + off, mk, t->len);
-    memcpy(s->drawn_mask + off, mk, t->len);
-}
-
-static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTensor *t, int ti,
+static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTensor *t,
                                  long step, uint32_t purpose, int freeze, uint64_t threshold)
 {
-    if (!s->draw_cached || memcmp(s->drawn_mask + t->off, s->mask + t->off, t->len))
-        draw_list_blocks(s, t, ti, freeze);
     const float *w = m->params;
-    const uint8_t *mk = s->mask;
-    float *we = s->weff;
-    uint8_t *act = s->active;
+    const uint8_t *mk = s->mask + t->off;
+    float *we = s->weff + t->off;
+    uint8_t *act = s->active + t->off;
     const float inv_keep = s->inv_keep;
     const size_t off = t->off, end = t->off + t->len;
-    const uint64_t *list = s->draw_blocks + s->draw_first[ti];
-    const size_t n_list = s->draw_count[ti];
-    const long chunks = (long)((n_list + DRAW_CHUNK - 1) / DRAW_CHUNK);
+    const size_t first = off / 4, last = (end - 1) / 4;
+    const long chunks = (long)((last - first) / DRAW_CHUNK + 1);
 #pragma omp parallel for schedule(static)
     for (long g = 0; g < chunks; g++) {
-        const size_t k0 = (size_t)g * DRAW_CHUNK;
-        const size_t nk = n_list - k0 < DRAW_CHUNK ? n_list - k0 : DRAW_CHUNK;
+        const size_t b0 = first + (size_t)g * DRAW_CHUNK;
+        const size_t b1 = last + 1 < b0 + DRAW_CHUNK ? last + 1 : b0 + DRAW_CHUNK;
+        const size_t lo = b0 * 4 < off ? off : b0 * 4, hi = b1 * 4 > end ? end : b1 * 4;
+        uint64_t need[DRAW_CHUNK];
         uint32_t words[4 * DRAW_CHUNK];
-        rng_blocks_at(s->seed, purpose, (uint64_t)step, list + k0, nk, words);
-        for (size_t k = 0; k < nk; k++) {
-            const size_t b = list[k0 + k];
+        size_t n_need = 0;
+        for (size_t b = b0; b < b1; b++) { /* branch-free: the mask is random-looking */
+            uint32_t any = 0;
+            if (b * 4 >= lo && b * 4 + 4 <= hi) {
+                memcpy(&any, mk + (b * 4 - off), 4);
+            } else { /* a block shared with the neighbouring tensor */
+                for (size_t i = b * 4 < lo ? lo : b * 4; i < b * 4 + 4 && i < hi; i++)
+                    any |= mk[i - off];
+            }
+            need[n_need] = b;
+            n_need += any != 0;
+        }
+        rng_blocks_at(s->seed, purpose, (uint64_t)step, need, n_need, words);
+        memset(we + (lo - off), 0, sizeof(float) * (hi - lo));
+        if (freeze) memset(act + (lo - off), 0, hi - lo);
+        else memcpy(act + (lo - off), mk + (lo - off), hi - lo);
+        for (size_t k = 0; k < n_need; k++) {
+            const size_t b = need[k];
             for (size_t j = 0; j < 4; j++) {
                 const size_t i = b * 4 + j;
-                if (i < off || i >= end) continue; /* a block shared with a neighbour */
+                if (i < lo || i >= hi) continue;
                 /* (double)x * 2^-32 < keep, exactly, as an integer comparison; branch-free
                  * (a kept weight is w / keep, a dropped one +0) */
                 const uint32_t kept =
-                    (uint32_t)(mk[i] != 0) & (uint32_t)((uint64_t)words[4 * k + j] < threshold);
+                    (uint32_t)(mk[i - off] != 0) & (uint32_t)((uint64_t)words[4 * k + j] < threshold);
                 const float v = w[i] * inv_keep;
                 uint32_t bits;
                 memcpy(&bits, &v, 4);
                 bits &= 0u - kept;
-                memcpy(&we[i], &bits, 4);
-                if (freeze) act[i] = (uint8_t)kept;
+                memcpy(&we[i - off], &bits, 4);
+                if (freeze) act[i - off] = (uint8_t)kept;
             }
         }
     }
@@ -155,9 +143,8 @@ static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t p
             draw_bernoulli_sparse(s, m, t, step, purpose, freeze, threshold);
             continue;
         }
-        draw_bernoulli_dense(s, m, t, ti, step, purpose, freeze, threshold);
+        draw_bernoulli_dense(s, m, t, step, purpose, freeze, threshold);
     }
-    s->draw_cached = 1;
 }
 
 static void draw_random_mask(MethodState *s, const Model *m, long step)
@@ -315,17 +302,7 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
      * parameters: inactive weights are exactly 0, so W (.) M = W. */
     if (s->ops->draw && rate > 0) {
         s->weff = cigl_malloc(sizeof(float) * n, "effective weights");
-        s->draw_first = cigl_calloc((size_t)m->n_tensors, sizeof(size_t), "block offsets");
-        s->draw_count = cigl_calloc((size_t)m->n_tensors, sizeof(size_t), "block counts");
-        s->drawn_mask = cigl_malloc(n, "mask of the last draw");
-        size_t room = 0; /* a tensor of len weights spans at most len / 4 + 2 blocks */
-        for (int t = 0; s->draw_first && t < m->n_tensors; t++) {
-            s->draw_first[t] = room;
-            room += m->tensors[t].len / 4 + 2;
-        }
-        s->draw_blocks = cigl_malloc(sizeof(uint64_t) * (room + 1), "random-draw block list");
-        if (!s->weff || !s->draw_blocks || !s->draw_first || !s->draw_count || !s->drawn_mask)
-            return CIGL_ERR_RUNTIME;
+        if (!s->weff) return CIGL_ERR_RUNTIME;
     }
     if (s->ops->averaging) {
         s->avg = cigl_calloc(n, sizeof(float), "averaged weights");
@@ -341,10 +318,6 @@ void method_free(MethodState *s)
     free(s->active);
     free(s->ever);
     free(s->weff);
-    free(s->draw_blocks);
-    free(s->draw_first);
-    free(s->draw_count);
-    free(s->drawn_mask);
     free(s->score);
     free(s->scratch_mask);
     free(s->avg);

@@ -71,18 +71,6 @@ philox_lanes(uint64_t seed, uint32_t purpose, uint64_t step, uint32_t c0[RNG_LAN
 }
 
 RNG_CLONES
-void rng_blocks(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t first, size_t count,
-                uint32_t *out)
-{
-    for (size_t base = 0; base < count; base += RNG_LANES) {
-        uint32_t c0[RNG_LANES];
-        for (int l = 0; l < RNG_LANES; l++) c0[l] = (uint32_t)(first + base + (size_t)l);
-        const size_t lanes = count - base < RNG_LANES ? count - base : RNG_LANES;
-        philox_lanes(seed, purpose, step, c0, out + 4 * base, lanes);
-    }
-}
-
-RNG_CLONES
 void rng_blocks_at(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *blocks,
                    size_t count, uint32_t *out)
 {

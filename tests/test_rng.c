@@ -118,19 +118,25 @@ static void beta_moments(void)
           "not deterministic");
 }
 
-/* The vectorised batch generator gives rng_block's words, for any start and count. */
+/* The vectorised batch generator gives rng_block's words, for runs of consecutive blocks at any
+ * start (across a 2^32 boundary of the counter word too) and for scattered lists, of counts
+ * that are and are not multiples of the lane count. */
 static void blocks_match_single_blocks(void)
 {
     uint32_t out[4 * 40];
+    uint64_t list[40];
     const uint64_t starts[] = {0, 3, 0xfffffff0ull, 12345678901ull};
-    for (int k = 0; k < 4; k++) {
-        rng_blocks(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, 77 + k, starts[k], 37, out);
-        for (int b = 0; b < 37; b++) {
+    for (int k = 0; k < 8; k++) {
+        const int count = k % 2 ? 37 : 32;
+        for (int b = 0; b < count; b++) /* k < 4: consecutive; k >= 4: scattered, descending */
+            list[b] = k < 4 ? starts[k] + (uint64_t)b : starts[k - 4] + 7919u * (uint64_t)(count - b);
+        rng_blocks_at(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, 77 + k, list, (size_t)count, out);
+        for (int b = 0; b < count; b++) {
             uint32_t one[4];
-            rng_block(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, 77 + k, starts[k] + b, one);
+            rng_block(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, 77 + k, list[b], one);
             for (int j = 0; j < 4; j++)
-                CHECK(out[4 * b + j] == one[j], "start %llu block %d word %d",
-                      (unsigned long long)starts[k], b, j);
+                CHECK(out[4 * b + j] == one[j], "list %d block %llu word %d", k,
+                      (unsigned long long)list[b], j);
         }
     }
 }

@@ -46,14 +46,6 @@ struct MethodState {
     float *score;           /* grow-score scratch (largest tensor) */
     uint8_t *scratch_mask;  /* the mask before an update (ranks other than 0 apply the diff) */
     int masks_changed;      /* set by a mask update; the trainer clears it */
-    /* the random draw's cache for densely computed tensors: the blocks of four weights that
-     * hold an active one (per tensor, from draw_first[t]), valid while the mask equals
-     * drawn_mask; the effective weights and step mask outside them are then already 0 */
-    uint64_t *draw_blocks;
-    size_t *draw_first;     /* per tensor: where its list starts (room for all its blocks) */
-    size_t *draw_count;     /* per tensor: the list's length */
-    uint8_t *drawn_mask;
-    int draw_cached;
 
     /* averaging (CigL) */
     float *avg;             /* running mean of the snapshots' effective weights */

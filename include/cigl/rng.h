@@ -25,15 +25,10 @@ void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]
 /* The four words of block `block` (flat indices 4*block .. 4*block+3) of (purpose, step). */
 void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block, uint32_t out[4]);
 
-/* Blocks first .. first + count - 1 of (purpose, step), word j of block b at
- * out[4 * (b - first) + j]: the same values as rng_block, computed RNG_LANES blocks at a time
- * in vectorisable lanes (the random mask needs one block per four weights every step). */
+/* Blocks blocks[0..count-1] of (purpose, step), word j of blocks[k] at out[4 * k + j]: the same
+ * values as rng_block, computed RNG_LANES blocks at a time in vectorisable lanes (the random
+ * mask draws, every step, the blocks of four weights that hold an active one). */
 #define RNG_LANES 16
-void rng_blocks(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t first, size_t count,
-                uint32_t *out);
-
-/* The same for a list of blocks: word j of blocks[k] at out[4 * k + j] (the random mask draws
- * only the blocks that hold an active weight). */
 void rng_blocks_at(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *blocks,
                    size_t count, uint32_t *out);
 
