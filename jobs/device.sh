@@ -1,12 +1,18 @@
 #!/bin/bash
 # One bounded session on a borrowed many-core machine that has no Open MPI, HDF5 or OpenBLAS
-# (the bundle of jobs/bundle.sh brings them): MPI weak scaling of resnet20, then as much of a
-# grid plan as fits, 1 thread per run, every core busy. Results land in $OUT (copied back by
-# the caller): scaling/*.json and the runs' small files; unfinished runs keep their newest
-# checkpoint, so `jobs/reproduce.sh` continues them anywhere.
+# (the bundle of jobs/bundle.sh brings them). In order, each part optional:
+#   1. thread scaling: one rank, resnet20 RigL 95%, --kernels dense and sparse, training img/s
+#      at each of DEVICE_THREAD_SCALING threads (a short --max-steps run each)
+#   2. MPI weak scaling: resnet20 RigL 90%, 32 samples per rank per step, 1 thread per rank, at
+#      each of DEVICE_SCALING rank counts
+#   3. the grid: each PLAN through jobs/local.sh, DEVICE_THREADS threads per run and as many
+#      runs at a time as the cores allow, stopped (checkpointed) when SECONDS_FOR_THE_GRID pass
+# Everything worth keeping is packed into $OUT/device-NN.tgz.part (tar.gz split in 15 MiB
+# pieces: the caller copies back few, flat files): the scaling logs and the runs' small files;
+# unfinished runs keep their newest checkpoint, so `jobs/reproduce.sh` continues them anywhere.
 #
 #   OUT=/some/dir jobs/device.sh BUNDLE_DIR SECONDS_FOR_THE_GRID [PLAN...]
-# DEVICE_SCALING="1 2 4" chooses the rank counts of the scaling runs ("": none).
+#   unpack here:  cat device-*.tgz.part | tar xz -C runs    (gives runs/reproduce/..., runs/scaling)
 set -u
 bundle=$1; budget=$2; shift 2
 : "${OUT:?set OUT to the folder that is copied back}"
@@ -14,34 +20,52 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 . "$bundle/env.sh"
 cores=$(nproc)
+threads=${DEVICE_THREADS:-1}
 echo "device.sh: $(hostname), $cores cores, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1)"
-mkdir -p "$OUT/scaling" "$OUT/reproduce/data" "$repo/runs"
-data=$OUT/reproduce/data/fashion-mnist.h5
-"$CIGL" convert fashion-mnist "$bundle/data/fashion-mnist" "$data" || exit 1
-ln -sfn "$OUT/reproduce" "$repo/runs/reproduce"
+work=$(mktemp -d)
+mkdir -p "$work/scaling" "$work/reproduce/data" "$repo/runs"
+data=$work/reproduce/data/fashion-mnist.h5
+"$CIGL" convert fashion-mnist "$bundle/data/fashion-mnist" "$data" >/dev/null || exit 1
+rm -rf "$repo/runs/reproduce"
+ln -sfn "$work/reproduce" "$repo/runs/reproduce"
 
-# --- weak scaling: 32 samples per rank per step, resnet20, dense and RigL 90% ---------------
-for n in ${DEVICE_SCALING-1 2 4 8 16}; do
-    [ "$n" -le "$cores" ] || continue
-    for m in dense rigl; do
-        sp=""; [ $m = rigl ] && sp="--sparsity 0.9 --update-interval 10"
-        s=$(date +%s.%N)
-        timeout 120 mpirun -np $n $CIGL_MPIRUN_ARGS "$CIGL" train --data "$data" --model resnet20 \
-            --method $m $sp --batch-size $((32 * n)) --epochs 1 --max-steps 40 --val-size 0 \
-            --threads 1 --out "$OUT/scaling/$m-n$n" >"$OUT/scaling/$m-n$n.log" 2>&1
-        echo "device.sh: scaling $m n=$n exit $? in $(echo "$(date +%s.%N) - $s" | bc) s"
-        rm -f "$OUT/scaling/$m-n$n/final.h5"
+img_per_s() { sed -n 's/.*(\([0-9.]*\) img\/s).*/\1/p' "$1" | tail -n 1; }
+
+# --- 1. thread scaling of one rank ---------------------------------------------------------
+for t in ${DEVICE_THREAD_SCALING-}; do
+    [ "$t" -le "$cores" ] || continue
+    for k in dense sparse; do
+        o=$work/scaling/threads-$k-t$t
+        timeout 120 "$CIGL" train --data "$data" --model resnet20 --method rigl --sparsity 0.95 \
+            --kernels $k --epochs 1 --max-steps "${DEVICE_STEPS:-12}" --val-size 0 --threads "$t" \
+            --out "$o" >"$o.log" 2>&1
+        echo "device.sh: threads $k t=$t exit $?: $(img_per_s "$o.log") img/s"
+        rm -rf "$o"
     done
 done
 
-# --- the grid: plans in order, every core one 1-thread run, until the budget is spent --------
+# --- 2. MPI weak scaling --------------------------------------------------------------------
+for n in ${DEVICE_SCALING-}; do
+    [ "$n" -le "$cores" ] || continue
+    o=$work/scaling/mpi-rigl-n$n
+    timeout 120 mpirun -np "$n" $CIGL_MPIRUN_ARGS "$CIGL" train --data "$data" --model resnet20 \
+        --method rigl --sparsity 0.9 --update-interval 10 --batch-size $((32 * n)) --epochs 1 \
+        --max-steps 20 --val-size 0 --threads 1 --out "$o" >"$o.log" 2>&1
+    echo "device.sh: mpi n=$n exit $?: $(img_per_s "$o.log") img/s"
+    rm -rf "$o"
+done
+
+# --- 3. the grid ----------------------------------------------------------------------------
 cd "$repo" || exit 1
 for plan in "$@"; do
-    timeout -s TERM "$budget" jobs/local.sh -P "$cores" -c 1 --logs "$OUT/logs" "$plan"
+    timeout -s TERM "$budget" jobs/local.sh -P $((cores / threads)) -c "$threads" \
+        --logs "$work/reproduce/logs" "$plan"
     echo "device.sh: $plan: local.sh exit $?"
 done
-# only small files come back: drop the dataset and the model files of finished runs (final.json
-# has the numbers); unfinished runs keep their checkpoint
-rm -rf "$OUT/reproduce/data"
-find "$OUT/reproduce" -name final.h5 -delete
-du -sh "$OUT"
+
+# --- pack: small files of finished runs, checkpoints of unfinished ones ----------------------
+rm -rf "$work/reproduce/data"
+find "$work/reproduce" -name final.h5 -delete
+tar czf - -C "$work" reproduce scaling | split -b 15M -d - "$OUT/device-"
+for f in "$OUT"/device-*; do mv "$f" "$f.tgz.part"; done
+ls -l "$OUT"
