@@ -6,15 +6,17 @@
 #   2. MPI weak scaling: resnet20 RigL 90%, 32 samples per rank per step, 1 thread per rank, at
 #      each of DEVICE_SCALING rank counts
 #   3. the grid: each PLAN through jobs/local.sh, DEVICE_THREADS threads per run and as many
-#      runs at a time as the cores allow, stopped (checkpointed) when SECONDS_FOR_THE_GRID pass
+#      runs at a time as the cores allow, stopped (checkpointed) DEVICE_MARGIN (60) seconds
+#      before SECONDS_IN_ALL have passed since the script started: the grid gets whatever the
+#      scaling parts left, so the packing below always runs inside the caller's time limit
 # Everything worth keeping is packed into $OUT/device-NN.tgz.part (tar.gz split in 15 MiB
 # pieces: the caller copies back few, flat files): the scaling logs and the runs' small files;
 # unfinished runs keep their newest checkpoint, so `jobs/reproduce.sh` continues them anywhere.
 #
-#   OUT=/some/dir jobs/device.sh BUNDLE_DIR SECONDS_FOR_THE_GRID [PLAN...]
+#   OUT=/some/dir jobs/device.sh BUNDLE_DIR SECONDS_IN_ALL [PLAN...]
 #   unpack here:  cat device-*.tgz.part | tar xz -C runs    (gives runs/reproduce/..., runs/scaling)
 set -u
-bundle=$1; budget=$2; shift 2
+bundle=$1; deadline=$(( $(date +%s) + $2 - ${DEVICE_MARGIN:-60} )); shift 2
 : "${OUT:?set OUT to the folder that is copied back}"
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
@@ -58,7 +60,9 @@ done
 # --- 3. the grid ----------------------------------------------------------------------------
 cd "$repo" || exit 1
 for plan in "$@"; do
-    timeout -s TERM "$budget" jobs/local.sh -P $((cores / threads)) -c "$threads" \
+    left=$(( deadline - $(date +%s) ))
+    [ "$left" -gt 10 ] || { echo "device.sh: no time left for $plan"; break; }
+    timeout -s TERM "$left" jobs/local.sh -P $((cores / threads)) -c "$threads" \
         --logs "$work/reproduce/logs" "$plan"
     echo "device.sh: $plan: local.sh exit $?"
 done
