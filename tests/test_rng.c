@@ -118,26 +118,42 @@ static void beta_moments(void)
           "not deterministic");
 }
 
-/* The vectorised batch generator gives rng_block's words, for runs of consecutive blocks at any
- * start (across a 2^32 boundary of the counter word too) and for scattered lists, of counts
- * that are and are not multiples of the lane count. */
+/* Every batch generator (the dispatched one and each instruction set this CPU has) gives
+ * rng_block's words, for runs of consecutive blocks at any start (across a 2^32 boundary of the
+ * counter word too) and for scattered lists, of counts that are and are not multiples of the
+ * 8 and 16 lanes, with steps above 2^32 (counter words c1 and c2 both non-zero). */
 static void blocks_match_single_blocks(void)
 {
     uint32_t out[4 * 40];
     uint64_t list[40];
     const uint64_t starts[] = {0, 3, 0xfffffff0ull, 12345678901ull};
-    for (int k = 0; k < 8; k++) {
-        const int count = k % 2 ? 37 : 32;
-        for (int b = 0; b < count; b++) /* k < 4: consecutive; k >= 4: scattered, descending */
-            list[b] = k < 4 ? starts[k] + (uint64_t)b : starts[k - 4] + 7919u * (uint64_t)(count - b);
-        rng_blocks_at(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, 77 + k, list, (size_t)count, out);
-        for (int b = 0; b < count; b++) {
-            uint32_t one[4];
-            rng_block(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, 77 + k, list[b], one);
-            for (int j = 0; j < 4; j++)
-                CHECK(out[4 * b + j] == one[j], "list %d block %llu word %d", k,
-                      (unsigned long long)list[b], j);
+    const char *names[] = {"scalar", "avx2", "avx512", "dispatched"};
+    for (int isa = 0; isa < 4; isa++) {
+        int ran = 0;
+        for (int k = 0; k < 8; k++) {
+            const int count = k % 2 ? 37 : 32;
+            const uint64_t step = (uint64_t)(77 + k) + (k >= 6 ? (5ull << 32) : 0);
+            for (int b = 0; b < count; b++) /* k < 4: consecutive; k >= 4: scattered, descending */
+                list[b] = k < 4 ? starts[k] + (uint64_t)b
+                                : starts[k - 4] + 7919u * (uint64_t)(count - b);
+            memset(out, 0, sizeof(out));
+            if (isa == 3) {
+                rng_blocks_at(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, step, list, (size_t)count,
+                              out);
+            } else if (rng_blocks_at_isa((RngIsa)isa, 0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK,
+                                         step, list, (size_t)count, out)) {
+                break; /* this CPU lacks it */
+            }
+            ran++;
+            for (int b = 0; b < count; b++) {
+                uint32_t one[4];
+                rng_block(0x9e3779b97f4a7c15ull, RNG_RANDOM_MASK, step, list[b], one);
+                for (int j = 0; j < 4; j++)
+                    CHECK(out[4 * b + j] == one[j], "%s: list %d block %llu word %d", names[isa],
+                          k, (unsigned long long)list[b], j);
+            }
         }
+        printf("  %s: %s\n", names[isa], ran ? "checked on 8 lists" : "not on this CPU");
     }
 }
 

@@ -26,11 +26,16 @@ void philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]
 void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block, uint32_t out[4]);
 
 /* Blocks blocks[0..count-1] of (purpose, step), word j of blocks[k] at out[4 * k + j]: the same
- * values as rng_block, computed RNG_LANES blocks at a time in vectorisable lanes (the random
- * mask draws, every step, the blocks of four weights that hold an active one). */
-#define RNG_LANES 16
+ * values as rng_block, 16 (AVX-512) or 8 (AVX2) blocks at a time where the CPU has them (the
+ * random mask draws, every step, the blocks of four weights that hold an active one). */
 void rng_blocks_at(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *blocks,
                    size_t count, uint32_t *out);
+
+/* rng_blocks_at through one instruction set (tests compare each with the scalar words):
+ * 0, or -1 if this CPU or build lacks it. */
+typedef enum { RNG_ISA_SCALAR, RNG_ISA_AVX2, RNG_ISA_AVX512 } RngIsa;
+int rng_blocks_at_isa(RngIsa isa, uint64_t seed, uint32_t purpose, uint64_t step,
+                      const uint64_t *blocks, size_t count, uint32_t *out);
 
 /* Word (index % 4) of Philox(ctr = (index / 4, lo32(step), hi32(step), purpose),
  * key = (lo32(seed), hi32(seed))). */

@@ -4,6 +4,7 @@
 #include "bench_common.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
+#include "cigl/sparse.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -37,6 +38,7 @@ int main(int argc, char **argv)
     const char *models[] = {"mlp", "resnet20"};
     int first_model = 0, last_model = 1;
     const char *only = NULL; /* --method NAME: dense, rigl and that one (profiling) */
+    const char *kernels = "dense"; /* --kernels: the masked dense path unless asked */
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
         if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
@@ -44,13 +46,19 @@ int main(int argc, char **argv)
             first_model = last_model = !strcmp(argv[i + 1], "resnet20");
         }
         if (!strcmp(argv[i], "--method")) only = argv[i + 1];
+        if (!strcmp(argv[i], "--kernels")) kernels = argv[i + 1];
     }
     if (reps > 31) reps = 31;
     openblas_set_num_threads(threads);
     omp_set_num_threads(threads);
     const char *methods[] = {"dense", "static", "set", "rigl", "cigl", "rigl-wdp"};
-    printf("# method step time relative to dense, batch %d, %d threads, sparsity 0.9, median of "
-           "%d\n", batch, threads, reps);
+    const int mode = sparse_kernels_parse(kernels);
+    if (mode < 0) {
+        fprintf(stderr, "bench_methods: unknown --kernels '%s' (auto, dense, sparse)\n", kernels);
+        return 2;
+    }
+    printf("# method step time relative to dense, batch %d, %d threads, sparsity 0.9, --kernels "
+           "%s, median of %d\n", batch, threads, kernels, reps);
     printf("%-9s %-9s %12s %10s\n", "model", "method", "ms/step", "vs dense");
     for (int mi = first_model; mi <= last_model; mi++) {
         const int steps = mi == 0 ? 40 : 4;
@@ -59,6 +67,9 @@ int main(int argc, char **argv)
             if (only && k > 0 && strcmp(methods[k], only) && strcmp(methods[k], "rigl")) continue;
             Bench b;
             if (bench_open(&b, models[mi], (Shape){1, 28, 28}, methods[k], 0.9, batch, 0)) return 1;
+            /* dense is the baseline computed densely whatever the choice (its mask is all 1s) */
+            if (sparse_model_setup(&b.m, k == 0 ? KERNELS_DENSE : (KernelsMode)mode, b.s.mask))
+                return 1;
             time_steps(&b, 1, steps); /* warm-up */
             const double t = time_steps(&b, reps, steps);
             if (k == 0) dense = t;
