@@ -147,6 +147,25 @@ void im2col(const float *x, int nb, Shape in, int k, int s, int p, int oh, int o
         im2col_row(x, nb, in, k, s, p, oh, ow, r, col + (size_t)r * ncols);
 }
 
+/* One sample's share of the im2col adjoint for kernel offset (kh, kw): output rows ylo..yhi-1,
+ * columns lo..hi-1 of the column-matrix row `src` added into the input plane `dst`. */
+static inline void add_plane_rows(const float *src, float *dst, int in_w, int ow, int s, int p,
+                                  int kh, int kw, int ylo, int yhi, int lo, int hi)
+{
+    for (int oy = ylo; oy < yhi; oy++) {
+        const float *srow = src + (size_t)oy * ow;
+        float *drow = dst + (size_t)(oy * s - p + kh) * in_w;
+        if (s == 1) {
+            float *d = drow + (lo - p + kw);
+            const float *sv = srow + lo;
+#pragma omp simd
+            for (int j = 0; j < hi - lo; j++) d[j] += sv[j];
+        } else {
+            for (int ox = lo; ox < hi; ox++) drow[ox * s - p + kw] += srow[ox];
+        }
+    }
+}
+
 /* The adjoint of im2col for one input channel c: dx[b][c][iy][ix] += col[...]. With `scratch`
  * the column matrix may be overwritten: the stride-1 flat-shift case then zeroes the entries
  * that would wrap around a row end and adds each sample's valid region in one run. */
@@ -177,19 +196,8 @@ static void col2im_channel(float *scratch, const float *col, int nb, Shape in, i
                     for (size_t j = 0; j < len; j++) d[j] += sv[j];
                     continue;
                 }
-                const float *src = col + row + (size_t)b * ohw;
-                for (int oy = ylo; oy < yhi; oy++) {
-                    const float *srow = src + (size_t)oy * ow;
-                    float *drow = dst + (size_t)(oy * s - p + kh) * in.w;
-                    if (s == 1) {
-                        float *d = drow + (lo - p + kw);
-                        const float *sv = srow + lo;
-#pragma omp simd
-                        for (int j = 0; j < hi - lo; j++) d[j] += sv[j];
-                    } else {
-                        for (int ox = lo; ox < hi; ox++) drow[ox * s - p + kw] += srow[ox];
-                    }
-                }
+                add_plane_rows(col + row + (size_t)b * ohw, dst, in.w, ow, s, p, kh, kw, ylo,
+                               yhi, lo, hi);
             }
         }
 }
@@ -220,19 +228,7 @@ void col2im_row_add(const float *src, int nb, Shape in, int k, int s, int p, int
     if (ylo >= yhi || lo >= hi) return;
     for (int b = 0; b < nb; b++) {
         float *dst = dx + ((size_t)b * in.c + c) * plane;
-        const float *sb = src + (size_t)b * ohw;
-        for (int oy = ylo; oy < yhi; oy++) {
-            const float *srow = sb + (size_t)oy * ow;
-            float *drow = dst + (size_t)(oy * s - p + kh) * in.w;
-            if (s == 1) {
-                float *d = drow + (lo - p + kw);
-                const float *sv = srow + lo;
-#pragma omp simd
-                for (int j = 0; j < hi - lo; j++) d[j] += sv[j];
-            } else {
-                for (int ox = lo; ox < hi; ox++) drow[ox * s - p + kw] += srow[ox];
-            }
-        }
+        add_plane_rows(src + (size_t)b * ohw, dst, in.w, ow, s, p, kh, kw, ylo, yhi, lo, hi);
     }
 }
 
