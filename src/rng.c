@@ -42,6 +42,22 @@ void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block, u
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
 #define RNG_HAVE_X86 1
+/* Store 128-bit lane k of u0..u3 (blocks 4k .. 4k+3) to o + 16k. No stack buffers here: gcc's
+ * AddressSanitizer fake stack (detect_stack_use_after_return) faulted on one. */
+#define STORE_LANE512(o, u0, u1, u2, u3, k)                                                      \
+    do {                                                                                         \
+        _mm_storeu_si128((__m128i *)((o) + 16 * (k)), _mm512_extracti32x4_epi32(u0, k));         \
+        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 4), _mm512_extracti32x4_epi32(u1, k));     \
+        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 8), _mm512_extracti32x4_epi32(u2, k));     \
+        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 12), _mm512_extracti32x4_epi32(u3, k));    \
+    } while (0)
+#define STORE_LANE256(o, u0, u1, u2, u3, k)                                                      \
+    do {                                                                                         \
+        _mm_storeu_si128((__m128i *)((o) + 16 * (k)), _mm256_extracti128_si256(u0, k));          \
+        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 4), _mm256_extracti128_si256(u1, k));      \
+        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 8), _mm256_extracti128_si256(u2, k));      \
+        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 12), _mm256_extracti128_si256(u3, k));     \
+    } while (0)
 
 __attribute__((target("avx512f"))) static void
 blocks_avx512(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *blocks,
@@ -76,15 +92,17 @@ blocks_avx512(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *bl
             k0 += PHILOX_W0;
             k1 += PHILOX_W1;
         }
-        uint32_t w[4][16];
-        _mm512_storeu_si512(w[0], c0);
-        _mm512_storeu_si512(w[1], c1);
-        _mm512_storeu_si512(w[2], c2);
-        _mm512_storeu_si512(w[3], c3);
+        /* interleave c0..c3 into blocks of four words: after the two unpacks, 128-bit lane k
+         * of u[r] is block 4k + r */
+        const __m512i t0 = _mm512_unpacklo_epi32(c0, c1), t1 = _mm512_unpackhi_epi32(c0, c1);
+        const __m512i t2 = _mm512_unpacklo_epi32(c2, c3), t3 = _mm512_unpackhi_epi32(c2, c3);
+        const __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+        const __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
         uint32_t *o = out + 4 * base;
-        for (int l = 0; l < 16; l++, o += 4) {
-            o[0] = w[0][l]; o[1] = w[1][l]; o[2] = w[2][l]; o[3] = w[3][l];
-        }
+        STORE_LANE512(o, u0, u1, u2, u3, 0);
+        STORE_LANE512(o, u0, u1, u2, u3, 1);
+        STORE_LANE512(o, u0, u1, u2, u3, 2);
+        STORE_LANE512(o, u0, u1, u2, u3, 3);
     }
     for (; base < count; base++) rng_block(seed, purpose, step, blocks[base], out + 4 * base);
 }
@@ -99,9 +117,13 @@ blocks_avx2(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *bloc
     const __m256i s3 = _mm256_set1_epi32((int)purpose);
     size_t base = 0;
     for (; base + 8 <= count; base += 8) {
-        uint32_t lo[8];
-        for (int l = 0; l < 8; l++) lo[l] = (uint32_t)blocks[base + (size_t)l];
-        __m256i c0 = _mm256_loadu_si256((const __m256i *)lo);
+        /* the low words of eight 64-bit block numbers, in order */
+        const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        const __m256i a = _mm256_permutevar8x32_epi32(
+            _mm256_loadu_si256((const __m256i *)(blocks + base)), even);
+        const __m256i b = _mm256_permutevar8x32_epi32(
+            _mm256_loadu_si256((const __m256i *)(blocks + base + 4)), even);
+        __m256i c0 = _mm256_permute2x128_si256(a, b, 0x20);
         __m256i c1 = s1, c2 = s2, c3 = s3;
         uint32_t k0 = (uint32_t)seed, k1 = (uint32_t)(seed >> 32);
         for (int round = 0; round < 10; round++) {
@@ -120,15 +142,13 @@ blocks_avx2(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *bloc
             k0 += PHILOX_W0;
             k1 += PHILOX_W1;
         }
-        uint32_t w[4][8];
-        _mm256_storeu_si256((__m256i *)w[0], c0);
-        _mm256_storeu_si256((__m256i *)w[1], c1);
-        _mm256_storeu_si256((__m256i *)w[2], c2);
-        _mm256_storeu_si256((__m256i *)w[3], c3);
+        const __m256i t0 = _mm256_unpacklo_epi32(c0, c1), t1 = _mm256_unpackhi_epi32(c0, c1);
+        const __m256i t2 = _mm256_unpacklo_epi32(c2, c3), t3 = _mm256_unpackhi_epi32(c2, c3);
+        const __m256i u0 = _mm256_unpacklo_epi64(t0, t2), u1 = _mm256_unpackhi_epi64(t0, t2);
+        const __m256i u2 = _mm256_unpacklo_epi64(t1, t3), u3 = _mm256_unpackhi_epi64(t1, t3);
         uint32_t *o = out + 4 * base;
-        for (int l = 0; l < 8; l++, o += 4) {
-            o[0] = w[0][l]; o[1] = w[1][l]; o[2] = w[2][l]; o[3] = w[3][l];
-        }
+        STORE_LANE256(o, u0, u1, u2, u3, 0);
+        STORE_LANE256(o, u0, u1, u2, u3, 1);
     }
     for (; base < count; base++) rng_block(seed, purpose, step, blocks[base], out + 4 * base);
 }
