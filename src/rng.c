@@ -44,19 +44,21 @@ void rng_block(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t block, u
 #define RNG_HAVE_X86 1
 /* Store 128-bit lane k of u0..u3 (blocks 4k .. 4k+3) to o + 16k. No stack buffers here: gcc's
  * AddressSanitizer fake stack (detect_stack_use_after_return) faulted on one. */
-#define STORE_LANE512(o, u0, u1, u2, u3, k)                                                      \
-    do {                                                                                         \
-        _mm_storeu_si128((__m128i *)((o) + 16 * (k)), _mm512_extracti32x4_epi32(u0, k));         \
-        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 4), _mm512_extracti32x4_epi32(u1, k));     \
-        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 8), _mm512_extracti32x4_epi32(u2, k));     \
-        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 12), _mm512_extracti32x4_epi32(u3, k));    \
+#define STORE_LANE512(o, u0, u1, u2, u3, k)                                                \
+    do {                                                                                   \
+        uint32_t *d_ = (o) + (size_t)16 * (k);                                             \
+        _mm_storeu_si128((__m128i *)d_, _mm512_extracti32x4_epi32(u0, k));                 \
+        _mm_storeu_si128((__m128i *)(d_ + 4), _mm512_extracti32x4_epi32(u1, k));           \
+        _mm_storeu_si128((__m128i *)(d_ + 8), _mm512_extracti32x4_epi32(u2, k));           \
+        _mm_storeu_si128((__m128i *)(d_ + 12), _mm512_extracti32x4_epi32(u3, k));          \
     } while (0)
-#define STORE_LANE256(o, u0, u1, u2, u3, k)                                                      \
-    do {                                                                                         \
-        _mm_storeu_si128((__m128i *)((o) + 16 * (k)), _mm256_extracti128_si256(u0, k));          \
-        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 4), _mm256_extracti128_si256(u1, k));      \
-        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 8), _mm256_extracti128_si256(u2, k));      \
-        _mm_storeu_si128((__m128i *)((o) + 16 * (k) + 12), _mm256_extracti128_si256(u3, k));     \
+#define STORE_LANE256(o, u0, u1, u2, u3, k)                                                \
+    do {                                                                                   \
+        uint32_t *d_ = (o) + (size_t)16 * (k);                                             \
+        _mm_storeu_si128((__m128i *)d_, _mm256_extracti128_si256(u0, k));                  \
+        _mm_storeu_si128((__m128i *)(d_ + 4), _mm256_extracti128_si256(u1, k));            \
+        _mm_storeu_si128((__m128i *)(d_ + 8), _mm256_extracti128_si256(u2, k));            \
+        _mm_storeu_si128((__m128i *)(d_ + 12), _mm256_extracti128_si256(u3, k));           \
     } while (0)
 
 __attribute__((target("avx512f"))) static void
