@@ -117,10 +117,10 @@ blocks_avx2(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *bloc
     const __m256i s1 = _mm256_set1_epi32((int)(uint32_t)step);
     const __m256i s2 = _mm256_set1_epi32((int)(uint32_t)(step >> 32));
     const __m256i s3 = _mm256_set1_epi32((int)purpose);
+    /* gathers the low words of four 64-bit block numbers into the low 128 bits */
+    const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
     size_t base = 0;
     for (; base + 8 <= count; base += 8) {
-        /* the low words of eight 64-bit block numbers, in order */
-        const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
         const __m256i a = _mm256_permutevar8x32_epi32(
             _mm256_loadu_si256((const __m256i *)(blocks + base)), even);
         const __m256i b = _mm256_permutevar8x32_epi32(
@@ -184,20 +184,20 @@ int rng_blocks_at_isa(RngIsa isa, uint64_t seed, uint32_t purpose, uint64_t step
     }
 }
 
+/* The widest variant this CPU runs (every variant gives the same words). */
+static RngIsa best_isa(void)
+{
+#ifdef RNG_HAVE_X86
+    if (__builtin_cpu_supports("avx512f")) return RNG_ISA_AVX512;
+    if (__builtin_cpu_supports("avx2")) return RNG_ISA_AVX2;
+#endif
+    return RNG_ISA_SCALAR;
+}
+
 void rng_blocks_at(uint64_t seed, uint32_t purpose, uint64_t step, const uint64_t *blocks,
                    size_t count, uint32_t *out)
 {
-#ifdef RNG_HAVE_X86
-    if (__builtin_cpu_supports("avx512f")) {
-        blocks_avx512(seed, purpose, step, blocks, count, out);
-        return;
-    }
-    if (__builtin_cpu_supports("avx2")) {
-        blocks_avx2(seed, purpose, step, blocks, count, out);
-        return;
-    }
-#endif
-    blocks_scalar(seed, purpose, step, blocks, count, out);
+    rng_blocks_at_isa(best_isa(), seed, purpose, step, blocks, count, out);
 }
 
 uint32_t rng_u32(uint64_t seed, uint32_t purpose, uint64_t step, uint64_t index)
