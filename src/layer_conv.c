@@ -388,4 +388,4 @@ static void conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
     }
 }
 
-const LayerOps conv_ops = {"conv2d", conv_forward, conv_backward};
+const LayerOps conv_ops = {"conv2d", conv_forward, conv_backward, 0};

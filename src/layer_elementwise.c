@@ -20,26 +20,63 @@ static void relu_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
     if (!dx) return;
     const long total = (long)ctx->n * (long)shape_numel(l->x);
 #pragma omp parallel for simd schedule(static)
-    for (long i = 0; i < total; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    for (long i = 0; i < total; i++) {
+        const float d = dy[i]; /* loaded unconditionally, so the select vectorises */
+        dx[i] += x[i] > 0.0f ? d : 0.0f;
+    }
 }
 
 static void add_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2, float *y)
 {
     const long total = (long)ctx->n * (long)shape_numel(l->x);
-#pragma omp parallel for schedule(static)
+    if (l->relu_fused) {
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < total; i++) {
+            const float v = x[i] + x2[i];
+            y[i] = v > 0.0f ? v : 0.0f;
+        }
+        return;
+    }
+#pragma omp parallel for simd schedule(static)
     for (long i = 0; i < total; i++) y[i] = x[i] + x2[i];
+}
+
+/* a (and b unless NULL) += g, with g = dy, or dy where y > 0 under a fused ReLU */
+static void add_gradient(float *restrict a, float *restrict b, const float *restrict y,
+                         const float *restrict dy, long total, int relu)
+{
+    if (relu && b) {
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < total; i++) {
+            const float d = dy[i], g = y[i] > 0.0f ? d : 0.0f; /* both loaded: a select */
+            a[i] += g;
+            b[i] += g;
+        }
+    } else if (relu) {
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < total; i++) {
+            const float d = dy[i];
+            a[i] += y[i] > 0.0f ? d : 0.0f;
+        }
+    } else if (b) {
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < total; i++) {
+            a[i] += dy[i];
+            b[i] += dy[i];
+        }
+    } else {
+#pragma omp parallel for simd schedule(static)
+        for (long i = 0; i < total; i++) a[i] += dy[i];
+    }
 }
 
 static void add_backward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
                          const float *y, const float *dy, float *dx, float *dx2)
 {
-    (void)x; (void)x2; (void)y;
+    (void)x; (void)x2;
     const long total = (long)ctx->n * (long)shape_numel(l->x);
-#pragma omp parallel for schedule(static)
-    for (long i = 0; i < total; i++) {
-        if (dx) dx[i] += dy[i];
-        if (dx2) dx2[i] += dy[i];
-    }
+    float *a = dx ? dx : dx2, *b = dx ? dx2 : NULL;
+    if (a) add_gradient(a, b, y, dy, total, l->relu_fused);
 }
 
 static void flatten_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
@@ -53,11 +90,21 @@ static void flatten_backward(Layer *l, const LayerCtx *ctx, const float *x, cons
                              const float *y, const float *dy, float *dx, float *dx2)
 {
     (void)x; (void)x2; (void)y; (void)dx2;
-    if (!dx) return;
-    const long total = (long)ctx->n * (long)shape_numel(l->x);
-    for (long i = 0; i < total; i++) dx[i] += dy[i];
+    if (dx) add_gradient(dx, NULL, NULL, dy, (long)ctx->n * (long)shape_numel(l->x), 0);
 }
 
-const LayerOps relu_ops = {"relu", relu_forward, relu_backward};
-const LayerOps add_ops = {"add", add_forward, add_backward};
-const LayerOps flatten_ops = {"flatten", flatten_forward, flatten_backward};
+void relu_inplace(float *y, long total)
+{
+#pragma omp parallel for simd schedule(static)
+    for (long i = 0; i < total; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
+void relu_mask_inplace(float *dy, const float *y, long total)
+{
+#pragma omp parallel for simd schedule(static)
+    for (long i = 0; i < total; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+const LayerOps relu_ops = {"relu", relu_forward, relu_backward, 0};
+const LayerOps add_ops = {"add", add_forward, add_backward, 1};
+const LayerOps flatten_ops = {"flatten", flatten_forward, flatten_backward, 0};

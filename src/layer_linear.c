@@ -50,4 +50,4 @@ static void linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
                     in, 1.0f, dx, in);
 }
 
-const LayerOps linear_ops = {"linear", linear_forward, linear_backward};
+const LayerOps linear_ops = {"linear", linear_forward, linear_backward, 0};

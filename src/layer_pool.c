@@ -80,5 +80,5 @@ static void gap_backward(Layer *l, const LayerCtx *ctx, const float *x, const fl
     }
 }
 
-const LayerOps maxpool_ops = {"maxpool", maxpool_forward, maxpool_backward};
-const LayerOps global_avgpool_ops = {"global_avgpool", gap_forward, gap_backward};
+const LayerOps maxpool_ops = {"maxpool", maxpool_forward, maxpool_backward, 0};
+const LayerOps global_avgpool_ops = {"global_avgpool", gap_forward, gap_backward, 0};

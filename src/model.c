@@ -170,6 +170,23 @@ int model_add_flatten(Model *m, const char *name, int in)
     return m->n_layers - 1;
 }
 
+/* Fuses every ReLU that is the only consumer of its producer (a layer other than a ReLU or
+ * the model input) into that producer (layer.h), unless m->unfused. */
+static void fuse_relus(Model *m)
+{
+    if (m->unfused) return;
+    for (int i = 0; i < m->n_layers; i++) {
+        Layer *r = &m->layers[i];
+        if (r->kind != LAYER_RELU || r->in < 0 || m->layers[r->in].kind == LAYER_RELU) continue;
+        int consumers = 0;
+        for (int j = 0; j < m->n_layers; j++)
+            consumers += (m->layers[j].in == r->in) + (m->layers[j].in2 == r->in);
+        if (consumers != 1) continue;
+        r->fused = 1;
+        m->layers[r->in].relu_fused = 1;
+    }
+}
+
 int model_finalize(Model *m, int max_batch)
 {
     m->max_batch = max_batch;
@@ -180,17 +197,22 @@ int model_finalize(Model *m, int max_batch)
     m->act = cigl_calloc(m->n_layers, sizeof(float *), "activations");
     m->dact = cigl_calloc(m->n_layers, sizeof(float *), "activation gradients");
     if (!m->params || !m->grads || !m->bn_stats || !m->act || !m->dact) return CIGL_ERR_RUNTIME;
+    fuse_relus(m);
     size_t ws = 1;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
+        if (l->fused) { /* producers come first: their buffers exist */
+            m->act[i] = m->act[l->in];
+            m->dact[i] = m->dact[l->in];
+            continue;
+        }
         const size_t out = (size_t)max_batch * shape_numel(l->y);
         m->act[i] = cigl_malloc(sizeof(float) * out, "activations");
         m->dact[i] = cigl_malloc(sizeof(float) * out, "activation gradients");
         if (!m->act[i] || !m->dact[i]) return CIGL_ERR_RUNTIME;
         if (l->kind == LAYER_BATCHNORM) {
-            l->cache = cigl_malloc(sizeof(float) * out, "BN cache");
-            l->cache2 = cigl_malloc(sizeof(float) * l->x.c, "BN cache");
-            if (!l->cache || !l->cache2) return CIGL_ERR_RUNTIME;
+            l->cache2 = cigl_malloc(sizeof(float) * 2 * (size_t)l->x.c, "BN statistics");
+            if (!l->cache2) return CIGL_ERR_RUNTIME;
             for (int c = 0; c < l->x.c; c++) m->bn_stats[l->stats_off + l->x.c + c] = 1.0f;
         }
         if (l->kind == LAYER_MAXPOOL) {
@@ -212,9 +234,10 @@ void model_free(Model *m)
 {
     sparse_model_free(m);
     for (int i = 0; i < m->n_layers; i++) {
-        if (m->act) free(m->act[i]);
-        if (m->dact) free(m->dact[i]);
-        free(m->layers[i].cache);
+        if (!m->layers[i].fused) {
+            if (m->act) free(m->act[i]);
+            if (m->dact) free(m->dact[i]);
+        }
         free(m->layers[i].cache2);
         free(m->layers[i].argmax);
     }
@@ -258,7 +281,7 @@ void model_init_params(Model *m, uint64_t seed)
     }
 }
 
-static LayerCtx make_ctx(Model *m, const float *weights, int n, int train)
+LayerCtx model_ctx(const Model *m, const float *weights, int n, int train)
 {
     LayerCtx ctx = {.weights = weights, .grads = m->grads, .bn_stats = m->bn_stats,
                     .workspace = m->workspace, .workspace_floats = m->workspace_floats,
@@ -267,32 +290,56 @@ static LayerCtx make_ctx(Model *m, const float *weights, int n, int train)
     return ctx;
 }
 
+static long output_floats(const Model *m, int i, int n)
+{
+    return (long)n * (long)shape_numel(m->layers[i].y);
+}
+
+void model_forward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
+{
+    Layer *l = &m->layers[i];
+    if (l->fused) return; /* its producer applied it */
+    const float *in = l->in < 0 ? x : m->act[l->in];
+    const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
+    l->ops->forward(l, ctx, in, in2, m->act[i]);
+    if (l->relu_fused && !l->ops->applies_relu) relu_inplace(m->act[i], output_floats(m, i, ctx->n));
+}
+
 const float *model_forward(Model *m, const float *weights, const float *x, int n, int train)
 {
-    LayerCtx ctx = make_ctx(m, weights, n, train);
-    for (int i = 0; i < m->n_layers; i++) {
-        Layer *l = &m->layers[i];
-        const float *in = l->in < 0 ? x : m->act[l->in];
-        const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
-        l->ops->forward(l, &ctx, in, in2, m->act[i]);
-    }
+    const LayerCtx ctx = model_ctx(m, weights, n, train);
+    for (int i = 0; i < m->n_layers; i++) model_forward_layer(m, &ctx, i, x);
     return m->act[m->n_layers - 1];
+}
+
+void model_seed_backward(Model *m, const float *dlogits, int n)
+{
+    const int last = m->n_layers - 1;
+    for (int i = 0; i < last; i++)
+        if (!m->layers[i].fused)
+            memset(m->dact[i], 0, sizeof(float) * (size_t)output_floats(m, i, n));
+    memcpy(m->dact[last], dlogits, sizeof(float) * (size_t)n * m->classes);
+}
+
+void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
+{
+    Layer *l = &m->layers[i];
+    if (l->fused) return; /* its producer masks the gradient */
+    const float *in = l->in < 0 ? x : m->act[l->in];
+    const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
+    float *din = l->in < 0 ? NULL : m->dact[l->in];
+    float *din2 = l->in2 < 0 ? NULL : m->dact[l->in2];
+    if (l->relu_fused && !l->ops->applies_relu)
+        relu_mask_inplace(m->dact[i], m->act[i], output_floats(m, i, ctx->n));
+    l->ops->backward(l, ctx, in, in2, m->act[i], m->dact[i], din, din2);
 }
 
 void model_backward(Model *m, const float *weights, const float *x, const float *dlogits, int n)
 {
-    LayerCtx ctx = make_ctx(m, weights, n, 1);
-    const int last = m->n_layers - 1;
-    for (int i = 0; i < last; i++)
-        memset(m->dact[i], 0, sizeof(float) * (size_t)n * shape_numel(m->layers[i].y));
-    memcpy(m->dact[last], dlogits, sizeof(float) * (size_t)n * m->classes);
-    for (int i = last; i >= 0; i--) {
-        Layer *l = &m->layers[i];
-        const float *in = l->in < 0 ? x : m->act[l->in];
-        const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
-        float *din = l->in < 0 ? NULL : m->dact[l->in];
-        float *din2 = l->in2 < 0 ? NULL : m->dact[l->in2];
-        l->ops->backward(l, &ctx, in, in2, m->act[i], m->dact[i], din, din2);
+    const LayerCtx ctx = model_ctx(m, weights, n, 1);
+    model_seed_backward(m, dlogits, n);
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        model_backward_layer(m, &ctx, i, x);
         if (m->backward_hook) m->backward_hook(m->backward_hook_ctx, i);
     }
 }

@@ -966,6 +966,89 @@ static void test_lenet5(void) { whole_model_case("lenet5", (Shape){1, 28, 28}, 1
 
 static void test_resnet20(void) { whole_model_case("resnet20", (Shape){3, 8, 8}, 10, 3, 24, 132); }
 
+/* ---------------------------------------------------------------------------------------------
+ * ReLU fusion (layer.h): a graph with every kind of producer a ReLU can fuse into (BN and add,
+ * which apply it in their own passes; conv and linear, where the model loop applies it in
+ * place) and a ReLU that must not fuse (its producer has a second consumer). The fused model
+ * must compute exactly what the unfused one does: outputs, every gradient, BN statistics. */
+static int fusion_graph(Model *m, int unfused, int n)
+{
+    model_init_empty(m, "fusion", (Shape){3, 6, 6}, 5);
+    m->unfused = unfused;
+    const int r1 = model_add_relu(m, "r1", model_add_conv(m, "c1", -1, 4, 3, 1, 1, 1));
+    const int b1 = model_add_batchnorm(m, "b1", model_add_conv(m, "c2", r1, 4, 3, 1, 1, 0));
+    const int r2 = model_add_relu(m, "r2", b1);
+    const int b2 = model_add_batchnorm(m, "b2", model_add_conv(m, "c3", r2, 4, 3, 1, 1, 0));
+    const int r3 = model_add_relu(m, "r3", model_add_add(m, "a1", b2, r1));
+    const int b3 = model_add_batchnorm(m, "b3", r3);
+    const int a2 = model_add_add(m, "a2", model_add_relu(m, "r4", b3), b3); /* b3: 2 readers */
+    int x = model_add_flatten(m, "flat", model_add_global_avgpool(m, "gap", a2));
+    x = model_add_relu(m, "r5", model_add_linear(m, "fc1", x, 8, 1));
+    model_add_linear(m, "fc2", x, 5, 1);
+    return model_finalize(m, n);
+}
+
+static void test_relu_fusion(void)
+{
+    const int n = 4, classes = 5;
+    Model m[2];
+    for (int u = 0; u < 2; u++) CHECK(fusion_graph(&m[u], u, n) == 0, "finalize");
+    int fused = 0, unfused_flags = 0;
+    for (int i = 0; i < m[0].n_layers; i++) {
+        fused += m[0].layers[i].fused;
+        unfused_flags += m[1].layers[i].fused + m[1].layers[i].relu_fused;
+        if (m[0].layers[i].fused) {
+            CHECK(m[0].act[i] == m[0].act[m[0].layers[i].in], "fused layer %d has its own buffer", i);
+            CHECK(m[0].layers[m[0].layers[i].in].relu_fused, "producer of %d not marked", i);
+        }
+    }
+    CHECK(fused == 4, "%d ReLUs fused, expected 4 (r1, r2, r3, r5; not r4)", fused);
+    CHECK(unfused_flags == 0, "the unfused model fused something");
+    lcg_seed(71);
+    randomise_model(&m[1]);
+    memcpy(m[0].params, m[1].params, sizeof(float) * m[1].n_params);
+    memcpy(m[0].bn_stats, m[1].bn_stats, sizeof(float) * m[1].n_bn_stats);
+    const size_t nx = (size_t)n * shape_numel(m[0].input);
+    float *x = new_input(nx, -1, 1), *dz = xmalloc(sizeof(float) * n * classes);
+    int32_t labels[4] = {0, 3, 1, 4};
+    float *logits[2], *eval[2], *grads[2];
+    for (int u = 0; u < 2; u++) {
+        const float *z = model_forward(&m[u], m[u].params, x, n, 1);
+        logits[u] = xmalloc(sizeof(float) * n * classes);
+        memcpy(logits[u], z, sizeof(float) * n * classes);
+        softmax_xent(z, labels, n, classes, 0.0, 1.0f, dz, NULL);
+        model_backward(&m[u], m[u].params, x, dz, n);
+        grads[u] = xmalloc(sizeof(float) * m[u].n_params);
+        memcpy(grads[u], m[u].grads, sizeof(float) * m[u].n_params);
+        z = model_forward(&m[u], m[u].params, x, n, 0);
+        eval[u] = xmalloc(sizeof(float) * n * classes);
+        memcpy(eval[u], z, sizeof(float) * n * classes);
+    }
+    size_t diff = 0, nonzero = 0;
+    for (int i = 0; i < n * classes; i++) diff += logits[0][i] != logits[1][i];
+    CHECK(diff == 0, "training logits differ in %zu of %d", diff, n * classes);
+    diff = 0;
+    for (int i = 0; i < n * classes; i++) diff += eval[0][i] != eval[1][i];
+    CHECK(diff == 0, "evaluation logits differ in %zu of %d", diff, n * classes);
+    diff = 0;
+    for (size_t i = 0; i < m[0].n_params; i++) {
+        diff += grads[0][i] != grads[1][i];
+        nonzero += grads[0][i] != 0.0f;
+    }
+    CHECK(diff == 0, "gradients differ in %zu of %zu", diff, m[0].n_params);
+    CHECK(nonzero > m[0].n_params / 2, "only %zu of %zu gradients are non-zero", nonzero,
+          m[0].n_params);
+    CHECK(!memcmp(m[0].bn_stats, m[1].bn_stats, sizeof(float) * m[0].n_bn_stats),
+          "BN running statistics differ");
+    printf("  fused %d of 5 ReLUs; logits, %zu gradients (%zu non-zero), BN statistics equal\n",
+           fused, m[0].n_params, nonzero);
+    for (int u = 0; u < 2; u++) {
+        free(logits[u]); free(eval[u]); free(grads[u]);
+        model_free(&m[u]);
+    }
+    free(x); free(dz);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 static void print_stat(const ErrStat *st)
 {
@@ -985,6 +1068,7 @@ int main(void)
     RUN(test_global_avgpool);
     RUN(test_add);
     RUN(test_flatten);
+    RUN(test_relu_fusion);
     RUN(test_softmax_xent);
     RUN(test_model_plumbing);
     RUN(test_lenet5);

@@ -50,6 +50,9 @@ typedef struct {
      * ctx->grads at the layer's offsets. */
     void (*backward)(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
                      const float *y, const float *dy, float *dx, float *dx2);
+    /* The kind applies a fused ReLU itself (Layer.relu_fused) inside its own passes; for the
+     * other kinds the model loop applies it in place on the layer's output and gradient. */
+    int applies_relu;
 } LayerOps;
 
 struct Layer {
@@ -65,9 +68,13 @@ struct Layer {
     size_t weight_off, weight_len, bias_off, bias_len;
     size_t stats_off;       /* BN: running mean at stats_off, running var at stats_off + c */
     float bn_momentum, bn_eps;
-    /* Per-layer caches for backward, sized for the model's max batch. */
-    float *cache;           /* BN: normalised input x_hat (n x c x h x w) */
-    float *cache2;          /* BN: per-channel inverse std */
+    /* ReLU fusion (model_finalize): a ReLU that is the only consumer of its producer shares
+     * the producer's output and gradient buffers and does nothing itself (`fused`); the
+     * producer (`relu_fused`) writes max(y, 0) and masks its incoming gradient by y > 0,
+     * which saves a pass over the activations each way and a buffer pair. */
+    int relu_fused, fused;
+    /* Per-layer caches for backward. */
+    float *cache2;          /* BN: per channel the batch's inverse std, then its mean */
     int32_t *argmax;        /* max pool: flat input index of each output's maximum */
     struct Comm *sync;      /* BN: reduce batch statistics over these ranks (the BN
                              * recomputation after averaging); NULL: this rank's batch */
@@ -91,6 +98,10 @@ double softmax_xent(const float *logits, const int32_t *labels, int n, int class
 double softmax_xent_mix(const float *logits, const int32_t *labels, const int32_t *labels2,
                         double lambda, int n, int classes, double eps, float scale,
                         float *dlogits, int *correct);
+
+/* y = max(y, 0) and dy = (y > 0 ? dy : 0) in place over `total` floats (a fused ReLU). */
+void relu_inplace(float *y, long total);
+void relu_mask_inplace(float *dy, const float *y, long total);
 
 /* Shared conv geometry: output size for input `in`, kernel k, stride s, padding p. */
 static inline int conv_out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }

@@ -46,6 +46,8 @@ typedef struct {
     void *backward_hook_ctx;
     struct SparseModel *sparse; /* per-layer kernel choice and step state (sparse.h); NULL:
                                  * every layer dense */
+    int unfused;            /* set before model_finalize: no ReLU fusion (layer.h; tests compare
+                             * the two) */
 } Model;
 
 /* Names of the architectures model_build knows, NULL-terminated. */
@@ -68,6 +70,15 @@ const float *model_forward(Model *m, const float *weights, const float *x, int n
 
 /* Backward pass from dlogits; writes m->grads (overwritten, not accumulated). */
 void model_backward(Model *m, const float *weights, const float *x, const float *dlogits, int n);
+
+/* The pieces of model_forward/model_backward, for code that times or inspects single layers
+ * (tests/bench/bench_train.c): the layers' context, one layer's forward (in order 0..n-1),
+ * the zeroed activation gradients with dlogits as the last one, one layer's backward (in
+ * order n-1..0). A fused ReLU layer's calls do nothing. */
+LayerCtx model_ctx(const Model *m, const float *weights, int n, int train);
+void model_forward_layer(Model *m, const LayerCtx *ctx, int i, const float *x);
+void model_seed_backward(Model *m, const float *dlogits, int n);
+void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x);
 
 /* Graph construction (used by model_build and by tests that build single layers). */
 void model_init_empty(Model *m, const char *name, Shape input, int classes);

@@ -9,7 +9,7 @@
  * median block time per step gives images/second.
  *
  * The per-layer phase replays the same step with a clock around every layer's forward and
- * backward (the loops of model_forward/model_backward, copied here, calling layer ops directly),
+ * backward (model_forward_layer/model_backward_layer, the pieces of model_forward/backward),
  * medians over --reps replays. Conv and linear layers get GFLOP/s from their GEMM FLOPs:
  * forward 2*N*OC*OH*OW*C*k*k (linear 2*N*in*out); backward the weight-gradient GEMM of the same
  * size plus the input-gradient GEMM when the layer has an input gradient to produce. The conv
@@ -185,23 +185,17 @@ typedef struct {
     double loss, zero, sgd; /* softmax_xent; zeroing the activation gradients; sgd_step */
 } StepTimes;
 
-/* model_forward + softmax_xent + model_backward with a clock around each piece: the loops of
- * src/model.c, with the context its make_ctx builds (check_replay verifies that they agree). */
+/* model_forward + softmax_xent + model_backward with a clock around each piece, through the
+ * per-layer calls those are made of (check_replay verifies that they agree). */
 static void forward_backward_timed(Bench *b, StepTimes *st)
 {
     Model *m = &b->m;
     const int n = b->n;
-    const LayerCtx ctx = {.weights = m->params, .grads = m->grads, .bn_stats = m->bn_stats,
-                          .workspace = m->workspace, .workspace_floats = m->workspace_floats,
-                          .n = n, .train = 1, .wgrad_scale = m->wgrad_scale,
-                          .conv_slots = m->conv_slots};
+    const LayerCtx ctx = model_ctx(m, m->params, n, 1);
     double t0;
     for (int i = 0; i < m->n_layers; i++) {
-        Layer *l = &m->layers[i];
-        const float *in = l->in < 0 ? b->x : m->act[l->in];
-        const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
         t0 = now();
-        l->ops->forward(l, &ctx, in, in2, m->act[i]);
+        model_forward_layer(m, &ctx, i, b->x);
         st->fwd[i] = now() - t0;
     }
     const int last = m->n_layers - 1;
@@ -209,18 +203,11 @@ static void forward_backward_timed(Bench *b, StepTimes *st)
     softmax_xent(m->act[last], b->y, n, m->classes, 0.0, 1.0f / (float)n, b->dlogits, NULL);
     st->loss = now() - t0;
     t0 = now();
-    for (int i = 0; i < last; i++)
-        memset(m->dact[i], 0, sizeof(float) * (size_t)n * shape_numel(m->layers[i].y));
-    memcpy(m->dact[last], b->dlogits, sizeof(float) * (size_t)n * m->classes);
+    model_seed_backward(m, b->dlogits, n);
     st->zero = now() - t0;
     for (int i = last; i >= 0; i--) {
-        Layer *l = &m->layers[i];
-        const float *in = l->in < 0 ? b->x : m->act[l->in];
-        const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
-        float *din = l->in < 0 ? NULL : m->dact[l->in];
-        float *din2 = l->in2 < 0 ? NULL : m->dact[l->in2];
         t0 = now();
-        l->ops->backward(l, &ctx, in, in2, m->act[i], m->dact[i], din, din2);
+        model_backward_layer(m, &ctx, i, b->x);
         st->bwd[i] = now() - t0;
     }
 }
@@ -233,8 +220,8 @@ static void train_step_timed(Bench *b, StepTimes *st)
     st->sgd = now() - t0;
 }
 
-/* The per-layer replay must compute what model_forward/model_backward compute (it copies their
- * loops and make_ctx): same gradients, bit for bit, from the same parameters. Returns 0 if so. */
+/* The per-layer replay must compute what model_forward/model_backward compute (their pieces,
+ * called one by one): same gradients, bit for bit, from the same parameters. Returns 0 if so. */
 static int check_replay(Bench *b)
 {
     Model *m = &b->m;
@@ -254,7 +241,8 @@ static int check_replay(Bench *b)
     for (size_t i = 0; i < np; i++) bad += memcmp(&g[i], &m->grads[i], sizeof(float)) != 0;
     if (bad)
         fprintf(stderr, "bench_train: %s: the per-layer replay's gradients differ from "
-                "model_backward's in %zu of %zu entries; has make_ctx (src/model.c) changed? "
+                "model_backward's in %zu of %zu entries; do model_forward/model_backward still "
+                "call only their per-layer pieces (src/model.c)? "
                 "Per-layer numbers are not trustworthy.\n", m->name, bad, np);
     free(g);
     free(stats);
