@@ -198,6 +198,12 @@ int model_finalize(Model *m, int max_batch)
     m->dact = cigl_calloc(m->n_layers, sizeof(float *), "activation gradients");
     if (!m->params || !m->grads || !m->bn_stats || !m->act || !m->dact) return CIGL_ERR_RUNTIME;
     fuse_relus(m);
+    for (int i = 0; i < m->n_layers; i++) { /* producers come first */
+        Layer *l = &m->layers[i];
+        l->needs_grad = l->weight_len > 0 || l->bias_len > 0 ||
+                        (l->in >= 0 && m->layers[l->in].needs_grad) ||
+                        (l->in2 >= 0 && m->layers[l->in2].needs_grad);
+    }
     size_t ws = 1;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
@@ -316,7 +322,7 @@ void model_seed_backward(Model *m, const float *dlogits, int n)
 {
     const int last = m->n_layers - 1;
     for (int i = 0; i < last; i++)
-        if (!m->layers[i].fused)
+        if (!m->layers[i].fused && m->layers[i].needs_grad)
             memset(m->dact[i], 0, sizeof(float) * (size_t)output_floats(m, i, n));
     memcpy(m->dact[last], dlogits, sizeof(float) * (size_t)n * m->classes);
 }
@@ -327,8 +333,10 @@ void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
     if (l->fused) return; /* its producer masks the gradient */
     const float *in = l->in < 0 ? x : m->act[l->in];
     const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
-    float *din = l->in < 0 ? NULL : m->dact[l->in];
-    float *din2 = l->in2 < 0 ? NULL : m->dact[l->in2];
+    /* no gradient for the model input, nor for outputs of parameter-free layers reading it */
+    float *din = l->in < 0 || !m->layers[l->in].needs_grad ? NULL : m->dact[l->in];
+    float *din2 = l->in2 < 0 || !m->layers[l->in2].needs_grad ? NULL : m->dact[l->in2];
+    if (!l->needs_grad) return; /* nothing before it learns */
     if (l->relu_fused && !l->ops->applies_relu)
         relu_mask_inplace(m->dact[i], m->act[i], output_floats(m, i, ctx->n));
     l->ops->backward(l, ctx, in, in2, m->act[i], m->dact[i], din, din2);

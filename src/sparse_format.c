@@ -21,22 +21,22 @@ int sparse_matrix_build(SparseMatrix *s, const uint8_t *mask, int rows, int cols
     if (!s->row_ptr || s->rows != rows || s->cols != cols) {
         free(s->row_ptr);
         free(s->used);
+        free(s->row_off);
         s->row_ptr = cigl_malloc(sizeof(int32_t) * ((size_t)rows + 1), "sparse row pointers");
         s->used = cigl_malloc(sizeof(int32_t) * ((size_t)cols + 1), "sparse used columns");
-        if (!s->row_ptr || !s->used) return CIGL_ERR_RUNTIME;
+        s->row_off = cigl_malloc(sizeof(size_t) * ((size_t)cols + 1), "sparse row offsets");
+        if (!s->row_ptr || !s->used || !s->row_off) return CIGL_ERR_RUNTIME;
     }
     if (nnz > s->cap || !s->col) {
         free(s->col);
-        free(s->ccol);
         s->cap = nnz ? nnz : 1;
         s->col = cigl_malloc(sizeof(int32_t) * s->cap, "sparse column indices");
-        s->ccol = cigl_malloc(sizeof(int32_t) * s->cap, "sparse column indices");
-        if (!s->col || !s->ccol) return CIGL_ERR_RUNTIME;
+        if (!s->col) return CIGL_ERR_RUNTIME;
     }
     s->rows = rows;
     s->cols = cols;
     s->nnz = nnz;
-    /* used[] doubles as the column -> compact index map while building */
+    /* used[] doubles as a "column holds an entry" map while building */
     int32_t *map = s->used;
     for (int j = 0; j < cols; j++) map[j] = -1;
     size_t k = 0;
@@ -51,12 +51,9 @@ int sparse_matrix_build(SparseMatrix *s, const uint8_t *mask, int rows, int cols
         s->row_ptr[i + 1] = (int32_t)k;
     }
     int u = 0;
-    for (int j = 0; j < cols; j++)
-        if (map[j] == 0) map[j] = u++;
-    for (size_t e = 0; e < nnz; e++) s->ccol[e] = map[s->col[e]];
+    for (int j = 0; j < cols; j++) /* compact: used[u] = j, in place (u <= j) */
+        if (map[j] == 0) map[u++] = j;
     s->n_used = u;
-    for (int j = 0, v = 0; j < cols; j++) /* compact: used[v] = j, in place (v <= j) */
-        if (map[j] >= 0) map[v++] = j;
     return CIGL_OK;
 }
 
@@ -64,8 +61,8 @@ void sparse_matrix_free(SparseMatrix *s)
 {
     free(s->row_ptr);
     free(s->col);
-    free(s->ccol);
     free(s->used);
+    free(s->row_off);
     memset(s, 0, sizeof(*s));
 }
 
@@ -82,8 +79,12 @@ int sparse_auto_choice(const Layer *l, double density)
     if (l->kind == LAYER_LINEAR)
         return density <= SPARSE_AUTO_LINEAR_MAX_DENSITY &&
                l->weight_len >= SPARSE_AUTO_LINEAR_MIN_WEIGHTS;
-    if (l->kind == LAYER_CONV2D) return density <= SPARSE_AUTO_CONV_MAX_DENSITY;
-    return 0;
+    if (l->kind != LAYER_CONV2D) return 0;
+    const long plane = (long)l->y.h * l->y.w;
+    const double max = plane >= SPARSE_AUTO_CONV_LARGE_PLANE    ? SPARSE_AUTO_CONV_LARGE_MAX_DENSITY
+                       : plane >= SPARSE_AUTO_CONV_MEDIUM_PLANE ? SPARSE_AUTO_CONV_MEDIUM_MAX_DENSITY
+                                                                : SPARSE_AUTO_CONV_SMALL_MAX_DENSITY;
+    return density <= max;
 }
 
 static int prunable_layer(const Layer *l)

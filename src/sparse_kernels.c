@@ -38,11 +38,10 @@ void sparse_split_rows(const SparseMatrix *s, int t, int T, int *r0, int *r1)
 
 /* Entries in four at a time, so each C element is loaded and stored once per four entries. */
 KERNEL_CLONES
-void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, int compact, int r0,
-               int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C, size_t ldc,
-               int acc)
+void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, const size_t *row_off,
+               int r0, int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C,
+               size_t ldc, int acc)
 {
-    const int32_t *idx = compact ? s->ccol : s->col;
     const size_t n = c1 - c0;
     for (int i = r0; i < r1; i++) {
         float *restrict c = C + (size_t)i * ldc + c0;
@@ -56,7 +55,7 @@ void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, int co
             const int32_t j = s->col[k];
             if (ar && !ar[j]) continue;
             wv[q] = wr[j];
-            bp[q] = B + (size_t)idx[k] * ldb + c0;
+            bp[q] = B + (row_off ? row_off[j] : (size_t)j * ldb) + c0;
             if (++q < 4) continue;
             const float w0 = wv[0], w1 = wv[1], w2 = wv[2], w3 = wv[3];
             const float *restrict b0 = bp[0], *restrict b1 = bp[1], *restrict b2 = bp[2],
@@ -76,11 +75,10 @@ void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, int co
 }
 
 KERNEL_CLONES
-void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act, int compact, int r0,
-                 int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C,
-                 size_t ldc)
+void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act,
+                 const size_t *row_off, int r0, int r1, const float *B, size_t ldb, size_t c0,
+                 size_t c1, float *C, size_t ldc)
 {
-    const int32_t *idx = compact ? s->ccol : s->col;
     const size_t n = c1 - c0;
     for (int i = r0; i < r1; i++) {
         const float *restrict b = B + (size_t)i * ldb + c0;
@@ -90,7 +88,7 @@ void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act, int 
             const int32_t j = s->col[k];
             if (ar && !ar[j]) continue;
             const float we = wr[j];
-            float *restrict c = C + (size_t)idx[k] * ldc + c0;
+            float *restrict c = C + (row_off ? row_off[j] : (size_t)j * ldc) + c0;
 #pragma omp simd
             for (size_t x = 0; x < n; x++) c[x] += we * b[x];
         }
@@ -98,20 +96,20 @@ void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act, int 
 }
 
 KERNEL_CLONES
-void sparse_sddmm(const SparseMatrix *s, const uint8_t *act, int compact, int r0, int r1,
-                  const float *A, size_t lda, const float *B, size_t ldb, size_t n, float *g,
-                  int acc)
+void sparse_sddmm(const SparseMatrix *s, const uint8_t *act, const size_t *row_off, int r0,
+                  int r1, const float *A, size_t lda, const float *B, size_t ldb, size_t n,
+                  float *g, int acc)
 {
-    const int32_t *idx = compact ? s->ccol : s->col;
     for (int i = r0; i < r1; i++) {
         const float *restrict a = A + (size_t)i * lda;
         const uint8_t *ar = act ? act + (size_t)i * s->cols : NULL;
         for (int32_t k = s->row_ptr[i]; k < s->row_ptr[i + 1]; k++) {
-            if (ar && !ar[s->col[k]]) {
+            const int32_t j = s->col[k];
+            if (ar && !ar[j]) {
                 if (!acc) g[k] = 0.0f;
                 continue;
             }
-            const float *restrict b = B + (size_t)idx[k] * ldb;
+            const float *restrict b = B + (row_off ? row_off[j] : (size_t)j * ldb);
             float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
             for (size_t x = 0; x < n; x++) sum += a[x] * b[x];

@@ -1,22 +1,15 @@
-/* Linear and conv layers on the sparse kernels (include/cigl/sparse.h).
+/* Linear layers on the sparse kernels (include/cigl/sparse.h; conv layers: sparse_conv.c).
  *
- * Linear: X (n x K, batch-major) is transposed to X^T so every stored entry does an axpy or a
- * dot product over the batch; Y^T is transposed back. Rows of W are split over threads for the
+ * X (n x K, batch-major) is transposed to X^T so every stored entry does an axpy or a dot
+ * product over the batch; Y^T is transposed back. Rows of W are split over threads for the
  * forward pass and the weight gradient, the batch for the input gradient: each output element
- * is computed by one thread in a fixed order, so results do not depend on the thread count.
- *
- * Conv: the dense layer's plan (contiguous sample ranges per thread, cache-sized chunks,
- * per-thread workspace slots; src/layer_conv.c), with im2col and col2im restricted to the
- * used columns of W and the three GEMMs replaced by the sparse kernels. Weight-gradient
- * partials per thread are summed in thread order. */
-#include "cigl/conv.h"
+ * is computed by one thread in a fixed order, so results do not depend on the thread count. */
 #include "cigl/sparse.h"
 
 #include <omp.h>
 #include <string.h>
 
-/* The step's active bytes for this layer: only while the layers read the step's weights. */
-static const uint8_t *step_active(const Layer *l, const LayerCtx *ctx)
+const uint8_t *sparse_step_active(const Layer *l, const LayerCtx *ctx)
 {
     const SparseModel *sm = l->sparse->model;
     if (!sm->active || ctx->weights != sm->step_weights) return NULL;
@@ -78,14 +71,14 @@ void sparse_linear_forward(Layer *l, const LayerCtx *ctx, const float *x, float 
     const int n = ctx->n, in = s->cols, out = s->rows;
     const float *w = ctx->weights + l->weight_off;
     const float *bias = l->bias_len ? ctx->weights + l->bias_off : NULL;
-    const uint8_t *act = step_active(l, ctx);
+    const uint8_t *act = sparse_step_active(l, ctx);
     float *xt = sl->xt, *yt = sl->yt;
 #pragma omp parallel if (worth_threads((s->nnz + (size_t)in) * (size_t)n))
     {
         transpose_part(x, n, in, xt, 0);
         int r0, r1;
         sparse_split_rows(s, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-        sparse_mm(s, w, act, 0, r0, r1, xt, (size_t)n, 0, (size_t)n, yt, (size_t)n, 0);
+        sparse_mm(s, w, act, NULL, r0, r1, xt, (size_t)n, 0, (size_t)n, yt, (size_t)n, 0);
 #pragma omp barrier
         transpose_part(yt, out, n, y, 0);
         if (bias) {
@@ -106,7 +99,7 @@ void sparse_linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
     const SparseMatrix *s = &sl->s;
     const int n = ctx->n, in = s->cols, out = s->rows;
     const float *w = ctx->weights + l->weight_off;
-    const uint8_t *act = step_active(l, ctx);
+    const uint8_t *act = sparse_step_active(l, ctx);
     float *xt = sl->xt, *dyt = sl->yt, *dxt = sl->dxt, *g = sl->gpart;
     float *grad = ctx->grads + l->weight_off;
     const int clear = !sl->clean, have_xt = sl->xt_src == x && sl->xt_n == n;
@@ -117,12 +110,12 @@ void sparse_linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
         const int t = omp_get_thread_num(), T = omp_get_num_threads();
         int r0, r1;
         sparse_split_rows(s, t, T, &r0, &r1);
-        sparse_sddmm(s, act, 0, r0, r1, dyt, (size_t)n, xt, (size_t)n, (size_t)n, g, 0);
+        sparse_sddmm(s, act, NULL, r0, r1, dyt, (size_t)n, xt, (size_t)n, (size_t)n, g, 0);
         scatter_grad(sl, g, ctx->wgrad_scale, r0, r1, grad, clear);
         if (dx) {
             const size_t c0 = (size_t)n * t / T, c1 = (size_t)n * (t + 1) / T;
             for (int j = 0; j < in; j++) memset(dxt + (size_t)j * n + c0, 0, sizeof(float) * (c1 - c0));
-            sparse_mm_t(s, w, act, 0, 0, out, dyt, (size_t)n, c0, c1, dxt, (size_t)n);
+            sparse_mm_t(s, w, act, NULL, 0, out, dyt, (size_t)n, c0, c1, dxt, (size_t)n);
 #pragma omp barrier
             transpose_part(dxt, in, n, dx, 1);
         }
@@ -133,125 +126,6 @@ void sparse_linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
         for (int o = 0; o < out; o++) {
             double sum = 0;
             for (int i = 0; i < n; i++) sum += dy[(size_t)i * out + o];
-            db[o] = (float)sum;
-        }
-    }
-}
-
-/* ---- conv --------------------------------------------------------------------------------- */
-
-static void im2col_used(const Layer *l, const SparseMatrix *s, const float *x, int nb,
-                        float *col)
-{
-    const size_t ncols = (size_t)nb * l->y.h * l->y.w;
-    for (int u = 0; u < s->n_used; u++)
-        im2col_row(x, nb, l->x, l->k, l->stride, l->pad, l->y.h, l->y.w, s->used[u],
-                   col + (size_t)u * ncols);
-}
-
-/* One sample per chunk when its output plane is long enough for the kernels' rows: the output
- * is then written in NCHW directly and dY read in place (no chunk transposes). */
-static int sample_chunk(const ConvPlan *pl, size_t ohw)
-{
-    return ohw >= 256 ? 1 : pl->chunk;
-}
-
-void sparse_conv_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y)
-{
-    SparseLayer *sl = l->sparse;
-    const SparseMatrix *s = &sl->s;
-    const int oc = l->y.c, n = ctx->n;
-    const size_t ohw = (size_t)l->y.h * l->y.w, in_numel = shape_numel(l->x), out_numel = oc * ohw;
-    const ConvPlan pl = conv_plan(l, ctx);
-    const float *w = ctx->weights + l->weight_off;
-    const float *bias = l->bias_len ? ctx->weights + l->bias_off : NULL;
-    const uint8_t *act = step_active(l, ctx);
-    const int chunk = sample_chunk(&pl, ohw);
-#pragma omp parallel num_threads(pl.threads) if (pl.threads > 1)
-    for (int t = omp_get_thread_num(); t < pl.threads; t += omp_get_num_threads()) {
-        float *col = ctx->workspace + (size_t)t * pl.stride + pl.dw_floats;
-        const int s0 = (int)((long)t * n / pl.threads), s1 = (int)((long)(t + 1) * n / pl.threads);
-        for (int b0 = s0; b0 < s1; b0 += chunk) {
-            const int nb = s1 - b0 < chunk ? s1 - b0 : chunk;
-            const size_t ncols = (size_t)nb * ohw;
-            float *mat = col + (size_t)s->n_used * ncols, *yb = y + (size_t)b0 * out_numel;
-            im2col_used(l, s, x + (size_t)b0 * in_numel, nb, col);
-            sparse_mm(s, w, act, 1, 0, oc, col, ncols, 0, ncols, nb == 1 ? yb : mat, ncols, 0);
-            if (nb > 1) chunk_to_nchw(mat, nb, oc, ohw, yb);
-            if (bias)
-                for (int i = 0; i < nb * oc; i++) {
-                    float *yy = yb + (size_t)i * ohw, bv = bias[i % oc];
-                    for (size_t j = 0; j < ohw; j++) yy[j] += bv;
-                }
-        }
-    }
-}
-
-void sparse_conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const float *dy,
-                          float *dx)
-{
-    SparseLayer *sl = l->sparse;
-    const SparseMatrix *s = &sl->s;
-    const int oc = l->y.c, n = ctx->n;
-    const size_t ohw = (size_t)l->y.h * l->y.w, in_numel = shape_numel(l->x), out_numel = oc * ohw;
-    const ConvPlan pl = conv_plan(l, ctx);
-    const float *w = ctx->weights + l->weight_off;
-    const uint8_t *act = step_active(l, ctx);
-    float *grad = ctx->grads + l->weight_off;
-    const int clear = !sl->clean, threads = pl.threads <= sl->parts ? pl.threads : sl->parts;
-    const int chunk = sample_chunk(&pl, ohw);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        for (int t = omp_get_thread_num(); t < threads; t += omp_get_num_threads()) {
-            float *col = ctx->workspace + (size_t)t * pl.stride + pl.dw_floats;
-            float *g = sl->gpart + (size_t)t * s->nnz;
-            const int s0 = (int)((long)t * n / threads), s1 = (int)((long)(t + 1) * n / threads);
-            if (s0 == s1) memset(g, 0, sizeof(float) * s->nnz);
-            for (int b0 = s0; b0 < s1; b0 += chunk) {
-                const int nb = s1 - b0 < chunk ? s1 - b0 : chunk;
-                const size_t ncols = (size_t)nb * ohw;
-                float *mat = col + (size_t)s->n_used * ncols;
-                const float *dmat = dy + (size_t)b0 * out_numel;
-                if (nb > 1) {
-                    nchw_to_chunk(dmat, nb, oc, ohw, mat);
-                    dmat = mat;
-                }
-                im2col_used(l, s, x + (size_t)b0 * in_numel, nb, col);
-                sparse_sddmm(s, act, 1, 0, oc, dmat, ncols, col, ncols, ncols, g, b0 != s0);
-                if (dx) {
-                    memset(col, 0, sizeof(float) * (size_t)s->n_used * ncols);
-                    sparse_mm_t(s, w, act, 1, 0, oc, dmat, ncols, 0, ncols, col, ncols);
-                    for (int u = 0; u < s->n_used; u++)
-                        col2im_row_add(col + (size_t)u * ncols, nb, l->x, l->k, l->stride, l->pad,
-                                       l->y.h, l->y.w, s->used[u], dx + (size_t)b0 * in_numel);
-                }
-            }
-        }
-        if (threads > 1) {
-#pragma omp barrier
-        }
-        /* partials summed in thread order, then written as the gradient, split over rows */
-#pragma omp for schedule(static)
-        for (int i = 0; i < oc; i++) {
-            float *gr = grad + (size_t)i * s->cols;
-            if (clear) memset(gr, 0, sizeof(float) * s->cols);
-            for (int32_t k = s->row_ptr[i]; k < s->row_ptr[i + 1]; k++) {
-                float sum = sl->gpart[k];
-                for (int t = 1; t < threads; t++) sum += sl->gpart[(size_t)t * s->nnz + k];
-                gr[s->col[k]] = ctx->wgrad_scale * sum;
-            }
-        }
-    }
-    sl->clean = 1;
-    if (l->bias_len) {
-        float *db = ctx->grads + l->bias_off;
-#pragma omp parallel for schedule(static)
-        for (int o = 0; o < oc; o++) {
-            double sum = 0;
-            for (int i = 0; i < n; i++) {
-                const float *d = dy + ((size_t)i * oc + o) * ohw;
-                for (size_t j = 0; j < ohw; j++) sum += d[j];
-            }
             db[o] = (float)sum;
         }
     }

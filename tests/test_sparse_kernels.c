@@ -64,12 +64,20 @@ static void check_kernels_case(int rows, int cols, double density, int n, int em
     for (size_t i = 0; i < (size_t)rows * cols; i++) nnz += mask[i];
     CHECK(s.nnz == nnz, "nnz %zu vs %zu", s.nnz, nnz);
     int bad_pat = 0;
+    uint8_t *in_used = calloc((size_t)cols + 1, 1), *has_entry = calloc((size_t)cols + 1, 1);
+    for (int u = 0; u < s.n_used; u++) {
+        if (u > 0 && s.used[u] <= s.used[u - 1]) bad_pat++;
+        in_used[s.used[u]] = 1;
+    }
     for (int i = 0; i < rows; i++)
         for (int32_t k = s.row_ptr[i]; k < s.row_ptr[i + 1]; k++) {
             if (!mask[(size_t)i * cols + s.col[k]]) bad_pat++;
             if (k > s.row_ptr[i] && s.col[k] <= s.col[k - 1]) bad_pat++;
-            if (s.used[s.ccol[k]] != s.col[k]) bad_pat++;
+            has_entry[s.col[k]] = 1;
         }
+    for (int j = 0; j < cols; j++) bad_pat += in_used[j] != has_entry[j]; /* used = columns with entries */
+    free(in_used);
+    free(has_entry);
     CHECK(bad_pat == 0, "%d pattern errors", bad_pat);
     const uint8_t *a = use_act ? act : NULL;
     /* effective dense weights: stored and (when a step mask is given) active */
@@ -88,9 +96,9 @@ static void check_kernels_case(int rows, int cols, double density, int n, int em
     sparse_split_rows(&s, 1, 2, &r2, &r3);
     CHECK(r0 == 0 && r1 == r2 && r3 == rows, "split %d %d %d %d", r0, r1, r2, r3);
     const size_t h = (size_t)n / 2;
-    sparse_mm(&s, w, a, 0, r0, r1, B, n, 0, h, C, n, 0);
-    sparse_mm(&s, w, a, 0, r0, r1, B, n, h, n, C, n, 0);
-    sparse_mm(&s, w, a, 0, r2, r3, B, n, 0, n, C, n, 0);
+    sparse_mm(&s, w, a, NULL, r0, r1, B, n, 0, h, C, n, 0);
+    sparse_mm(&s, w, a, NULL, r0, r1, B, n, h, n, C, n, 0);
+    sparse_mm(&s, w, a, NULL, r2, r3, B, n, 0, n, C, n, 0);
     int bad = 0;
     for (int i = 0; i < rows; i++)
         for (int b = 0; b < n; b++) {
@@ -103,17 +111,19 @@ static void check_kernels_case(int rows, int cols, double density, int n, int em
         }
     CHECK(bad == 0, "forward: %d of %d wrong (%dx%d d=%g n=%d)", bad, rows * n, rows, cols,
           density, n);
-    /* compact indexing through used[] gives the same with B rows packed */
+    /* rows found through row offsets (packed used rows, in reverse order) give the same */
     float *Bc = malloc(sizeof(float) * ((size_t)s.n_used + 1) * n);
-    for (int u = 0; u < s.n_used; u++)
-        memcpy(Bc + (size_t)u * n, B + (size_t)s.used[u] * n, sizeof(float) * n);
+    for (int u = 0; u < s.n_used; u++) {
+        s.row_off[s.used[u]] = (size_t)(s.n_used - 1 - u) * n;
+        memcpy(Bc + s.row_off[s.used[u]], B + (size_t)s.used[u] * n, sizeof(float) * n);
+    }
     float *C2 = malloc(sizeof(float) * rows * n);
-    sparse_mm(&s, w, a, 1, 0, rows, Bc, n, 0, n, C2, n, 0);
-    CHECK(!memcmp(C, C2, sizeof(float) * rows * n), "compact forward differs");
+    sparse_mm(&s, w, a, s.row_off, 0, rows, Bc, 0, 0, n, C2, n, 0);
+    CHECK(!memcmp(C, C2, sizeof(float) * rows * n), "forward through row offsets differs");
     /* input gradient */
     float *E = calloc((size_t)cols * n, sizeof(float));
-    sparse_mm_t(&s, w, a, 0, 0, rows, D, n, 0, h, E, n);
-    sparse_mm_t(&s, w, a, 0, 0, rows, D, n, h, n, E, n);
+    sparse_mm_t(&s, w, a, NULL, 0, rows, D, n, 0, h, E, n);
+    sparse_mm_t(&s, w, a, NULL, 0, rows, D, n, h, n, E, n);
     bad = 0;
     for (int j = 0; j < cols; j++)
         for (int b = 0; b < n; b++) {
@@ -128,7 +138,7 @@ static void check_kernels_case(int rows, int cols, double density, int n, int em
           cols, density, n);
     /* weight gradient at stored entries; 0 at inactive ones; accumulation */
     float *g = malloc(sizeof(float) * (s.nnz + 1));
-    sparse_sddmm(&s, a, 0, 0, rows, D, n, B, n, n, g, 0);
+    sparse_sddmm(&s, a, NULL, 0, rows, D, n, B, n, n, g, 0);
     bad = 0;
     for (int i = 0; i < rows; i++)
         for (int32_t k = s.row_ptr[i]; k < s.row_ptr[i + 1]; k++) {
@@ -145,10 +155,10 @@ static void check_kernels_case(int rows, int cols, double density, int n, int em
           density, n);
     float *g2 = malloc(sizeof(float) * (s.nnz + 1));
     memcpy(g2, g, sizeof(float) * s.nnz);
-    sparse_sddmm(&s, a, 1, 0, rows, D, n, Bc, n, n, g2, 1);
+    sparse_sddmm(&s, a, s.row_off, 0, rows, D, n, Bc, 0, n, g2, 1);
     bad = 0;
     for (size_t k = 0; k < s.nnz; k++) bad += g2[k] != g[k] + g[k];
-    CHECK(bad == 0, "accumulated compact weight gradient: %d wrong", bad);
+    CHECK(bad == 0, "accumulated weight gradient through row offsets: %d wrong", bad);
     sparse_matrix_free(&s);
     free(mask); free(act); free(w); free(we); free(B); free(D); free(C); free(C2); free(Bc);
     free(E); free(g); free(g2);
@@ -294,6 +304,36 @@ static void test_conv_layer(void)
     /* a workspace of one slot that fits one sample: many chunks of 1 */
     check_layer(1, (Shape){4, 6, 6}, 5, 3, 1, 1, 6, 0.3, 2, (size_t)(36 + 5) * 36 + 16 + 180, 1);
     check_layer(1, (Shape){16, 16, 16}, 16, 3, 1, 1, 64, 0.01, 2, 0, 1);
+    /* direct (padded-plane) path: non-square planes, no padding, odd batches split in chunks */
+    check_layer(1, (Shape){5, 7, 11}, 6, 3, 1, 0, 13, 0.3, 2, 0, 1);
+    check_layer(1, (Shape){3, 4, 9}, 7, 3, 1, 1, 9, 0.6, 2, 0, 0);
+    check_layer(1, (Shape){2, 6, 5}, 4, 5, 1, 2, 11, 0.4, 1, 0, 1);
+}
+
+/* The auto rule (sparse_rule.h): thresholds by kind and output plane, at and past each. */
+static void test_auto_rule(void)
+{
+    Model m;
+    model_init_empty(&m, "rule", (Shape){4, 32, 32}, 10);
+    const int big = model_add_conv(&m, "c32", -1, 8, 3, 1, 1, 0);           /* 32x32 out */
+    const int mid = model_add_conv(&m, "c16", big, 8, 3, 2, 1, 0);          /* 16x16 */
+    const int small = model_add_conv(&m, "c8", mid, 8, 3, 2, 1, 0);         /* 8x8 */
+    const int flat = model_add_flatten(&m, "flat", small);
+    const int fc = model_add_linear(&m, "fc", flat, 32, 0);                  /* 16384 weights */
+    const int head = model_add_linear(&m, "head", fc, 10, 0);                /* 320 */
+    const struct { int layer; double yes, no; } cases[] = {
+        {big, 0.40, 0.41}, {mid, 0.30, 0.31}, {small, 0.15, 0.16}, {fc, 0.08, 0.09},
+        {head, -1, 0.01}, /* too small for sparse kernels at any density */
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const Layer *l = &m.layers[cases[i].layer];
+        if (cases[i].yes >= 0)
+            CHECK(sparse_auto_choice(l, cases[i].yes) == 1, "%s at %g: dense", l->name,
+                  cases[i].yes);
+        CHECK(sparse_auto_choice(l, cases[i].no) == 0, "%s at %g: sparse", l->name, cases[i].no);
+    }
+    CHECK(sparse_auto_choice(&m.layers[flat], 0.01) == 0, "a flatten chose sparse kernels");
+    model_free(&m);
 }
 
 static void test_choice_string(void)
@@ -461,6 +501,7 @@ int main(void)
     RUN(test_kernels_random);
     RUN(test_linear_layer);
     RUN(test_conv_layer);
+    RUN(test_auto_rule);
     RUN(test_choice_string);
     RUN(test_random_mask_draw_matches_dense);
     RUN(test_training_rigl_mlp);

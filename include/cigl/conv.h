@@ -17,7 +17,7 @@ void im2col(const float *x, int nb, Shape in, int k, int s, int p, int oh, int o
 void col2im_add(const float *col, int nb, Shape in, int k, int s, int p, int oh, int ow,
                 float *dx);
 
-/* Pieces of the conv layer shared with the sparse kernels (src/sparse_layers.c). */
+/* Pieces of the conv layer shared with the sparse kernels (src/sparse_conv.c). */
 /* How one pass splits the batch: `threads` sample ranges, chunks of `chunk` samples, slots of
  * `stride` floats laid out as [partial dW^T (K x OC, when `partial`)][columns][output block]. */
 typedef struct {

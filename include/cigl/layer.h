@@ -73,6 +73,10 @@ struct Layer {
      * producer (`relu_fused`) writes max(y, 0) and masks its incoming gradient by y > 0,
      * which saves a pass over the activations each way and a buffer pair. */
     int relu_fused, fused;
+    /* Something at or before this layer has parameters, so backward must produce the gradient
+     * of its output (model_finalize): a flatten of the model input does not, and the layer
+     * after it gets no input gradient to compute. */
+    int needs_grad;
     /* Per-layer caches for backward. */
     float *cache2;          /* BN: per channel the batch's inverse std, then its mean */
     int32_t *argmax;        /* max pool: flat input index of each output's maximum */

@@ -9,7 +9,7 @@
  * every kernel does O(batch) work per stored entry, so the in-place read is amortised.
  *
  * Why CSR over rows and no CSC copy: activations are kept feature-major inside the kernels
- * (linear: X^T, K x batch; conv: the im2col columns, K x columns), so every stored entry
+ * (linear: X^T, K x batch; conv: padded planes or im2col rows, K x columns), so every stored entry
  * touches whole rows of length batch (or columns):
  *   forward      Y^T[i, :]  += w_ij X^T[j, :]   rows of W split over threads (no conflicts)
  *   input grad  dX^T[j, :]  += w_ij dY^T[i, :]  the batch (column) range split over threads,
@@ -20,9 +20,11 @@
  * chosen at run time on x86-64) and independent of the thread count for linear layers.
  * A blocked format would pay off only at densities where the dense GEMM wins anyway.
  *
- * Conv: the im2col matrix is built only for the columns of W that hold at least one entry
- * (`used`), and col2im adds only those rows back: at 95% sparsity most 3x3 input taps of a
- * 16-channel layer are unused by every output channel.
+ * Conv (src/sparse_conv.c): stride-1 convolutions with kernels larger than 1x1 build no im2col
+ * matrix at all: the input is copied into zero-padded planes once and each weight's input
+ * "row" is a flat shift of them (row_off), the output computed at the padded width and copied
+ * out. Strided and 1x1 convolutions build the im2col matrix only for the columns of W that
+ * hold at least one entry (`used`), and col2im adds only those rows back.
  *
  * The random mask: during a training step the kernels skip entries whose byte in the step's
  * active mask (M & Z for CigL) is 0, and write a zero gradient there; outside a training step
@@ -43,9 +45,11 @@ typedef struct {
     size_t nnz, cap;
     int32_t *row_ptr;       /* rows + 1 */
     int32_t *col;           /* nnz: column j, ascending within a row */
-    int32_t *ccol;          /* nnz: index of col in used[] (the compact im2col row) */
     int32_t *used;          /* columns holding at least one entry, ascending */
     int n_used;
+    size_t *row_off;        /* cols: scratch for the conv layers, where row j of the dense
+                             * operand starts (a compact im2col row, or a tap of the padded
+                             * image: sparse_conv_direct.c) */
 } SparseMatrix;
 
 /* Builds the pattern of mask (rows x cols bytes, nonzero = stored); NULL mask: every entry.
@@ -55,21 +59,23 @@ void sparse_matrix_free(SparseMatrix *s);
 
 /* ---- kernels (serial over the given ranges; callers split ranges over threads) -------------
  * w: the dense rows x cols weights (row-major); act: the matching active bytes or NULL (every
- * stored entry active); compact: index B/C rows by ccol (conv) instead of col. */
+ * stored entry active). The dense operand indexed by the column j of an entry (B[j] in
+ * sparse_mm and sparse_sddmm, C[j] in sparse_mm_t) starts at row_off[j] floats when row_off is
+ * given (conv), else at j * ldb (ldc). */
 
 /* C[i][c0:c1] = (acc ? C[i][c0:c1] : 0) + sum_{active k in row i} w_ik B[j_k][c0:c1] */
-void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, int compact, int r0,
-               int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C, size_t ldc,
-               int acc);
+void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, const size_t *row_off,
+               int r0, int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C,
+               size_t ldc, int acc);
 /* C[j_k][c0:c1] += w_ik B[i][c0:c1] for the active entries of rows [r0, r1) */
-void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act, int compact, int r0,
-                 int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C,
-                 size_t ldc);
+void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act,
+                 const size_t *row_off, int r0, int r1, const float *B, size_t ldb, size_t c0,
+                 size_t c1, float *C, size_t ldc);
 /* g[k] = (acc ? g[k] : 0) + sum_{b < n} A[i][b] B[j_k][b] for the active entries k of rows
  * [r0, r1); inactive entries get 0 (acc: unchanged). */
-void sparse_sddmm(const SparseMatrix *s, const uint8_t *act, int compact, int r0, int r1,
-                  const float *A, size_t lda, const float *B, size_t ldb, size_t n, float *g,
-                  int acc);
+void sparse_sddmm(const SparseMatrix *s, const uint8_t *act, const size_t *row_off, int r0,
+                  int r1, const float *A, size_t lda, const float *B, size_t ldb, size_t n,
+                  float *g, int acc);
 /* Rows [*r0, *r1) of part t of T, balanced by stored entries (deterministic). */
 void sparse_split_rows(const SparseMatrix *s, int t, int T, int *r0, int *r1);
 
@@ -139,6 +145,9 @@ void sparse_linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
 void sparse_conv_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y);
 void sparse_conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const float *dy,
                           float *dx);
+/* The step's active bytes for layer l's weights, or NULL (every stored entry): only while the
+ * layers read the step's weights (a training step's forward and backward). */
+const uint8_t *sparse_step_active(const Layer *l, const LayerCtx *ctx);
 /* Whether layer l's backward should use the sparse kernels this step. */
 int sparse_layer_backward_sparse(const Layer *l);
 

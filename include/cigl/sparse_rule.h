@@ -1,25 +1,34 @@
 /* The deterministic rule `--kernels auto` uses per conv/linear layer: sparse kernels when the
  * layer's density (stored weights / all weights, from the mask at start-up) is at most the
- * threshold for its kind. Never timed at start-up, so reruns and resumes choose the same
- * kernels. The thresholds are the crossovers measured by `make bench` (bench_sparse, see
- * tests/bench/README.md "Sparse kernels"), rounded down. */
+ * threshold for its kind and shape. Never timed at start-up, so reruns and resumes choose the
+ * same kernels. The thresholds are the crossovers measured by `make bench` (bench_sparse
+ * --layers, see tests/bench/README.md "Sparse kernels"), rounded down. */
 #ifndef CIGL_SPARSE_RULE_H
 #define CIGL_SPARSE_RULE_H
 
-/* Measured with bench_sparse --layers (one layer's forward + backward, batch 128, 2 threads,
- * medians of 3; 2026-11-28) on two machines, and the thresholds set where sparse wins on both:
- * A = the 2-core AMD EPYC (Zen 4) this project is developed on, shared and loaded (noisy),
- * B = 2 pinned cores of an idle 16-core Intel Xeon (cigl statically linked).
- * Linear layers: sparse at density <= 0.15 and at least 8192 weights. mlp fc1 784x300
- * dense/sparse time at density 0.10: A 1.6, B 2.3; at 0.20: A 0.8-1.0, B 1.2; at 0.30: A 0.6,
- * B 0.7. mlp fc2 300x100 at 0.10: A 1.2-1.6, B 4.3; at 0.20: A 0.8-1.0. The 10-output
- * classifiers (1280 weights and fewer) lose on A at every density (x0.5-0.7), win on B below
- * 0.2: dense. */
-#define SPARSE_AUTO_LINEAR_MAX_DENSITY 0.15
+/* Measured 2026-11-29 on the idle 2-core AMD EPYC (Zen 4) this project is developed on, with the
+ * direct (padded-plane) sparse convolution and GOMP_SPINCOUNT=20000 as the CLI runs: one
+ * layer's forward + backward, batch 128, 2 threads, medians of 3, dense time / sparse time.
+ *
+ * Linear layers: sparse at density <= 0.08 and at least 8192 weights. mlp fc1 784x300: 1.9 at
+ * 0.05, 1.05 at 0.10, 0.55 at 0.20. The 10-output classifiers (1280 weights and fewer) lose at
+ * every density (0.75-0.96): dense. */
+#define SPARSE_AUTO_LINEAR_MAX_DENSITY 0.08
 #define SPARSE_AUTO_LINEAR_MIN_WEIGHTS 8192
-/* Conv layers: sparse at density <= 0.2. resnet20, lenet5 and wrn-22-2 convs dense/sparse time
- * at density 0.20: A 1.2-1.9 (3x3), 1.2 (1x1), B 2.4-4.8; at 0.30: A 0.94-1.5, B 1.7-3.9; at
- * 0.50: A 0.6-1.1, B 1.1-2.7. */
-#define SPARSE_AUTO_CONV_MAX_DENSITY 0.20
+
+/* Conv layers: the crossover rises with the output plane (OH x OW), over which every stored
+ * weight does one axpy or dot product.
+ *   plane >= 1024 (32x32): sparse at density <= 0.4. resnet20 layer1 3x3 at 0.5: 1.40, stem
+ *     1.06; wrn-22-2 block1 conv1 1.05, conv2 0.94 at 0.5 and 1.50 at 0.3.
+ *   plane >= 256 (16x16, lenet5's 28x28): <= 0.3. resnet20 layer2 3x3 at 0.3: 1.19 (0.72 at
+ *     0.5), its stride-2 conv 1.10; wrn-22-2 block2 1.02-1.07; lenet5 conv1 1.47.
+ *   smaller planes (8x8, lenet5's 10x10): <= 0.15. resnet20 layer3 3x3 at 0.2: 1.12 (0.83 at
+ *     0.3); wrn-22-2 block3 conv2 (128 channels) 1.66 at 0.1, 0.86 at 0.2; lenet5 conv2 1.70
+ *     at 0.2. */
+#define SPARSE_AUTO_CONV_LARGE_PLANE 1024
+#define SPARSE_AUTO_CONV_LARGE_MAX_DENSITY 0.4
+#define SPARSE_AUTO_CONV_MEDIUM_PLANE 256
+#define SPARSE_AUTO_CONV_MEDIUM_MAX_DENSITY 0.3
+#define SPARSE_AUTO_CONV_SMALL_MAX_DENSITY 0.15
 
 #endif

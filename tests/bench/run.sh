@@ -6,10 +6,12 @@
 # lines go to $BUILD/bench/raw.log. Missing torch prints n/a and does not fail.
 #
 # Environment: BENCH_THREADS (2), BENCH_REPS (7), BENCH_BATCH (128), BENCH_ROUNDS (3),
-# BENCH_MODELS (mlp,lenet5,resnet20), BENCH_PYTHON (/usr/bin/python3). OMP_WAIT_POLICY
-# defaults to PASSIVE for both programs, as the cigl CLI does (src/main.c): with spinning idle
-# OpenMP threads both cigl and PyTorch (whose BLAS is OpenBLAS's pthread build) lose 2-7x on a
-# 2-core machine; set OMP_WAIT_POLICY=ACTIVE to see it.
+# BENCH_MODELS (mlp,lenet5,resnet20), BENCH_PYTHON (/usr/bin/python3), TORCH_WAITS. cigl runs
+# as its CLI does (src/main.c): GOMP_SPINCOUNT=20000, a short spin, unless the caller set
+# OMP_WAIT_POLICY or GOMP_SPINCOUNT. PyTorch runs under each setting in TORCH_WAITS (passive
+# and the short spin) every round, and best-of-rounds keeps its faster one: passive suits its
+# mlp (its BLAS is OpenBLAS's pthread build, whose threads spinning OpenMP threads starve), the
+# short spin its convolutions.
 BUILD=${BUILD:-build}
 THREADS=${BENCH_THREADS:-2}
 REPS=${BENCH_REPS:-7}
@@ -17,8 +19,8 @@ BATCH=${BENCH_BATCH:-128}
 MODELS=${BENCH_MODELS:-mlp,lenet5,resnet20}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 ROUNDS=${BENCH_ROUNDS:-3}
-OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
-export OMP_WAIT_POLICY
+if [ -z "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ]; then GOMP_SPINCOUNT=20000; export GOMP_SPINCOUNT; fi
+TORCH_WAITS=${TORCH_WAITS:-"OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=20000"}
 
 here=$(dirname "$0")
 out=$BUILD/bench
@@ -46,7 +48,10 @@ run() {
 
 run_torch() {
     if [ -x "$PY" ]; then
-        run "torch_bench $1" "$PY" "$here/torch_bench.py" --models "$1" $common
+        for wait in $TORCH_WAITS; do
+            run "torch_bench $1 ($wait)" env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT "$wait" \
+                "$PY" "$here/torch_bench.py" --models "$1" $common
+        done
     else
         echo "skipped: $PY not found; PyTorch comparison n/a"
     fi
@@ -54,7 +59,7 @@ run_torch() {
 
 start=$(date +%s)
 load0=$(cut -d' ' -f1-4 /proc/loadavg 2>/dev/null)
-echo "== sgemm peak ($THREADS threads, OMP_WAIT_POLICY=$OMP_WAIT_POLICY)"
+echo "== sgemm peak ($THREADS threads, OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-} GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-})"
 run "sgemm peak" "$bin" --peak-only $common
 peak=$(sed -n 's/^BENCH {"kind":"peak".*"gflops":\([0-9.]*\).*/\1/p' "$raw" | tail -n 1)
 [ -n "$peak" ] || peak=0
@@ -94,7 +99,7 @@ grep -q ' avx512f' /proc/cpuinfo 2>/dev/null && avx512=yes
 ncpu=$(nproc 2>/dev/null || echo '?')
 
 awk -v peak="$peak" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v cpu="$cpu" -v fam="$fam" \
-    -v mod="$mod" -v avx512="$avx512" -v ncpu="$ncpu" -v wait="$OMP_WAIT_POLICY" \
+    -v mod="$mod" -v avx512="$avx512" -v ncpu="$ncpu" -v wait="${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:+GOMP_SPINCOUNT=$GOMP_SPINCOUNT}" \
     -v secs="$secs" -v models="$MODELS" -v load0="$load0" -v load1="$load1" '
 function field(s, k,    r) {
     if (!match(s, "\"" k "\":(\"[^\"]*\"|[^,}]*)")) return ""
@@ -138,7 +143,7 @@ function num(v, fmt) { return v == "" ? "n/a" : sprintf(fmt, v) }
 }
 END {
     printf "## cigl vs PyTorch training throughput\n\n"
-    printf "%s; CPU: %s (family %s model %s, %s logical CPUs, AVX-512 %s); OpenBLAS %s (%s); PyTorch %s; %s threads, batch %s, median of %s reps; OMP_WAIT_POLICY=%s; bench took %s s; /proc/loadavg before: %s, after: %s.\n\n", \
+    printf "%s; CPU: %s (family %s model %s, %s logical CPUs, AVX-512 %s); OpenBLAS %s (%s); PyTorch %s; %s threads, batch %s, median of %s reps; cigl OpenMP wait: %s; bench took %s s; /proc/loadavg before: %s, after: %s.\n\n", \
         date, cpu, fam, mod, ncpu, avx512, core, cfg, (torchv == "" ? "n/a" : torchv), threads, batch, reps, wait, secs, load0, load1
     printf "sgemm peak: **%.1f GFLOP/s** (the best median over sizes, measured before and after the models; medians by size: %s)\n\n", peak, sgemm
     printf "| model | cigl img/s | torch img/s | cigl/torch | cigl step ms | torch step ms | conv+linear GFLOP/s | conv+linear %% of sgemm peak | cigl img/s by round | torch img/s by round |\n"

@@ -27,6 +27,16 @@ def emit(obj):
     print("BENCH " + json.dumps(obj, separators=(",", ":")), flush=True)
 
 
+def omp_wait():
+    """libgomp's wait setting this process runs under (read before main, from the environment)."""
+    import os
+    if os.environ.get("OMP_WAIT_POLICY"):
+        return "OMP_WAIT_POLICY=" + os.environ["OMP_WAIT_POLICY"]
+    if os.environ.get("GOMP_SPINCOUNT"):
+        return "GOMP_SPINCOUNT=" + os.environ["GOMP_SPINCOUNT"]
+    return "default"
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--threads", type=int, default=2)
@@ -168,7 +178,8 @@ def masked(args, torch, nn, F):
                   f"{1e3 * inf:.2f} ms", flush=True)
             emit({"kind": "masked_step", "impl": "torch", "model": name, "sparsity": sp,
                   "batch": args.batch, "threads": args.threads, "reps": args.reps,
-                  "train_ms": round(1e3 * tr, 4), "infer_ms": round(1e3 * inf, 4)})
+                  "train_ms": round(1e3 * tr, 4), "infer_ms": round(1e3 * inf, 4),
+                  "omp_wait": omp_wait()})
     return 0
 
 
