@@ -542,6 +542,7 @@ int checkpoint_read_state(const char *path, CheckpointInfo *info, Model *m, Sgd 
     ms->dense_grad_steps = (long)b.dense_grad_steps;
     ms->replaced_sum = b.replaced_sum;
     ms->masks_changed = 1;
+    ms->weff_version = -1; /* a new mask and step mask: the next draw clears everything */
     buffers_free(&b);
     return CIGL_OK;
 }

@@ -58,25 +58,25 @@ static int cmd_train(int argc, char **argv)
     return rc;
 }
 
-/* libgomp reads its wait settings once, before main. Its default lets idle threads spin for
- * 300000 iterations, which on a shared or oversubscribed node (MPI ranks x threads, other jobs)
- * starves the threads doing work (measured 5x slower mlp training on 2 busy cores); fully
- * passive threads instead pay a futex wake-up at each of a step's parallel regions (mlp 95%
- * sparse step 1.38 ms passive vs 0.59 ms with a short spin, idle 2-core EPYC). So unless the
- * user chose (OMP_WAIT_POLICY or GOMP_SPINCOUNT), cigl re-executes itself once with a short
- * spin: threads stay awake between back-to-back regions and sleep soon after. */
-#define CIGL_GOMP_SPINCOUNT "20000" /* also in the benchmark scripts (tests/bench) */
-static void prefer_short_spin_openmp(char **argv)
+/* libgomp reads OMP_WAIT_POLICY once, before main. Its default lets idle threads spin, which
+ * on a shared or oversubscribed node (MPI ranks x threads, other jobs) starves the threads
+ * doing work: measured 5x slower mlp training on 2 busy cores, and with two busy loops beside
+ * it the mlp's 95%-sparse step took 1.0 ms passive, 2.9 ms with a short spin (GOMP_SPINCOUNT
+ * 20000) and 3-10 ms with libgomp's default. Passive threads pay a futex wake-up per parallel
+ * region instead, which the layers limit by running small loops on one thread (layer.h). So
+ * unless the user chose a policy (a dedicated node gains from OMP_WAIT_POLICY=ACTIVE on tiny
+ * models), cigl re-executes itself once with the passive one. */
+static void prefer_passive_openmp(char **argv)
 {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
-    setenv("GOMP_SPINCOUNT", CIGL_GOMP_SPINCOUNT, 1);
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     execv("/proc/self/exe", argv);
     /* exec failed (no /proc): carry on with the default policy */
 }
 
 int main(int argc, char **argv)
 {
-    prefer_short_spin_openmp(argv);
+    prefer_passive_openmp(argv);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") ||
         !strcmp(argv[1], "help")) {
         fputs(usage, argc < 2 ? stderr : stdout);

@@ -59,7 +59,7 @@ static inline void draw_one(const uint32_t *wd, size_t i, uint8_t mk, float w, f
  * order, so a block's entries are adjacent); the rest of the effective weights zeroed by one
  * memset; bit-identical to the dense draw (same words, same comparisons). */
 static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTensor *t, long step,
-                                  uint32_t purpose, int freeze, uint64_t threshold)
+                                  uint32_t purpose, int freeze, uint64_t threshold, int clear)
 {
     const SparseMatrix *sp = &m->layers[t->layer].sparse->s;
     const int32_t *rp = sp->row_ptr, *col = sp->col;
@@ -68,8 +68,10 @@ static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTen
     float *we = s->weff + t->off;
     uint8_t *act = s->active + t->off;
     const size_t off = t->off, cols = (size_t)sp->cols;
-    memset(we, 0, sizeof(float) * t->len);
-    memcpy(act, mk, t->len);
+    if (clear) {
+        memset(we, 0, sizeof(float) * t->len);
+        memcpy(act, mk, t->len);
+    }
 #pragma omp parallel
     {
         const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
@@ -113,7 +115,8 @@ static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTen
  * pass writing every position with a cursor over the drawn blocks was tried: 1.4x slower than
  * these memsets plus the drawn blocks' writes.) */
 static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTensor *t,
-                                 long step, uint32_t purpose, int freeze, uint64_t threshold)
+                                 long step, uint32_t purpose, int freeze, uint64_t threshold,
+                                 int clear)
 {
     const float *w = m->params;
     const uint8_t *mk = s->mask + t->off;
@@ -143,9 +146,11 @@ static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTens
             n_need += any != 0;
         }
         rng_blocks_at(s->seed, purpose, (uint64_t)step, need, n_need, words);
-        memset(we + (lo - off), 0, sizeof(float) * (hi - lo));
-        if (freeze) memset(act + (lo - off), 0, hi - lo);
-        else memcpy(act + (lo - off), mk + (lo - off), hi - lo);
+        if (clear) {
+            memset(we + (lo - off), 0, sizeof(float) * (hi - lo));
+            if (freeze) memset(act + (lo - off), 0, hi - lo);
+            else memcpy(act + (lo - off), mk + (lo - off), hi - lo);
+        }
         for (size_t k = 0; k < n_need; k++) {
             const size_t b = need[k];
             for (size_t i = b * 4 < lo ? lo : b * 4; i < b * 4 + 4 && i < hi; i++)
@@ -161,6 +166,10 @@ static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t p
     const float *w = m->params;
     /* x * 2^-32 < keep  <=>  x < keep * 2^32 (exact in double)  <=>  x < ceil(keep * 2^32) */
     const uint64_t threshold = (uint64_t)ceil(s->keep * 0x1p32);
+    /* Off the mask the effective weights and the step mask are 0 and stay so until the mask
+     * changes: each draw rewrites every position of a drawn block (sparse path: of the
+     * pattern), so the zeroing passes run only after a mask update or a load. */
+    const int clear = s->weff_version != s->updates_done;
     for (int ti = 0; ti < m->n_tensors; ti++) {
         const ParamTensor *t = &m->tensors[ti];
         float *we = s->weff + t->off;
@@ -171,11 +180,12 @@ static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t p
             continue;
         }
         if (m->layers[t->layer].sparse) {
-            draw_bernoulli_sparse(s, m, t, step, purpose, freeze, threshold);
+            draw_bernoulli_sparse(s, m, t, step, purpose, freeze, threshold, clear);
             continue;
         }
-        draw_bernoulli_dense(s, m, t, step, purpose, freeze, threshold);
+        draw_bernoulli_dense(s, m, t, step, purpose, freeze, threshold, clear);
     }
+    s->weff_version = s->updates_done;
 }
 
 static void draw_random_mask(MethodState *s, const Model *m, long step)
@@ -331,6 +341,7 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
         if (!s->mask[i]) m->params[i] = 0.0f;
     /* With no random draw (or a random mask rate of 0) the forward pass reads the
      * parameters: inactive weights are exactly 0, so W (.) M = W. */
+    s->weff_version = -1;
     if (s->ops->draw && rate > 0) {
         s->weff = cigl_malloc(sizeof(float) * n, "effective weights");
         if (!s->weff) return CIGL_ERR_RUNTIME;

@@ -1,6 +1,7 @@
 #include "cigl/optim.h"
 
 #include "cigl/error.h"
+#include "cigl/threads.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -39,7 +40,7 @@ void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
     const int nesterov = o->nesterov;
     float *v = o->velocity;
     const unsigned char *decays = o->decays;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (n >= CIGL_PARALLEL_MIN_FLOATS)
     for (size_t i = 0; i < n; i++) {
         if (active && !active[i]) continue;
         float d = grads[i];

@@ -213,6 +213,7 @@ static int share_state(Trainer *t)
     ms->n_snapshots = counters[0];
     ms->updates_done = counters[1];
     ms->dense_grad_steps = counters[2];
+    ms->weff_version = -1; /* rank 0's mask and step mask: the next draw clears everything */
     const long kept = ms->cfg.no_averaging ? ms->n_snapshots : 0;
     if (kept > ms->snapshot_cap) { /* ranks other than 0 make room */
         /* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI): np = n_params >= 1 */

@@ -60,7 +60,9 @@ static void scatter_grad(SparseLayer *sl, const float *g, float alpha, int r0, i
     }
 }
 
-static int worth_threads(size_t work) { return work >= ((size_t)1 << 15); }
+/* (stored entries + input features) x batch: above this a layer's passes split over threads
+ * (below, the wake-up of a passive thread costs more than the split saves) */
+static int worth_threads(size_t work) { return work >= ((size_t)1 << 19); }
 
 /* ---- linear ------------------------------------------------------------------------------- */
 

@@ -165,6 +165,16 @@ static void random_mask_bit_for_bit(void)
     const long steps[] = {0, 1, 7, 399, 0x100000001L};
     for (int k = 0; k < 5; k++) {
         const uint64_t t = (uint64_t)steps[k];
+        if (k == 3) { /* a mask update between draws: positions leave and join the mask */
+            for (int ti = 0; ti < m.n_tensors; ti++) {
+                const ParamTensor *pt = &m.tensors[ti];
+                for (size_t i = pt->off; pt->prunable && i < pt->off + pt->len; i += 3) {
+                    s.mask[i] = !s.mask[i];
+                    if (!s.mask[i]) m.params[i] = 0.0f;
+                }
+            }
+            s.updates_done++;
+        }
         const float *w = method_before_forward(&s, &m, (long)t);
         for (int ti = 0; ti < m.n_tensors; ti++) {
             const ParamTensor *pt = &m.tensors[ti];

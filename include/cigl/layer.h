@@ -4,6 +4,8 @@
  * output may feed several consumers (a ResNet block's input feeds both paths). */
 #ifndef CIGL_LAYER_H
 #define CIGL_LAYER_H
+#include "cigl/threads.h"
+
 #include <stddef.h>
 #include <stdint.h>
 

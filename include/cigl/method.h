@@ -43,6 +43,9 @@ struct MethodState {
     uint8_t *active;        /* what the optimiser moves this step: M & Z (CigL); M otherwise */
     uint8_t *ever;          /* ever active (in-time over-parameterisation) */
     float *weff;            /* effective weights of this step; NULL when they are the params */
+    long weff_version;      /* updates_done when weff and active were last zeroed off the mask
+                             * (each draw then rewrites only the mask's positions); -1: not since
+                             * they were allocated or loaded */
     float *score;           /* grow-score scratch (largest tensor) */
     uint8_t *scratch_mask;  /* the mask before an update (ranks other than 0 apply the diff) */
     int masks_changed;      /* set by a mask update; the trainer clears it */

@@ -7,7 +7,7 @@
 #define CIGL_SPARSE_RULE_H
 
 /* Measured 2026-11-29 on the idle 2-core AMD EPYC (Zen 4) this project is developed on, with the
- * direct (padded-plane) sparse convolution and GOMP_SPINCOUNT=20000 as the CLI runs: one
+ * direct (padded-plane) sparse convolution, OMP_WAIT_POLICY=PASSIVE as the CLI runs: one
  * layer's forward + backward, batch 128, 2 threads, medians of 3, dense time / sparse time.
  *
  * Linear layers: sparse at density <= 0.08 and at least 8192 weights. mlp fc1 784x300: 1.9 at

@@ -7,11 +7,11 @@
 #
 # Environment: BENCH_THREADS (2), BENCH_REPS (7), BENCH_BATCH (128), BENCH_ROUNDS (3),
 # BENCH_MODELS (mlp,lenet5,resnet20), BENCH_PYTHON (/usr/bin/python3), TORCH_WAITS. cigl runs
-# as its CLI does (src/main.c): GOMP_SPINCOUNT=20000, a short spin, unless the caller set
-# OMP_WAIT_POLICY or GOMP_SPINCOUNT. PyTorch runs under each setting in TORCH_WAITS (passive
-# and the short spin) every round, and best-of-rounds keeps its faster one: passive suits its
-# mlp (its BLAS is OpenBLAS's pthread build, whose threads spinning OpenMP threads starve), the
-# short spin its convolutions.
+# as its CLI does (src/main.c): OMP_WAIT_POLICY=PASSIVE unless the caller set OMP_WAIT_POLICY or
+# GOMP_SPINCOUNT. PyTorch runs under each setting in TORCH_WAITS (passive and a short spin)
+# every round, and best-of-rounds keeps its faster one: passive suits its mlp (its BLAS is
+# OpenBLAS's pthread build, whose threads spinning OpenMP threads starve), the short spin its
+# convolutions.
 BUILD=${BUILD:-build}
 THREADS=${BENCH_THREADS:-2}
 REPS=${BENCH_REPS:-7}
@@ -19,7 +19,7 @@ BATCH=${BENCH_BATCH:-128}
 MODELS=${BENCH_MODELS:-mlp,lenet5,resnet20}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 ROUNDS=${BENCH_ROUNDS:-3}
-if [ -z "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ]; then GOMP_SPINCOUNT=20000; export GOMP_SPINCOUNT; fi
+if [ -z "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ]; then OMP_WAIT_POLICY=PASSIVE; export OMP_WAIT_POLICY; fi
 TORCH_WAITS=${TORCH_WAITS:-"OMP_WAIT_POLICY=PASSIVE GOMP_SPINCOUNT=20000"}
 
 here=$(dirname "$0")
