@@ -249,6 +249,33 @@ void nchw_to_chunk(const float *y, int nb, int oc, size_t ohw, float *mat)
                    sizeof(float) * ohw);
 }
 
+void conv_add_bias(const Layer *l, const float *bias, int nb, float *y)
+{
+    const int oc = l->y.c;
+    const size_t ohw = conv_ohw(l);
+    for (int i = 0; i < nb * oc; i++) {
+        float *yy = y + (size_t)i * ohw;
+        const float bv = bias[i % oc];
+        for (size_t j = 0; j < ohw; j++) yy[j] += bv;
+    }
+}
+
+void conv_bias_grad(const Layer *l, const LayerCtx *ctx, const float *dy)
+{
+    const int oc = l->y.c, n = ctx->n;
+    const size_t ohw = conv_ohw(l);
+    float *db = ctx->grads + l->bias_off;
+#pragma omp parallel for schedule(static)
+    for (int o = 0; o < oc; o++) {
+        double s = 0;
+        for (int i = 0; i < n; i++) {
+            const float *d = dy + ((size_t)i * oc + o) * ohw;
+            for (size_t j = 0; j < ohw; j++) s += d[j];
+        }
+        db[o] = (float)s;
+    }
+}
+
 /* ---- the layer ---------------------------------------------------------------------------- */
 
 /* How one pass splits the batch: `threads` sample ranges, chunks of `chunk` samples, slots of
@@ -302,11 +329,7 @@ static void conv_forward(Layer *l, const LayerCtx *ctx, const float *x, const fl
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, (int)ncols, kk, 1.0f, w,
                         kk, col, (int)ncols, 0.0f, nb == 1 ? yb : mat, (int)ncols);
             if (nb > 1) chunk_to_nchw(mat, nb, oc, ohw, yb);
-            if (bias)
-                for (int i = 0; i < nb * oc; i++) {
-                    float *yy = yb + (size_t)i * ohw, bv = bias[i % oc];
-                    for (size_t j = 0; j < ohw; j++) yy[j] += bv;
-                }
+            if (bias) conv_add_bias(l, bias, nb, yb);
         }
     }
 }
@@ -374,18 +397,7 @@ static void conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
                 }
         }
     }
-    if (l->bias_len) {
-        float *db = ctx->grads + l->bias_off;
-#pragma omp parallel for schedule(static)
-        for (int o = 0; o < oc; o++) {
-            double s = 0;
-            for (int i = 0; i < n; i++) {
-                const float *d = dy + ((size_t)i * oc + o) * ohw;
-                for (size_t j = 0; j < ohw; j++) s += d[j];
-            }
-            db[o] = (float)s;
-        }
-    }
+    if (l->bias_len) conv_bias_grad(l, ctx, dy);
 }
 
 const LayerOps conv_ops = {"conv2d", conv_forward, conv_backward, 0};

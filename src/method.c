@@ -57,7 +57,8 @@ static inline void draw_one(const uint32_t *wd, size_t i, uint8_t mk, float w, f
 /* The same draw for a tensor computed by the sparse kernels: Philox blocks only for the stored
  * pattern (= M, sparse.h), batched DRAW_CHUNK distinct blocks at a time (entries are in flat
  * order, so a block's entries are adjacent); the rest of the effective weights zeroed by one
- * memset; bit-identical to the dense draw (same words, same comparisons). */
+ * memset when the mask changed (`clear`); bit-identical to the dense draw (same words, same
+ * comparisons). */
 static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTensor *t, long step,
                                   uint32_t purpose, int freeze, uint64_t threshold, int clear)
 {

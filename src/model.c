@@ -330,13 +330,14 @@ void model_seed_backward(Model *m, const float *dlogits, int n)
 void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
 {
     Layer *l = &m->layers[i];
-    if (l->fused) return; /* its producer masks the gradient */
+    /* a fused ReLU: its producer masks the gradient; no parameters at or before l: nothing
+     * to learn from its gradient */
+    if (l->fused || !l->needs_grad) return;
     const float *in = l->in < 0 ? x : m->act[l->in];
     const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
     /* no gradient for the model input, nor for outputs of parameter-free layers reading it */
     float *din = l->in < 0 || !m->layers[l->in].needs_grad ? NULL : m->dact[l->in];
     float *din2 = l->in2 < 0 || !m->layers[l->in2].needs_grad ? NULL : m->dact[l->in2];
-    if (!l->needs_grad) return; /* nothing before it learns */
     if (l->relu_fused && !l->ops->applies_relu)
         relu_mask_inplace(m->dact[i], m->act[i], output_floats(m, i, ctx->n));
     l->ops->backward(l, ctx, in, in2, m->act[i], m->dact[i], din, din2);

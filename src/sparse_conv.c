@@ -45,16 +45,14 @@ static size_t chunk_columns(const Layer *l, const SparsePlan *sp, int nb)
     return (size_t)(nb - 1) * sp->plane + (size_t)l->y.h * sp->wp;
 }
 
-/* Floats of workspace a chunk needs: padded input, output gradient, and input gradient
- * (direct); compact columns and the output block (im2col). */
-static size_t plan_floats(const Layer *l, const SparseMatrix *s, const SparsePlan *sp)
+/* Floats of workspace a direct chunk needs: padded input, output gradient, input gradient
+ * (the forward pass uses less: padded input and output rows). */
+static size_t direct_floats(const Layer *l, const SparsePlan *sp)
 {
-    const size_t c = (size_t)l->x.c, oc = (size_t)l->y.c;
-    if (sp->direct) return 2 * c * sp->ch_stride + oc * sp->row_stride;
-    return ((size_t)s->n_used + oc) * sp->row_stride;
+    return 2 * (size_t)l->x.c * sp->ch_stride + (size_t)l->y.c * sp->row_stride;
 }
 
-static SparsePlan sparse_plan(const Layer *l, const SparseMatrix *s, const ConvPlan *pl)
+static SparsePlan sparse_plan(const Layer *l, const ConvPlan *pl)
 {
     const size_t ohw = (size_t)l->y.h * l->y.w, avail = pl->stride - pl->dw_floats;
     SparsePlan sp = {0};
@@ -67,7 +65,7 @@ static SparsePlan sparse_plan(const Layer *l, const SparseMatrix *s, const ConvP
             /* the last taps read k - 1 floats past a channel's planes (garbage columns only) */
             sp.ch_stride = (size_t)sp.chunk * sp.plane + (size_t)l->k;
             sp.row_stride = (size_t)sp.chunk * sp.plane;
-            if (plan_floats(l, s, &sp) <= avail) return sp;
+            if (direct_floats(l, &sp) <= avail) return sp;
         }
         sp.direct = 0; /* a workspace too small for one padded sample: im2col below */
     }
@@ -129,12 +127,7 @@ static void write_output(const Layer *l, const SparsePlan *sp, const float *out,
     } else if (out != y) {
         chunk_to_nchw(out, nb, oc, ohw, y);
     }
-    if (bias)
-        for (int i = 0; i < nb * oc; i++) {
-            float *yy = y + (size_t)i * ohw;
-            const float bv = bias[i % oc];
-            for (size_t j = 0; j < ohw; j++) yy[j] += bv;
-        }
+    if (bias) conv_add_bias(l, bias, nb, y);
 }
 
 /* The output gradient in the kernels' row layout (direct: zeros in the garbage columns and
@@ -210,7 +203,7 @@ void sparse_conv_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y
     const int oc = l->y.c, n = ctx->n;
     const size_t in_numel = shape_numel(l->x), out_numel = oc * (size_t)l->y.h * l->y.w;
     const ConvPlan pl = conv_plan(l, ctx);
-    const SparsePlan sp = sparse_plan(l, s, &pl);
+    const SparsePlan sp = sparse_plan(l, &pl);
     const float *w = ctx->weights + l->weight_off;
     const float *bias = l->bias_len ? ctx->weights + l->bias_off : NULL;
     const uint8_t *act = sparse_step_active(l, ctx);
@@ -242,7 +235,7 @@ void sparse_conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
     const int oc = l->y.c, n = ctx->n;
     const size_t ohw = (size_t)l->y.h * l->y.w, in_numel = shape_numel(l->x), out_numel = oc * ohw;
     const ConvPlan pl = conv_plan(l, ctx);
-    const SparsePlan sp = sparse_plan(l, s, &pl);
+    const SparsePlan sp = sparse_plan(l, &pl);
     const float *w = ctx->weights + l->weight_off;
     const uint8_t *act = sparse_step_active(l, ctx);
     float *grad = ctx->grads + l->weight_off;
@@ -289,16 +282,5 @@ void sparse_conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
         }
     }
     sl->clean = 1;
-    if (l->bias_len) {
-        float *db = ctx->grads + l->bias_off;
-#pragma omp parallel for schedule(static)
-        for (int o = 0; o < oc; o++) {
-            double sum = 0;
-            for (int i = 0; i < n; i++) {
-                const float *d = dy + ((size_t)i * oc + o) * ohw;
-                for (size_t j = 0; j < ohw; j++) sum += d[j];
-            }
-            db[o] = (float)sum;
-        }
-    }
+    if (l->bias_len) conv_bias_grad(l, ctx, dy);
 }

@@ -74,6 +74,13 @@ int sparse_kernels_parse(const char *name)
     return -1;
 }
 
+const uint8_t *sparse_step_active(const Layer *l, const LayerCtx *ctx)
+{
+    const SparseModel *sm = l->sparse->model;
+    if (!sm->active || ctx->weights != sm->step_weights) return NULL;
+    return sm->active + l->weight_off;
+}
+
 int sparse_auto_choice(const Layer *l, double density)
 {
     if (l->kind == LAYER_LINEAR)

@@ -12,13 +12,6 @@
 #include <xmmintrin.h>
 #endif
 
-const uint8_t *sparse_step_active(const Layer *l, const LayerCtx *ctx)
-{
-    const SparseModel *sm = l->sparse->model;
-    if (!sm->active || ctx->weights != sm->step_weights) return NULL;
-    return sm->active + l->weight_off;
-}
-
 /* One 4 x 4 tile: dst[c][r] (+)= src[r][c] for r, c < 4 (row strides ls, ld). */
 static inline void transpose_tile4(const float *src, size_t ls, float *dst, size_t ld, int add)
 {

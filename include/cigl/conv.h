@@ -30,6 +30,10 @@ void im2col_row(const float *x, int nb, Shape in, int k, int s, int p, int oh, i
                 float *dst);
 void col2im_row_add(const float *src, int nb, Shape in, int k, int s, int p, int oh, int ow,
                     int r, float *dx);
+/* y (nb samples, NCHW) += bias per output channel, one thread; and the bias gradient of the
+ * whole batch from dy (sums in double per channel, threads over channels). */
+void conv_add_bias(const Layer *l, const float *bias, int nb, float *y);
+void conv_bias_grad(const Layer *l, const LayerCtx *ctx, const float *dy);
 /* out (OC x nb*OHW, chunk-major) <-> y (nb x OC x OHW, sample-major), one thread */
 void chunk_to_nchw(const float *mat, int nb, int oc, size_t ohw, float *y);
 void nchw_to_chunk(const float *y, int nb, int oc, size_t ohw, float *mat);
