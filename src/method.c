@@ -586,10 +586,26 @@ double method_forward_backward(MethodState *s, Model *m, const float *weights, c
     return loss;
 }
 
+/* SGD over what can move: a tensor computed by the sparse kernels only at its stored pattern
+ * (= M, optim.h), the runs of other tensors whole. */
+static void optimiser_step(const MethodState *s, Model *m, Sgd *opt, double lr)
+{
+    size_t run = 0; /* start of the current run of tensors updated whole */
+    for (int ti = 0; m->sparse && ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        const SparseLayer *sl = t->prunable ? m->layers[t->layer].sparse : NULL;
+        if (!sl) continue;
+        sgd_step_range(opt, m->params, m->grads, run, t->off, lr, s->active);
+        sgd_step_pattern(opt, m->params, m->grads, t->off, &sl->s, lr, s->active);
+        run = t->off + t->len;
+    }
+    sgd_step_range(opt, m->params, m->grads, run, m->n_params, lr, s->active);
+}
+
 void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
 {
     method_after_backward(s, m);
-    sgd_step(opt, m->params, m->grads, m->n_params, lr, s->active);
+    optimiser_step(s, m, opt, lr);
     method_after_step(s, m, opt, step);
 }
 

@@ -33,21 +33,61 @@ void sgd_free(Sgd *o)
     memset(o, 0, sizeof(*o));
 }
 
+/* The coefficients of one step and the update of one parameter, shared by the loops below so
+ * that every path computes the same float operations. */
+typedef struct {
+    float mu, wd, lr;
+    int nesterov;
+} SgdCoef;
+
+static SgdCoef sgd_coef(const Sgd *o, double lr)
+{
+    return (SgdCoef){(float)o->momentum, (float)o->weight_decay, (float)lr, o->nesterov};
+}
+
+static inline void sgd_update(SgdCoef c, float *w, float g, float *v, unsigned char decays)
+{
+    float d = g;
+    if (decays) d += c.wd * *w;
+    *v = c.mu * *v + d;
+    d = c.nesterov ? d + c.mu * *v : *v;
+    *w -= c.lr * d;
+}
+
+void sgd_step_range(Sgd *o, float *params, const float *grads, size_t lo, size_t hi, double lr,
+                    const unsigned char *active)
+{
+    const SgdCoef c = sgd_coef(o, lr);
+    float *v = o->velocity;
+    const unsigned char *decays = o->decays;
+#pragma omp parallel for schedule(static) if (hi - lo >= CIGL_PARALLEL_MIN_FLOATS)
+    for (size_t i = lo; i < hi; i++) {
+        if (active && !active[i]) continue;
+        sgd_update(c, &params[i], grads[i], &v[i], decays[i]);
+    }
+}
+
 void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
               const unsigned char *active)
 {
-    const float mu = (float)o->momentum, wd = (float)o->weight_decay, flr = (float)lr;
-    const int nesterov = o->nesterov;
+    sgd_step_range(o, params, grads, 0, n, lr, active);
+}
+
+void sgd_step_pattern(Sgd *o, float *params, const float *grads, size_t off,
+                      const SparseMatrix *s, double lr, const unsigned char *active)
+{
+    const SgdCoef c = sgd_coef(o, lr);
     float *v = o->velocity;
     const unsigned char *decays = o->decays;
-#pragma omp parallel for schedule(static) if (n >= CIGL_PARALLEL_MIN_FLOATS)
-    for (size_t i = 0; i < n; i++) {
-        if (active && !active[i]) continue;
-        float d = grads[i];
-        if (decays[i]) d += wd * params[i];
-        v[i] = mu * v[i] + d;
-        d = nesterov ? d + mu * v[i] : v[i];
-        params[i] -= flr * d;
+    const size_t cols = (size_t)s->cols;
+#pragma omp parallel for schedule(static) if (s->nnz >= CIGL_PARALLEL_MIN_FLOATS)
+    for (int r = 0; r < s->rows; r++) {
+        const size_t base = off + (size_t)r * cols;
+        for (int32_t k = s->row_ptr[r]; k < s->row_ptr[r + 1]; k++) {
+            const size_t i = base + (size_t)s->col[k];
+            if (active && !active[i]) continue;
+            sgd_update(c, &params[i], grads[i], &v[i], decays[i]);
+        }
     }
 }
 

@@ -101,9 +101,38 @@ static int prunable_layer(const Layer *l)
 
 static int layer_rows(const Layer *l) { return l->kind == LAYER_LINEAR ? l->out_features : l->y.c; }
 
+/* The layer whose buffer holds layer j's output (a fused ReLU shares its producer's). */
+static int buffer_of(const Model *m, int j) { return m->layers[j].fused ? m->layers[j].in : j; }
+
+/* Feature-major hand-off (layer.h): a linear layer whose output buffer has exactly one reader,
+ * a linear layer, with sparse kernels on at least one side, passes it features x batch. (Both
+ * dense: GEMM reads either layout at the same cost, so nothing is changed.) */
+static void plan_layouts(Model *m)
+{
+    for (int i = 0; i < m->n_layers; i++) m->layers[i].in_t = m->layers[i].out_t = 0;
+    for (int p = 0; p < m->n_layers; p++) {
+        Layer *lp = &m->layers[p];
+        if (lp->kind != LAYER_LINEAR || lp->fused) continue;
+        int readers = 0, reader = -1;
+        for (int j = 0; j < m->n_layers; j++) {
+            const Layer *lj = &m->layers[j];
+            if (lj->fused) continue;
+            const int r = (lj->in >= 0 && buffer_of(m, lj->in) == p) +
+                          (lj->in2 >= 0 && buffer_of(m, lj->in2) == p);
+            readers += r;
+            if (r) reader = j;
+        }
+        if (readers != 1) continue; /* 0: the model's output, which stays batch-major */
+        Layer *lc = &m->layers[reader];
+        if (lc->kind != LAYER_LINEAR || (!lp->sparse && !lc->sparse)) continue;
+        lp->out_t = lc->in_t = 1;
+    }
+}
+
 void sparse_model_free(Model *m)
 {
     if (!m->layers) return;
+    for (int i = 0; i < m->n_layers; i++) m->layers[i].in_t = m->layers[i].out_t = 0;
     for (int i = 0; i < m->n_layers; i++) {
         SparseLayer *sl = m->layers[i].sparse;
         if (!sl) continue;
@@ -181,6 +210,7 @@ static int setup_kinds(Model *m, const uint8_t *kind, const uint8_t *mask)
         const int rc = layer_build(l, mask);
         if (rc) return rc;
     }
+    plan_layouts(m);
     return CIGL_OK;
 }
 

@@ -80,6 +80,16 @@ static int worth_threads(size_t work) { return work >= ((size_t)1 << 19); }
 
 /* ---- linear ------------------------------------------------------------------------------- */
 
+/* Rows [r0, r1) of Y^T (n columns) start from the bias (or 0), before the kernel adds W X^T. */
+static void init_rows(float *yt, int r0, int r1, int n, const float *bias)
+{
+    for (int i = r0; i < r1; i++) {
+        float *row = yt + (size_t)i * n;
+        const float b = bias ? bias[i] : 0.0f;
+        for (int c = 0; c < n; c++) row[c] = b;
+    }
+}
+
 void sparse_linear_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y)
 {
     SparseLayer *sl = l->sparse;
@@ -88,19 +98,19 @@ void sparse_linear_forward(Layer *l, const LayerCtx *ctx, const float *x, float 
     const float *w = ctx->weights + l->weight_off;
     const float *bias = l->bias_len ? ctx->weights + l->bias_off : NULL;
     const uint8_t *act = sparse_step_active(l, ctx);
-    float *xt = sl->xt, *yt = sl->yt;
+    /* a feature-major input or output (layer.h) is used in place */
+    const float *xt = l->in_t ? x : sl->xt;
+    float *yt = l->out_t ? y : sl->yt;
 #pragma omp parallel if (worth_threads((s->nnz + (size_t)in) * (size_t)n))
     {
-        transpose_part(x, n, in, xt, 0);
+        if (!l->in_t) transpose_part(x, n, in, sl->xt, 0);
         int r0, r1;
         sparse_split_rows(s, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-        sparse_mm(s, w, act, NULL, r0, r1, xt, (size_t)n, 0, (size_t)n, yt, (size_t)n, 0);
+        init_rows(yt, r0, r1, n, bias);
+        sparse_mm(s, w, act, NULL, r0, r1, xt, (size_t)n, 0, (size_t)n, yt, (size_t)n, 1);
+        if (!l->out_t) {
 #pragma omp barrier
-        transpose_part(yt, out, n, y, 0);
-        if (bias) {
-#pragma omp for schedule(static)
-            for (int b = 0; b < n; b++)
-                for (int i = 0; i < out; i++) y[(size_t)b * out + i] += bias[i];
+            transpose_part(yt, out, n, y, 0);
         }
     }
     /* backward reuses X^T when it gets the same input (the training step's pair) */
@@ -116,33 +126,36 @@ void sparse_linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
     const int n = ctx->n, in = s->cols, out = s->rows;
     const float *w = ctx->weights + l->weight_off;
     const uint8_t *act = sparse_step_active(l, ctx);
-    float *xt = sl->xt, *dyt = sl->yt, *dxt = sl->dxt, *g = sl->gpart;
+    const float *xt = l->in_t ? x : sl->xt, *dyt = l->out_t ? dy : sl->yt;
+    /* a feature-major input gradient is accumulated in place (backward adds to dx) */
+    float *dxt = l->in_t ? dx : sl->dxt, *g = sl->gpart;
     float *grad = ctx->grads + l->weight_off;
-    const int clear = !sl->clean, have_xt = sl->xt_src == x && sl->xt_n == n;
+    float *db = l->bias_len ? ctx->grads + l->bias_off : NULL;
+    const int clear = !sl->clean, have_xt = l->in_t || (sl->xt_src == x && sl->xt_n == n);
 #pragma omp parallel if (worth_threads((s->nnz + (size_t)in) * (size_t)n))
     {
-        if (!have_xt) transpose_part(x, n, in, xt, 0);
-        transpose_part(dy, n, out, dyt, 0);
+        if (!have_xt) transpose_part(x, n, in, sl->xt, 0);
+        if (!l->out_t) transpose_part(dy, n, out, sl->yt, 0);
         const int t = omp_get_thread_num(), T = omp_get_num_threads();
         int r0, r1;
         sparse_split_rows(s, t, T, &r0, &r1);
         sparse_sddmm(s, act, NULL, r0, r1, dyt, (size_t)n, xt, (size_t)n, (size_t)n, g, 0);
         scatter_grad(sl, g, ctx->wgrad_scale, r0, r1, grad, clear);
+        for (int o = r0; db && o < r1; o++) { /* the bias gradient: row sums of dY^T */
+            double sum = 0;
+            for (int i = 0; i < n; i++) sum += dyt[(size_t)o * n + i];
+            db[o] = (float)sum;
+        }
         if (dx) {
             const size_t c0 = (size_t)n * t / T, c1 = (size_t)n * (t + 1) / T;
-            for (int j = 0; j < in; j++) memset(dxt + (size_t)j * n + c0, 0, sizeof(float) * (c1 - c0));
+            if (!l->in_t)
+                for (int j = 0; j < in; j++) memset(dxt + (size_t)j * n + c0, 0, sizeof(float) * (c1 - c0));
             sparse_mm_t(s, w, act, NULL, 0, out, dyt, (size_t)n, c0, c1, dxt, (size_t)n);
+            if (!l->in_t) {
 #pragma omp barrier
-            transpose_part(dxt, in, n, dx, 1);
+                transpose_part(dxt, in, n, dx, 1);
+            }
         }
     }
     sl->clean = 1;
-    if (l->bias_len) {
-        float *db = ctx->grads + l->bias_off;
-        for (int o = 0; o < out; o++) {
-            double sum = 0;
-            for (int i = 0; i < n; i++) sum += dy[(size_t)i * out + o];
-            db[o] = (float)sum;
-        }
-    }
 }

@@ -47,6 +47,48 @@ static void sgd_matches_hand_computation(void)
     model_free(&m);
 }
 
+/* The update restricted to a stored pattern (optim.h): the same floats as the whole-buffer
+ * update at the pattern's entries, nothing moved elsewhere; and runs of whole tensors. */
+static void sgd_pattern_and_range(void)
+{
+    Model m;
+    model_init_empty(&m, "pat", (Shape){5, 1, 1}, 3);
+    model_add_linear(&m, "fc", -1, 3, 1); /* weight 3x5 at 0, bias 3 at 15 */
+    model_finalize(&m, 1);
+    const uint8_t mask[15] = {1, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 0}; /* row 1 empty */
+    unsigned char active[18];
+    for (int i = 0; i < 18; i++) active[i] = i < 15 ? mask[i] && i != 11 : 1; /* 11 frozen */
+    SparseMatrix sp = {0};
+    CHECK(sparse_matrix_build(&sp, mask, 3, 5) == 0 && sp.nnz == 6, "pattern");
+    Sgd a, b;
+    CHECK(sgd_init(&a, &m, 0.9, 0.05, 1, 0) == 0 && sgd_init(&b, &m, 0.9, 0.05, 1, 0) == 0,
+          "init");
+    float wa[18], wb[18], g[18];
+    for (int i = 0; i < 18; i++) {
+        wa[i] = wb[i] = i < 15 && !mask[i] ? 0.0f : 0.1f * (float)(i % 7) - 0.3f;
+        g[i] = i < 15 && !mask[i] ? 0.0f : 0.05f * (float)(i % 5) - 0.1f;
+        a.velocity[i] = b.velocity[i] = i < 15 && !mask[i] ? 0.0f : 0.01f * (float)i;
+    }
+    for (int step = 0; step < 3; step++) {
+        sgd_step(&a, wa, g, 18, 0.1, active);
+        sgd_step_pattern(&b, wb, g, 0, &sp, 0.1, active);
+        sgd_step_range(&b, wb, g, 15, 18, 0.1, active);
+    }
+    int same = 1;
+    for (int i = 0; i < 18; i++) same &= wa[i] == wb[i] && a.velocity[i] == b.velocity[i];
+    CHECK(same, "pattern + range update differs from the whole-buffer update");
+    CHECK(wb[11] == 0.1f * 4 - 0.3f && b.velocity[11] == 0.11f, "frozen entry moved");
+    CHECK(wb[0] != 0.1f * 0 - 0.3f && wb[16] != 0.1f * 2 - 0.3f, "entries did not move");
+    /* a range leaves the rest alone */
+    const float before = wb[0];
+    sgd_step_range(&b, wb, g, 15, 18, 0.1, NULL);
+    CHECK(wb[0] == before, "range update wrote outside its range");
+    sparse_matrix_free(&sp);
+    sgd_free(&a);
+    sgd_free(&b);
+    model_free(&m);
+}
+
 static void schedules(void)
 {
     Schedule s;
@@ -81,6 +123,7 @@ static void schedules(void)
 int main(void)
 {
     RUN(sgd_matches_hand_computation);
+    RUN(sgd_pattern_and_range);
     RUN(schedules);
     return CHECK_SUMMARY();
 }

@@ -408,6 +408,76 @@ static void test_random_mask_draw_matches_dense(void)
     check_draw("rigl-wdp", "mlp");
 }
 
+/* A chain of linear layers with every mix of kernels: the feature-major hand-off (layer.h)
+ * goes exactly where a linear layer's only reader is a linear layer and one of the two is
+ * sparse, and logits and gradients match the all-dense model, with sparse and with dense weight
+ * gradients (a mask-update step). fc2's output also feeds an add, so it is not handed off. */
+static void check_chain(const char *choice, int dense_wgrad, const char *expect_t)
+{
+    enum { N = 19, IN = 40, CLASSES = 7 };
+    Model m;
+    model_init_empty(&m, "chain", (Shape){IN, 1, 1}, CLASSES);
+    int x = model_add_relu(&m, "r1", model_add_linear(&m, "fc1", -1, 33, 1));
+    x = model_add_relu(&m, "r2", model_add_linear(&m, "fc2", x, 29, 1));
+    const int a = model_add_linear(&m, "fc3", x, 29, 0);
+    x = model_add_add(&m, "add", a, x);
+    x = model_add_relu(&m, "r4", model_add_linear(&m, "fc4", x, 31, 1));
+    model_add_linear(&m, "fc5", x, CLASSES, 1);
+    CHECK(model_finalize(&m, N) == 0, "model");
+    uint8_t *mask = malloc(m.n_params);
+    for (size_t i = 0; i < m.n_params; i++) mask[i] = 1;
+    for (int t = 0; t < m.n_tensors; t++)
+        if (m.tensors[t].prunable)
+            for (size_t i = m.tensors[t].off; i < m.tensors[t].off + m.tensors[t].len; i++)
+                mask[i] = (uint8_t)(unif() < 0.3);
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = mask[i] ? frand() : 0.0f;
+    float *x_in = malloc(sizeof(float) * IN * N), *dl = malloc(sizeof(float) * CLASSES * N);
+    for (int i = 0; i < IN * N; i++) x_in[i] = frand();
+    for (int i = 0; i < CLASSES * N; i++) dl[i] = frand();
+    float *ref = malloc(sizeof(float) * CLASSES * N), *g_ref = malloc(sizeof(float) * m.n_params);
+    memcpy(ref, model_forward(&m, m.params, x_in, N, 1), sizeof(float) * CLASSES * N);
+    model_backward(&m, m.params, x_in, dl, N);
+    memcpy(g_ref, m.grads, sizeof(float) * m.n_params);
+    CHECK(sparse_model_setup_choice(&m, choice, mask) == 0, "setup %s", choice);
+    CHECK(sparse_model_step(&m, mask, 0, NULL, NULL, dense_wgrad) == 0, "step");
+    char got_t[32] = {0};
+    int k = 0;
+    for (int i = 0; i < m.n_layers; i++)
+        if (m.layers[i].kind == LAYER_LINEAR)
+            got_t[k++] = (char)('0' + m.layers[i].in_t * 2 + m.layers[i].out_t);
+    CHECK(!strcmp(got_t, expect_t), "%s: hand-offs (in_t*2 + out_t per linear) %s, expected %s",
+          choice, got_t, expect_t);
+    for (size_t i = 0; i < m.n_params; i++) m.grads[i] = 777.0f; /* must be overwritten */
+    const float *logits = model_forward(&m, m.params, x_in, N, 1);
+    model_backward(&m, m.params, x_in, dl, N);
+    double ey = 0, eg = 0, sg = 0;
+    for (int i = 0; i < CLASSES * N; i++) ey = fmax(ey, fabs(logits[i] - ref[i]));
+    for (size_t i = 0; i < m.n_params; i++) {
+        if (!mask[i] && !dense_wgrad) continue; /* the sparse gradient is 0 there */
+        eg = fmax(eg, fabs(m.grads[i] - g_ref[i]));
+        sg = fmax(sg, fabs(g_ref[i]));
+    }
+    CHECK(ey <= 1e-5, "%s: logits differ by %g", choice, ey);
+    CHECK(eg <= 2e-6 * (1 + sg), "%s (dense wgrad %d): gradients differ by %g", choice,
+          dense_wgrad, eg);
+    model_free(&m);
+    free(mask); free(x_in); free(dl); free(ref); free(g_ref);
+}
+
+static void test_linear_chain_layouts(void)
+{
+    lcg = 13;
+    omp_set_num_threads(2);
+    /* per linear layer fc1..fc5: in_t * 2 + out_t (fc2 -> fc3 never: fc2 has two readers) */
+    check_chain("sparse,sparse,sparse,sparse,sparse", 0, "12012");
+    check_chain("sparse,sparse,sparse,sparse,sparse", 1, "12012");
+    check_chain("sparse,dense,dense,dense,sparse", 0, "12012");
+    check_chain("dense,sparse,dense,sparse,dense", 1, "12012");
+    check_chain("sparse,dense,dense,dense,dense", 1, "12000");
+    check_chain("dense,dense,sparse,dense,dense", 0, "00000");
+    check_chain("dense", 0, "00000");
+}
+
 /* ---- training equivalence ------------------------------------------------------------------ */
 
 enum { TBATCH = 32, TSTEPS = 50 };
@@ -501,6 +571,7 @@ int main(void)
     RUN(test_kernels_random);
     RUN(test_linear_layer);
     RUN(test_conv_layer);
+    RUN(test_linear_chain_layouts);
     RUN(test_auto_rule);
     RUN(test_choice_string);
     RUN(test_random_mask_draw_matches_dense);

@@ -79,6 +79,11 @@ struct Layer {
      * of its output (model_finalize): a flatten of the model input does not, and the layer
      * after it gets no input gradient to compute. */
     int needs_grad;
+    /* Feature-major hand-off between linear layers (sparse_model_setup): the input (in_t) or
+     * the output (out_t) is stored transposed, features x batch (row stride = the pass's batch
+     * size), so that a sparse linear layer and its linear consumer skip the transposes on both
+     * sides of the buffer they share; elementwise passes (a fused ReLU) do not care. */
+    int in_t, out_t;
     /* Per-layer caches for backward. */
     float *cache2;          /* BN: per channel the batch's inverse std, then its mean */
     int32_t *argmax;        /* max pool: flat input index of each output's maximum */

@@ -2,6 +2,7 @@
 #ifndef CIGL_OPTIM_H
 #define CIGL_OPTIM_H
 #include "cigl/model.h"
+#include "cigl/sparse.h"
 
 typedef struct {
     double momentum, weight_decay;
@@ -22,6 +23,15 @@ void sgd_free(Sgd *o);
  * everything moves. */
 void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
               const unsigned char *active);
+/* The same update for the parameters [lo, hi) only. */
+void sgd_step_range(Sgd *o, float *params, const float *grads, size_t lo, size_t hi, double lr,
+                    const unsigned char *active);
+/* The same update only at the stored entries of pattern s of the tensor at offset off (flat
+ * index off + i * s->cols + j): a tensor computed by the sparse kernels, whose positions off
+ * the pattern (the mask M) hold zero weights, gradients and state that no step moves, so
+ * visiting them changes nothing. At 95% sparsity this is a twentieth of the tensor. */
+void sgd_step_pattern(Sgd *o, float *params, const float *grads, size_t off,
+                      const SparseMatrix *s, double lr, const unsigned char *active);
 
 typedef enum { SCHEDULE_CONSTANT, SCHEDULE_MULTISTEP, SCHEDULE_STEP, SCHEDULE_COSINE } ScheduleKind;
 
