@@ -36,27 +36,30 @@ static inline void transpose_tile4(const float *src, size_t ls, float *dst, size
 #endif
 }
 
-/* dst (cols x rows) = (add ? dst : 0) + src (rows x cols)^T, columns split over the threads of
- * the enclosing region (orphaned omp for), in 4 x 4 register tiles (SSE shuffles: the mlp's
- * transposes took 21% of its 95%-sparse step as scalar 8-row runs) and scalar edges. Each
- * element is one copy or one addition either way, so the results are the same. */
+/* dst (cols x rows) = (add ? dst : 0) + src (rows x cols)^T, blocks of 16 source rows split
+ * over the threads of the enclosing region (orphaned omp for), in 4 x 4 register tiles (SSE
+ * shuffles) and scalar edges. Each block reads its 16 rows front to back (16 sequential
+ * streams the prefetchers follow) and writes whole 64-byte lines of dst; blocks of 64 columns
+ * over all rows (the earlier order) read the mlp's 128 x 784 input with a page-sized stride
+ * and took 14% of its sparse step. Each element is one copy or one addition either way, so
+ * the results are the same. */
 static void transpose_part(const float *restrict src, int rows, int cols, float *restrict dst,
                            int add)
 {
-    enum { CB = 64 };
-    const int blocks = (cols + CB - 1) / CB;
+    enum { RB = 16 };
+    const int blocks = (rows + RB - 1) / RB, c4 = cols / 4 * 4;
 #pragma omp for schedule(static)
-    for (int cb = 0; cb < blocks; cb++) {
-        const int c0 = cb * CB, c1 = c0 + CB < cols ? c0 + CB : cols;
-        const int c4 = c0 + (c1 - c0) / 4 * 4, r4 = rows / 4 * 4;
-        for (int r0 = 0; r0 < r4; r0 += 4)
-            for (int c = c0; c < c4; c += 4)
-                transpose_tile4(src + (size_t)r0 * cols + c, (size_t)cols,
-                                dst + (size_t)c * rows + r0, (size_t)rows, add);
-        for (int r0 = 0; r0 < rows; r0++) /* the edges: columns past c4, rows past r4 */
-            for (int c = r0 < r4 ? c4 : c0; c < c1; c++) {
-                float *d = dst + (size_t)c * rows + r0;
-                *d = (add ? *d : 0.0f) + src[(size_t)r0 * cols + c];
+    for (int rb = 0; rb < blocks; rb++) {
+        const int r0 = rb * RB, r1 = r0 + RB < rows ? r0 + RB : rows;
+        const int r4 = r0 + (r1 - r0) / 4 * 4;
+        for (int c = 0; c < c4; c += 4)
+            for (int r = r0; r < r4; r += 4)
+                transpose_tile4(src + (size_t)r * cols + c, (size_t)cols,
+                                dst + (size_t)c * rows + r, (size_t)rows, add);
+        for (int r = r0; r < r1; r++) /* the edges: columns past c4, rows past r4 */
+            for (int c = r < r4 ? c4 : 0; c < cols; c++) {
+                float *d = dst + (size_t)c * rows + r;
+                *d = (add ? *d : 0.0f) + src[(size_t)r * cols + c];
             }
     }
 }
@@ -74,9 +77,14 @@ static void scatter_grad(SparseLayer *sl, const float *g, float alpha, int r0, i
     }
 }
 
-/* (stored entries + input features) x batch: above this a layer's passes split over threads
- * (below, the wake-up of a passive thread costs more than the split saves) */
-static int worth_threads(size_t work) { return work >= ((size_t)1 << 19); }
+/* (stored entries + input features) x batch: above this a layer's passes split over threads.
+ * Each split costs a region start and two to four barriers, and a passive thread (src/main.c)
+ * sleeps at each: on the project's 2-core VM every one cost 50-90 us, and 2 threads were
+ * slower than 1 for every mlp layer shape measured (fc1 forward + backward at 50% density,
+ * 15M here: 5.8-6.7 ms vs 5.4 ms; at 5%: 1.0 vs 0.68 ms; bench_sparse --layers with the
+ * threshold at 1 and at 2^30, tests/bench/README.md). Classifier layers like resnet50's
+ * still split. */
+static int worth_threads(size_t work) { return work >= ((size_t)1 << 24); }
 
 /* ---- linear ------------------------------------------------------------------------------- */
 
@@ -86,6 +94,7 @@ static void init_rows(float *yt, int r0, int r1, int n, const float *bias)
     for (int i = r0; i < r1; i++) {
         float *row = yt + (size_t)i * n;
         const float b = bias ? bias[i] : 0.0f;
+#pragma omp simd
         for (int c = 0; c < n; c++) row[c] = b;
     }
 }

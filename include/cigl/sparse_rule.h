@@ -10,10 +10,14 @@
  * direct (padded-plane) sparse convolution, OMP_WAIT_POLICY=PASSIVE as the CLI runs: one
  * layer's forward + backward, batch 128, 2 threads, medians of 3, dense time / sparse time.
  *
- * Linear layers: sparse at density <= 0.08 and at least 8192 weights. mlp fc1 784x300: 1.9 at
- * 0.05, 1.05 at 0.10, 0.55 at 0.20. The 10-output classifiers (1280 weights and fewer) lose at
- * every density (0.75-0.96): dense. */
-#define SPARSE_AUTO_LINEAR_MAX_DENSITY 0.08
+ * Linear layers (re-measured after the feature-major hand-off, serial small layers and the
+ * row-blocked transposes, log tests/bench/sparse_results/epyc_linear_layers_2026-11-29.log):
+ * sparse at density <= 0.12 and at least 8192 weights. mlp fc1 784x300: 2.4-3.0 at 0.05,
+ * 1.35-1.84 at 0.10, 0.71-1.03 at 0.20; mlp fc2 300x100: 2.1-3.0 at 0.10, 1.2-1.9 at 0.20;
+ * lenet5's fc layers cross later. One layer alone still pays both transposes, which a chain
+ * of linear layers skips, so the rule errs towards dense. The 10-output classifiers (1280
+ * weights and fewer) lose at every density (0.43-0.96): dense. */
+#define SPARSE_AUTO_LINEAR_MAX_DENSITY 0.12
 #define SPARSE_AUTO_LINEAR_MIN_WEIGHTS 8192
 
 /* Conv layers: the crossover rises with the output plane (OH x OW), over which every stored
