@@ -177,7 +177,9 @@ static void fuse_relus(Model *m)
     if (m->unfused) return;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *r = &m->layers[i];
-        if (r->kind != LAYER_RELU || r->in < 0 || m->layers[r->in].kind == LAYER_RELU) continue;
+        if (r->kind != LAYER_RELU || r->in < 0 || m->layers[r->in].kind == LAYER_RELU ||
+            m->layers[r->in].kind == LAYER_FLATTEN) /* a view writes nothing (view_source) */
+            continue;
         int consumers = 0;
         for (int j = 0; j < m->n_layers; j++)
             consumers += (m->layers[j].in == r->in) + (m->layers[j].in2 == r->in);
@@ -212,6 +214,7 @@ int model_finalize(Model *m, int max_batch)
             m->dact[i] = m->dact[l->in];
             continue;
         }
+        if (l->kind == LAYER_FLATTEN) continue; /* a view: no buffers (view_source) */
         const size_t out = (size_t)max_batch * shape_numel(l->y);
         m->act[i] = cigl_malloc(sizeof(float) * out, "activations");
         m->dact[i] = cigl_malloc(sizeof(float) * out, "activation gradients");
@@ -301,12 +304,25 @@ static long output_floats(const Model *m, int i, int n)
     return (long)n * (long)shape_numel(m->layers[i].y);
 }
 
+int model_view_source(const Model *m, int in)
+{
+    while (in >= 0 && m->layers[in].kind == LAYER_FLATTEN) in = m->layers[in].in;
+    return in;
+}
+
+/* The output (gradient) buffer a layer reads as its input `in`: the model input x for -1. */
+static const float *input_of(const Model *m, int in, const float *x)
+{
+    in = model_view_source(m, in);
+    return in < 0 ? x : m->act[in];
+}
+
 void model_forward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
 {
     Layer *l = &m->layers[i];
-    if (l->fused) return; /* its producer applied it */
-    const float *in = l->in < 0 ? x : m->act[l->in];
-    const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
+    if (l->fused || l->kind == LAYER_FLATTEN) return; /* applied by its producer / a view */
+    const float *in = input_of(m, l->in, x);
+    const float *in2 = l->in2 < 0 ? NULL : input_of(m, l->in2, x);
     l->ops->forward(l, ctx, in, in2, m->act[i]);
     if (l->relu_fused && !l->ops->applies_relu) relu_inplace(m->act[i], output_floats(m, i, ctx->n));
 }
@@ -322,7 +338,7 @@ void model_seed_backward(Model *m, const float *dlogits, int n)
 {
     const int last = m->n_layers - 1;
     for (int i = 0; i < last; i++)
-        if (!m->layers[i].fused && m->layers[i].needs_grad)
+        if (!m->layers[i].fused && m->layers[i].needs_grad && m->dact[i])
             memset(m->dact[i], 0, sizeof(float) * (size_t)output_floats(m, i, n));
     memcpy(m->dact[last], dlogits, sizeof(float) * (size_t)n * m->classes);
 }
@@ -332,12 +348,14 @@ void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
     Layer *l = &m->layers[i];
     /* a fused ReLU: its producer masks the gradient; no parameters at or before l: nothing
      * to learn from its gradient */
-    if (l->fused || !l->needs_grad) return;
-    const float *in = l->in < 0 ? x : m->act[l->in];
-    const float *in2 = l->in2 < 0 ? NULL : m->act[l->in2];
-    /* no gradient for the model input, nor for outputs of parameter-free layers reading it */
-    float *din = l->in < 0 || !m->layers[l->in].needs_grad ? NULL : m->dact[l->in];
-    float *din2 = l->in2 < 0 || !m->layers[l->in2].needs_grad ? NULL : m->dact[l->in2];
+    if (l->fused || !l->needs_grad || l->kind == LAYER_FLATTEN) return;
+    const float *in = input_of(m, l->in, x);
+    const float *in2 = l->in2 < 0 ? NULL : input_of(m, l->in2, x);
+    /* no gradient for the model input, nor for outputs of parameter-free layers reading it;
+     * through a flatten straight into its source's gradient */
+    const int src = model_view_source(m, l->in), src2 = model_view_source(m, l->in2);
+    float *din = src < 0 || !m->layers[src].needs_grad ? NULL : m->dact[src];
+    float *din2 = src2 < 0 || !m->layers[src2].needs_grad ? NULL : m->dact[src2];
     if (l->relu_fused && !l->ops->applies_relu)
         relu_mask_inplace(m->dact[i], m->act[i], output_floats(m, i, ctx->n));
     l->ops->backward(l, ctx, in, in2, m->act[i], m->dact[i], din, din2);

@@ -16,6 +16,7 @@ void describe_nonfinite_forward(const Model *m, const float *x, int n, char *buf
         return;
     }
     for (int i = 0; i < m->n_layers; i++) {
+        if (!m->act[i]) continue; /* a flatten: its source's floats (model.h) */
         const size_t numel = shape_numel(m->layers[i].y) * (size_t)n;
         if (!all_finite(m->act[i], numel)) {
             snprintf(buf, cap, "the output of layer '%s'", m->layers[i].name);

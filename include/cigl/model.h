@@ -80,6 +80,11 @@ void model_forward_layer(Model *m, const LayerCtx *ctx, int i, const float *x);
 void model_seed_backward(Model *m, const float *dlogits, int n);
 void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x);
 
+/* A flatten is a view, not a pass: the same floats as its input (NCHW per sample), so its
+ * readers read its source's buffers and it has none of its own (act/dact NULL; the mlp's
+ * 128 x 784 batch is not copied). The layer whose output buffer layer `in` reads (-1: the
+ * model input), following flattens. */
+int model_view_source(const Model *m, int in);
 /* Graph construction (used by model_build and by tests that build single layers). */
 void model_init_empty(Model *m, const char *name, Shape input, int classes);
 int model_add_linear(Model *m, const char *name, int in, int out_features, int bias);
