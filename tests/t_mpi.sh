@@ -15,11 +15,12 @@ SUB=$T/subset.h5
 "$PY" tests/make_subset.py "$DATA" "$SUB" 6000 1000 || { echo "subset failed"; echo "0 passed, 1 failed"; exit 1; }
 BASE="--data $SUB --model mlp --batch-size 64 --epochs 2 --val-size 500 --threads 1"
 
-# max |w1 - w2| over every weight tensor of two model files
-maxdiff() { "$PY" - "$1" "$2" <<'PYEOF'
+# "max mean" of |w1 - w2| over all weights of two model files
+diffstats() { "$PY" - "$1" "$2" <<'PYEOF'
 import sys, h5py, numpy as np
 a, b = h5py.File(sys.argv[1]), h5py.File(sys.argv[2])
-print(max(float(np.abs(a['weights'][k][...] - b['weights'][k][...]).max()) for k in a['weights']))
+d = np.concatenate([np.abs(a['weights'][k][...] - b['weights'][k][...]).ravel() for k in a['weights']])
+print(float(d.max()), float(d.mean()))
 PYEOF
 }
 
@@ -28,6 +29,13 @@ PYEOF
 #    per-sample gradients added in another order (two partial sums of 32), a relative
 #    difference of a few float ulps (~1e-7) per step; 50 steps of lr 0.1 and momentum 0.9
 #    amplify it at most ~100x on weights of size ~0.1: 1e-5 absolute. Measured: ~1e-6.
+#    Except at a ReLU kink: a sample whose pre-activation sits within that rounding of 0 takes
+#    the other branch in one run, and the unit's gradient jumps by that sample's share (lr x
+#    |dy| ~ 1e-4), which then spreads to the units it feeds. Seen with CigL on an AVX-512
+#    machine (old and new code alike): 239 of 266610 weights beyond 1e-6, max 4.2e-5, mean
+#    1.2e-8; dense 3.3e-8. So: mean |dw| < 3e-7 (a wrong average moves every weight) and
+#    max |dw| < 1e-3 (a tensor left out of the allreduce drifts by 1e-2; a kink moves few
+#    weights by ~1e-4).
 for m in dense rigl cigl; do
     extra=""
     [ "$m" != dense ] && extra="--sparsity 0.9 --update-interval 100"
@@ -36,9 +44,10 @@ for m in dense rigl cigl; do
     $MPI -np 2 "$CIGL" train $BASE --method $m $extra --max-steps 50 --check-every 1 \
         --out "$T/two_$m" >"$T/two_$m.log" 2>&1
     check "${m}_two_ranks_identical_replicas_every_step" "[ -f '$T/two_$m/final.json' ]"
-    d=$(maxdiff "$T/one_$m/final.h5" "$T/two_$m/final.h5" 2>/dev/null)
-    echo "  $m: max |w(1 rank) - w(2 ranks)| after 50 steps = $d"
-    check "${m}_two_ranks_match_one_within_1e-5" "awk 'BEGIN{exit !(\"$d\" != \"\" && $d < 1e-5)}'"
+    d=$(diffstats "$T/one_$m/final.h5" "$T/two_$m/final.h5" 2>/dev/null)
+    echo "  $m: |w(1 rank) - w(2 ranks)| after 50 steps: max, mean = $d"
+    check "${m}_two_ranks_match_one" \
+        "echo '$d' | awk 'NF == 2 && \$1 < 1e-3 && \$2 < 3e-7 {ok = 1} END {exit !ok}'"
 done
 
 # 2. Masks after mask updates (rank 0 decides and broadcasts): >= 99.9% agreement with 1 rank.
@@ -69,9 +78,10 @@ check "four_ranks_reproducible_bit_for_bit" "h5diff '$T/four_a/final.h5' '$T/fou
 
 # 4. --accumulate keeps the global batch: 2 ranks x 2 micro-batches of 16 vs 1 rank x 64.
 $MPI -np 2 "$CIGL" train $BASE --method dense --max-steps 50 --accumulate 2 --out "$T/acc" >/dev/null 2>&1
-d=$(maxdiff "$T/one_dense/final.h5" "$T/acc/final.h5" 2>/dev/null)
-echo "  accumulate: max |w(1 rank) - w(2 ranks x 2 micro)| = $d"
-check "accumulate_matches_one_rank_within_1e-5" "awk 'BEGIN{exit !(\"$d\" != \"\" && $d < 1e-5)}'"
+d=$(diffstats "$T/one_dense/final.h5" "$T/acc/final.h5" 2>/dev/null)
+echo "  accumulate: |w(1 rank) - w(2 ranks x 2 micro)|: max, mean = $d"
+check "accumulate_matches_one_rank" \
+    "echo '$d' | awk 'NF == 2 && \$1 < 1e-3 && \$2 < 3e-7 {ok = 1} END {exit !ok}'"
 
 # 5. Bad input: one line from rank 0, non-zero exit, no hang, no run directory.
 one_line() { name=$1; want=$2; shift 2
