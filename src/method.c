@@ -369,6 +369,7 @@ void method_free(MethodState *s)
     free(s->weff);
     free(s->score);
     free(s->scratch_mask);
+    drop_grow_scratch_free(&s->drop_grow);
     free(s->avg);
     free(s->snapshots);
     free(s->snapshot_bn);
@@ -429,7 +430,8 @@ static long drop_and_grow(MethodState *s, Model *m, Sgd *opt, long step, long *a
         const long k = (long)floor(f * (double)n_active + 0.5);
         const float *score = s->ops->grow_score(s, m, step, t, s->score);
         const long grown = mask_drop_grow(m->params + t->off, opt->velocity + t->off,
-                                          s->mask + t->off, s->ever + t->off, score, t->len, k);
+                                          s->mask + t->off, s->ever + t->off, score, t->len, k,
+                                          &s->drop_grow);
         if (grown < 0) {
             cigl_fail(CIGL_ERR_RUNTIME, "out of memory during the mask update at step %ld; "
                       "use a node with more memory", step);

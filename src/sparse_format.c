@@ -14,6 +14,7 @@ int sparse_matrix_build(SparseMatrix *s, const uint8_t *mask, int rows, int cols
     size_t nnz = 0;
     const size_t len = (size_t)rows * cols;
     if (mask) {
+#pragma omp simd reduction(+ : nnz)
         for (size_t i = 0; i < len; i++) nnz += mask[i] != 0;
     } else {
         nnz = len;
@@ -27,9 +28,9 @@ int sparse_matrix_build(SparseMatrix *s, const uint8_t *mask, int rows, int cols
         s->row_off = cigl_malloc(sizeof(size_t) * ((size_t)cols + 1), "sparse row offsets");
         if (!s->row_ptr || !s->used || !s->row_off) return CIGL_ERR_RUNTIME;
     }
-    if (nnz > s->cap || !s->col) {
+    if (nnz + 1 > s->cap || !s->col) { /* + 1: the branch-free build writes one past */
         free(s->col);
-        s->cap = nnz ? nnz : 1;
+        s->cap = nnz + 1;
         s->col = cigl_malloc(sizeof(int32_t) * s->cap, "sparse column indices");
         if (!s->col) return CIGL_ERR_RUNTIME;
     }
@@ -43,11 +44,12 @@ int sparse_matrix_build(SparseMatrix *s, const uint8_t *mask, int rows, int cols
     s->row_ptr[0] = 0;
     for (int i = 0; i < rows; i++) {
         const uint8_t *mr = mask ? mask + (size_t)i * cols : NULL;
-        for (int j = 0; j < cols; j++)
-            if (!mr || mr[j]) {
-                s->col[k++] = j;
-                map[j] = 0;
-            }
+        for (int j = 0; j < cols; j++) { /* branch-free: the mask looks random (mispredicts) */
+            const int on = !mr || mr[j];
+            s->col[k] = j; /* kept when on; else overwritten next (col has nnz + 1 slots) */
+            k += (size_t)on;
+            map[j] &= on - 1; /* -1 stays -1 unless the column holds an entry: 0 */
+        }
         s->row_ptr[i + 1] = (int32_t)k;
     }
     int u = 0;

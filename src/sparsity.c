@@ -249,17 +249,40 @@ static void grow_largest(const float *score, const uint8_t *mask, size_t n, size
     *ties = k - below;
 }
 
-long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
-                    size_t n, long k)
+void drop_grow_scratch_free(DropGrowScratch *sc)
 {
-    if (k <= 0) return 0;
-    uint32_t *pos = malloc(sizeof(uint32_t) * n), *key = malloc(sizeof(uint32_t) * n);
-    uint32_t *hist = malloc(sizeof(uint32_t) * 65536);
-    uint8_t *chosen = malloc(n);
-    if (!pos || !key || !hist || !chosen) {
-        free(pos); free(key); free(hist); free(chosen);
+    free(sc->pos);
+    free(sc->key);
+    free(sc->hist);
+    free(sc->chosen);
+    memset(sc, 0, sizeof(*sc));
+}
+
+static int scratch_reserve(DropGrowScratch *sc, size_t n)
+{
+    if (sc->hist && sc->cap >= n) return 0;
+    drop_grow_scratch_free(sc);
+    sc->pos = malloc(sizeof(uint32_t) * n);
+    sc->key = malloc(sizeof(uint32_t) * n);
+    sc->hist = malloc(sizeof(uint32_t) * 65536);
+    sc->chosen = malloc(n ? n : 1);
+    if (!sc->pos || !sc->key || !sc->hist || !sc->chosen) {
+        drop_grow_scratch_free(sc);
         return -1;
     }
+    sc->cap = n;
+    return 0;
+}
+
+long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
+                    size_t n, long k, DropGrowScratch *sc)
+{
+    if (k <= 0) return 0;
+    DropGrowScratch local = {0};
+    DropGrowScratch *buf = sc ? sc : &local;
+    if (scratch_reserve(buf, n)) return -1;
+    uint32_t *pos = buf->pos, *key = buf->key, *hist = buf->hist;
+    uint8_t *chosen = buf->chosen;
     /* drop: the k active entries of smallest |w|, ties to the lower index; a dropped entry is
      * marked 2 until the grow decides whether it comes back */
     size_t c = 0;
@@ -297,6 +320,6 @@ long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const 
             if (state) state[i] = 0;
         }
     }
-    free(pos); free(key); free(hist); free(chosen);
+    drop_grow_scratch_free(&local);
     return fresh;
 }

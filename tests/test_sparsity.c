@@ -614,10 +614,15 @@ static const Tensor9 base8 = {
 };
 static const float score8[8] = {9, 0.2f, 5, -0.8f, 0.1f, 6, 0.8f, 0.5f};
 
+/* Buffers shared by the hand-computed cases (8 and 9 entries, in turns), so that reusing and
+ * growing them is covered; the NULL calls cover temporary buffers. */
+static DropGrowScratch shared_scratch;
+
 static long run8(Tensor9 *t, const float *score, long k)
 {
     *t = base8;
-    const long fresh = mask_drop_grow(t->w, t->state, t->mask, t->ever, score, 8, k);
+    const long fresh = mask_drop_grow(t->w, t->state, t->mask, t->ever, score, 8, k,
+                                      &shared_scratch);
     CHECK(active_of(t->mask, 8) == 5, "k=%ld: active count %ld", k, active_of(t->mask, 8));
     return fresh;
 }
@@ -676,7 +681,7 @@ static void test_drop_grow_8(void)
 
     /* state and ever may be NULL */
     t = base8;
-    CHECK(mask_drop_grow(t.w, NULL, t.mask, NULL, score8, 8, 3) == 2, "NULL state");
+    CHECK(mask_drop_grow(t.w, NULL, t.mask, NULL, score8, 8, 3, NULL) == 2, "NULL state");
     for (int i = 0; i < 8; i++) {
         CHECK(t.mask[i] == e3.mask[i] && t.w[i] == e3.w[i], "NULL state: entry %d", i);
         CHECK(t.state[i] == base8.state[i] && t.ever[i] == base8.ever[i], "NULL: untouched");
@@ -702,13 +707,13 @@ static void test_drop_grow_kernel9(void)
         .ever = {1, 1, 1, 0, 1, 0, 1, 1, 1},
     };
     Tensor9 t = base;
-    CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 9, 2) == 2, "k=2 new");
+    CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 9, 2, &shared_scratch) == 2, "k=2 new");
     expect_tensor(&t, &e, 9, "kernel k=2");
     CHECK(active_of(t.mask, 9) == 5, "kernel k=2 active");
     /* k = 3: drop 6, 2, 7; grow 7 (4: regrown, keeps .2 and state 8), 1 (3), 8 (3): the same
      * result, still two new */
     t = base;
-    CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 9, 3) == 2, "k=3 new");
+    CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 9, 3, NULL) == 2, "k=3 new");
     expect_tensor(&t, &e, 9, "kernel k=3");
     CHECK(active_of(t.mask, 9) == 5, "kernel k=3 active");
 }
@@ -728,7 +733,7 @@ static void test_drop_grow_dense(void)
     const float score[8] = {100, 0, 100, 0, 100, 0, 0, 100}; /* dropped ones score lowest */
     for (long k = 0; k <= 8; k++) {
         t = before;
-        CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 8, k) == 0,
+        CHECK(mask_drop_grow(t.w, t.state, t.mask, t.ever, score, 8, k, NULL) == 0,
               "dense k=%ld: new entries", k);
         expect_tensor(&t, &before, 8, "dense");
     }
@@ -866,5 +871,6 @@ int main(void)
     RUN(test_update_k);
     if (models_built)
         for (int i = 0; i < N_MODELS; i++) model_free(&models[i]);
+    drop_grow_scratch_free(&shared_scratch);
     return CHECK_SUMMARY();
 }

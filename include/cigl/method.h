@@ -48,6 +48,7 @@ struct MethodState {
                              * they were allocated or loaded */
     float *score;           /* grow-score scratch (largest tensor) */
     uint8_t *scratch_mask;  /* the mask before an update (ranks other than 0 apply the diff) */
+    DropGrowScratch drop_grow; /* mask_drop_grow's selection buffers, kept between updates */
     int masks_changed;      /* set by a mask update; the trainer clears it */
 
     /* averaging (CigL) */

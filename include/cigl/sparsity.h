@@ -23,15 +23,24 @@ void sparsity_counts_for_shapes(int n, const int *ndim, const int (*shape)[4], D
  * (seed, RNG_INIT_MASK) by flat parameter index; every other parameter has mask 1. */
 void sparsity_init_masks(const Model *m, const long *counts, uint64_t seed, uint8_t *mask);
 
+/* Selection buffers of mask_drop_grow, kept between mask updates: allocating them per call
+ * (2.2 MB for the mlp's 235K-weight layer) cost page faults and zeroing on every update. */
+typedef struct {
+    uint32_t *pos, *key, *hist;
+    uint8_t *chosen;
+    size_t cap;             /* entries pos, key and chosen hold */
+} DropGrowScratch;
+void drop_grow_scratch_free(DropGrowScratch *sc);
+
 /* Drop and grow on one tensor of n entries (METHOD.md): deactivate the k active entries of
  * smallest |w| (ties: lower index first), then activate the k entries, among those inactive
  * after the drop, of largest grow_score (ties: lower index first). An entry dropped and grown
  * again keeps its weight and optimiser state; new entries and dropped ones get weight 0 and
  * state 0 (state may be NULL). `ever` (may be NULL) marks entries that have been active.
  * Returns the number of truly new entries, or -1 when memory for the selection could not be
- * allocated (nothing changed then). */
+ * allocated (nothing changed then). sc: buffers grown as needed and kept (NULL: temporary). */
 long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
-                    size_t n, long k);
+                    size_t n, long k, DropGrowScratch *sc);
 
 /* Drop fraction at step t: alpha / 2 * (1 + cos(pi * t / t_end)). */
 double drop_fraction(double alpha, long t, long t_end);
