@@ -39,11 +39,12 @@ static const float *grow_at_random(const MethodState *s, const Model *m, long st
  * marks dropped weights as not moved by the optimiser (CigL). Non-prunable parameters are
  * copied and always move. */
 #define DRAW_CHUNK 1024 /* Philox blocks drawn per batch */
-/* Draws over fewer stored entries than this (sparse path) run on one thread: at about 6 ns per
- * entry (mlp at 90%: 0.16 ms for 27K) a split saves less than a passive thread's wake-up
- * costs (50-90 us on the project's VM, threads.h), and the draw ran as its own region on
- * every step. The dense path splits as other passes over whole tensors do. */
+/* Draws smaller than these run on one thread: below them a split saves less than waking a
+ * passive thread costs (50-90 us on the project's VM, threads.h). Sparse path, stored entries
+ * at about 6 ns each (mlp at 90%: 0.16 ms for 27K); dense path, whole tensors at about 1.1 ns
+ * a weight (the mlp's 235K-weight layer: 0.27 ms on 1 thread, 0.14 ms on 2). */
 #define DRAW_PARALLEL_MIN_ENTRIES ((size_t)1 << 16)
+#define DRAW_PARALLEL_MIN_WEIGHTS ((size_t)1 << 17)
 
 /* One Z_i for flat index i whose block's words are `wd`: the effective weight (w / keep, or +0
  * if dropped) and, when `freeze`, the step mask (kept), else the weight mask. Branch-free: the
@@ -60,13 +61,11 @@ static inline void draw_one(const uint32_t *wd, size_t i, uint8_t mk, float w, f
     *act = freeze ? (uint8_t)kept : mk;
 }
 
-/* The same draw for a tensor computed by the sparse kernels: Philox blocks only for the stored
- * pattern (= M, sparse.h), batched DRAW_CHUNK distinct blocks at a time (entries are in flat
- * order, so a block's entries are adjacent); the rest of the effective weights zeroed by one
- * memset when the mask changed (`clear`); bit-identical to the dense draw (same words, same
- * comparisons). */
-static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTensor *t, long step,
-                                  uint32_t purpose, int freeze, uint64_t threshold, int clear)
+/* The draw of rows [r0, r1) of a tensor computed by the sparse kernels: Philox blocks only
+ * for the stored pattern (= M, sparse.h), batched DRAW_CHUNK distinct blocks at a time
+ * (entries are in flat order, so a block's entries are adjacent). */
+static void draw_sparse_rows(MethodState *s, const Model *m, const ParamTensor *t, long step,
+                             uint32_t purpose, int freeze, uint64_t threshold, int r0, int r1)
 {
     const SparseMatrix *sp = &m->layers[t->layer].sparse->s;
     const int32_t *rp = sp->row_ptr, *col = sp->col;
@@ -75,55 +74,64 @@ static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTen
     float *we = s->weff + t->off;
     uint8_t *act = s->active + t->off;
     const size_t off = t->off, cols = (size_t)sp->cols;
-    if (clear) {
-        memset(we, 0, sizeof(float) * t->len);
-        memcpy(act, mk, t->len);
-    }
-#pragma omp parallel if (sp->nnz >= DRAW_PARALLEL_MIN_ENTRIES)
-    {
-        const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
-        const int r0 = (int)((long)sp->rows * tid / nth);
-        const int r1 = (int)((long)sp->rows * (tid + 1) / nth);
-        uint64_t need[DRAW_CHUNK];
-        uint32_t words[4 * DRAW_CHUNK];
-        int row = r0;
-        int32_t k = rp[r0];
-        const int32_t kend = rp[r1];
-        while (k < kend) {
-            /* the distinct blocks of entries k..kk-1 */
-            size_t n = 0;
-            uint64_t last = UINT64_MAX;
-            int rr = row;
-            int32_t kk = k;
-            for (; kk < kend; kk++) {
-                while (kk >= rp[rr + 1]) rr++;
-                const uint64_t blk = (off + (size_t)rr * cols + (size_t)col[kk]) / 4;
-                if (blk == last) continue;
-                if (n == DRAW_CHUNK) break;
-                need[n++] = blk;
-                last = blk;
-            }
-            rng_blocks_at(s->seed, purpose, (uint64_t)step, need, n, words);
-            size_t c = 0;
-            for (; k < kk; k++) {
-                while (k >= rp[row + 1]) row++;
-                const size_t local = (size_t)row * cols + (size_t)col[k], flat = off + local;
-                while (need[c] != flat / 4) c++;
-                draw_one(words + 4 * c, flat, mk[local], w[local], s->inv_keep, threshold,
-                         freeze, &we[local], &act[local]);
-            }
+    uint64_t need[DRAW_CHUNK];
+    uint32_t words[4 * DRAW_CHUNK];
+    int row = r0;
+    int32_t k = rp[r0];
+    const int32_t kend = rp[r1];
+    while (k < kend) {
+        /* the distinct blocks of entries k..kk-1 */
+        size_t n = 0;
+        uint64_t last = UINT64_MAX;
+        int rr = row;
+        int32_t kk = k;
+        for (; kk < kend; kk++) {
+            while (kk >= rp[rr + 1]) rr++;
+            const uint64_t blk = (off + (size_t)rr * cols + (size_t)col[kk]) / 4;
+            if (blk == last) continue;
+            if (n == DRAW_CHUNK) break;
+            need[n++] = blk;
+            last = blk;
+        }
+        rng_blocks_at(s->seed, purpose, (uint64_t)step, need, n, words);
+        size_t c = 0;
+        for (; k < kk; k++) {
+            while (k >= rp[row + 1]) row++;
+            const size_t local = (size_t)row * cols + (size_t)col[k], flat = off + local;
+            while (need[c] != flat / 4) c++;
+            draw_one(words + 4 * c, flat, mk[local], w[local], s->inv_keep, threshold, freeze,
+                     &we[local], &act[local]);
         }
     }
 }
 
-/* The draw for a tensor computed densely: Philox blocks only for the groups of four flat
- * indices that hold an active weight (at 90% sparsity about a third of them), the rest of
- * the effective weights zeroed; the same words and comparisons as drawing every block. (One
- * pass writing every position with a cursor over the drawn blocks was tried: 1.4x slower than
- * these memsets plus the drawn blocks' writes.) */
-static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTensor *t,
-                                 long step, uint32_t purpose, int freeze, uint64_t threshold,
-                                 int clear)
+/* The draw for a tensor computed by the sparse kernels (rows split over the threads when it
+ * is large, else on this thread without an OpenMP region); the rest of the effective weights
+ * zeroed by one memset when the mask changed (`clear`); bit-identical to the dense draw (same
+ * words, same comparisons). */
+static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTensor *t, long step,
+                                  uint32_t purpose, int freeze, uint64_t threshold, int clear)
+{
+    const SparseMatrix *sp = &m->layers[t->layer].sparse->s;
+    if (clear) {
+        memset(s->weff + t->off, 0, sizeof(float) * t->len);
+        memcpy(s->active + t->off, s->mask + t->off, t->len);
+    }
+    if (sp->nnz < DRAW_PARALLEL_MIN_ENTRIES) {
+        draw_sparse_rows(s, m, t, step, purpose, freeze, threshold, 0, sp->rows);
+        return;
+    }
+#pragma omp parallel
+    {
+        const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+        draw_sparse_rows(s, m, t, step, purpose, freeze, threshold,
+                         (int)((long)sp->rows * tid / nth),
+                         (int)((long)sp->rows * (tid + 1) / nth));
+    }
+}
+
+static void draw_dense_chunk(MethodState *s, const Model *m, const ParamTensor *t, long step,
+                             uint32_t purpose, int freeze, uint64_t threshold, int clear, long g)
 {
     const float *w = m->params;
     const uint8_t *mk = s->mask + t->off;
@@ -132,39 +140,57 @@ static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTens
     const float inv_keep = s->inv_keep;
     const size_t off = t->off, end = t->off + t->len;
     const size_t first = off / 4, last = (end - 1) / 4;
-    const long chunks = (long)((last - first) / DRAW_CHUNK + 1);
-#pragma omp parallel for schedule(static) if (t->len >= CIGL_PARALLEL_MIN_FLOATS)
-    for (long g = 0; g < chunks; g++) {
-        const size_t b0 = first + (size_t)g * DRAW_CHUNK;
-        const size_t b1 = last + 1 < b0 + DRAW_CHUNK ? last + 1 : b0 + DRAW_CHUNK;
-        const size_t lo = b0 * 4 < off ? off : b0 * 4, hi = b1 * 4 > end ? end : b1 * 4;
-        uint64_t need[DRAW_CHUNK];
-        uint32_t words[4 * DRAW_CHUNK];
-        size_t n_need = 0;
-        for (size_t b = b0; b < b1; b++) { /* branch-free: the mask is random-looking */
-            uint32_t any = 0;
-            if (b * 4 >= lo && b * 4 + 4 <= hi) {
-                memcpy(&any, mk + (b * 4 - off), 4);
-            } else { /* a block shared with the neighbouring tensor */
-                for (size_t i = b * 4 < lo ? lo : b * 4; i < b * 4 + 4 && i < hi; i++)
-                    any |= mk[i - off];
-            }
-            need[n_need] = b;
-            n_need += any != 0;
-        }
-        rng_blocks_at(s->seed, purpose, (uint64_t)step, need, n_need, words);
-        if (clear) {
-            memset(we + (lo - off), 0, sizeof(float) * (hi - lo));
-            if (freeze) memset(act + (lo - off), 0, hi - lo);
-            else memcpy(act + (lo - off), mk + (lo - off), hi - lo);
-        }
-        for (size_t k = 0; k < n_need; k++) {
-            const size_t b = need[k];
+    const size_t b0 = first + (size_t)g * DRAW_CHUNK;
+    const size_t b1 = last + 1 < b0 + DRAW_CHUNK ? last + 1 : b0 + DRAW_CHUNK;
+    const size_t lo = b0 * 4 < off ? off : b0 * 4, hi = b1 * 4 > end ? end : b1 * 4;
+    uint64_t need[DRAW_CHUNK];
+    uint32_t words[4 * DRAW_CHUNK];
+    size_t n_need = 0;
+    for (size_t b = b0; b < b1; b++) { /* branch-free: the mask is random-looking */
+        uint32_t any = 0;
+        if (b * 4 >= lo && b * 4 + 4 <= hi) {
+            memcpy(&any, mk + (b * 4 - off), 4);
+        } else { /* a block shared with the neighbouring tensor */
             for (size_t i = b * 4 < lo ? lo : b * 4; i < b * 4 + 4 && i < hi; i++)
-                draw_one(words + 4 * k, i, mk[i - off], w[i], inv_keep, threshold, freeze,
-                         &we[i - off], &act[i - off]);
+                any |= mk[i - off];
         }
+        need[n_need] = b;
+        n_need += any != 0;
     }
+    if (n_need) rng_blocks_at(s->seed, purpose, (uint64_t)step, need, n_need, words);
+    if (clear) {
+        memset(we + (lo - off), 0, sizeof(float) * (hi - lo));
+        if (freeze) memset(act + (lo - off), 0, hi - lo);
+        else memcpy(act + (lo - off), mk + (lo - off), hi - lo);
+    }
+    for (size_t k = 0; k < n_need; k++) {
+        const size_t b = need[k];
+        for (size_t i = b * 4 < lo ? lo : b * 4; i < b * 4 + 4 && i < hi; i++)
+            draw_one(words + 4 * k, i, mk[i - off], w[i], inv_keep, threshold, freeze,
+                     &we[i - off], &act[i - off]);
+    }
+}
+
+/* The draw for a tensor computed densely, in chunks of DRAW_CHUNK blocks of four flat indices:
+ * Philox blocks only for the groups that hold an active weight (at 90% sparsity about a third
+ * of them), the rest of the effective weights zeroed; the same words and comparisons as
+ * drawing every block. (One pass writing every position with a cursor over the drawn blocks
+ * was tried: 1.4x slower than these memsets plus the drawn blocks' writes.) Small tensors on
+ * this thread without an OpenMP region (threads.h: not even one with a false if clause). */
+static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTensor *t,
+                                 long step, uint32_t purpose, int freeze, uint64_t threshold,
+                                 int clear)
+{
+    const size_t first = t->off / 4, last = (t->off + t->len - 1) / 4;
+    const long chunks = (long)((last - first) / DRAW_CHUNK + 1);
+    if (t->len < DRAW_PARALLEL_MIN_WEIGHTS) {
+        for (long g = 0; g < chunks; g++)
+            draw_dense_chunk(s, m, t, step, purpose, freeze, threshold, clear, g);
+        return;
+    }
+#pragma omp parallel for schedule(static)
+    for (long g = 0; g < chunks; g++)
+        draw_dense_chunk(s, m, t, step, purpose, freeze, threshold, clear, g);
 }
 
 static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t purpose,

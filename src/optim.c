@@ -4,6 +4,7 @@
 #include "cigl/threads.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,16 +55,47 @@ static inline void sgd_update(SgdCoef c, float *w, float g, float *v, unsigned c
     *w -= c.lr * d;
 }
 
+/* The update over [lo, hi) and over rows [r0, r1) of a pattern, on this thread. */
+static void sgd_range_body(const Sgd *o, SgdCoef c, float *params, const float *grads,
+                           size_t lo, size_t hi, const unsigned char *active)
+{
+    for (size_t i = lo; i < hi; i++) {
+        if (active && !active[i]) continue;
+        sgd_update(c, &params[i], grads[i], &o->velocity[i], o->decays[i]);
+    }
+}
+
+static void sgd_pattern_body(const Sgd *o, SgdCoef c, float *params, const float *grads,
+                             size_t off, const SparseMatrix *s, int r0, int r1,
+                             const unsigned char *active)
+{
+    const size_t cols = (size_t)s->cols;
+    for (int r = r0; r < r1; r++) {
+        const size_t base = off + (size_t)r * cols;
+        for (int32_t k = s->row_ptr[r]; k < s->row_ptr[r + 1]; k++) {
+            const size_t i = base + (size_t)s->col[k];
+            if (active && !active[i]) continue;
+            sgd_update(c, &params[i], grads[i], &o->velocity[i], o->decays[i]);
+        }
+    }
+}
+
+/* Large updates split over the threads in fixed parts (each parameter's update is independent,
+ * so the result does not depend on the split); small ones run here without entering an OpenMP
+ * region at all (threads.h: even a region whose if clause is false costs a system call). */
 void sgd_step_range(Sgd *o, float *params, const float *grads, size_t lo, size_t hi, double lr,
                     const unsigned char *active)
 {
     const SgdCoef c = sgd_coef(o, lr);
-    float *v = o->velocity;
-    const unsigned char *decays = o->decays;
-#pragma omp parallel for schedule(static) if (hi - lo >= CIGL_PARALLEL_MIN_FLOATS)
-    for (size_t i = lo; i < hi; i++) {
-        if (active && !active[i]) continue;
-        sgd_update(c, &params[i], grads[i], &v[i], decays[i]);
+    if (hi - lo < CIGL_PARALLEL_MIN_FLOATS) {
+        sgd_range_body(o, c, params, grads, lo, hi, active);
+        return;
+    }
+#pragma omp parallel
+    {
+        const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
+        sgd_range_body(o, c, params, grads, lo + (hi - lo) * t / T, lo + (hi - lo) * (t + 1) / T,
+                       active);
     }
 }
 
@@ -77,17 +109,15 @@ void sgd_step_pattern(Sgd *o, float *params, const float *grads, size_t off,
                       const SparseMatrix *s, double lr, const unsigned char *active)
 {
     const SgdCoef c = sgd_coef(o, lr);
-    float *v = o->velocity;
-    const unsigned char *decays = o->decays;
-    const size_t cols = (size_t)s->cols;
-#pragma omp parallel for schedule(static) if (s->nnz >= CIGL_PARALLEL_MIN_FLOATS)
-    for (int r = 0; r < s->rows; r++) {
-        const size_t base = off + (size_t)r * cols;
-        for (int32_t k = s->row_ptr[r]; k < s->row_ptr[r + 1]; k++) {
-            const size_t i = base + (size_t)s->col[k];
-            if (active && !active[i]) continue;
-            sgd_update(c, &params[i], grads[i], &v[i], decays[i]);
-        }
+    if (s->nnz < CIGL_PARALLEL_MIN_FLOATS) {
+        sgd_pattern_body(o, c, params, grads, off, s, 0, s->rows, active);
+        return;
+    }
+#pragma omp parallel
+    {
+        int r0, r1;
+        sparse_split_rows(s, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+        sgd_pattern_body(o, c, params, grads, off, s, r0, r1, active);
     }
 }
 

@@ -3,8 +3,8 @@
  * is an axpy or a dot product over a row of the dense operand; on x86-64 gcc compiles every
  * kernel three times (AVX-512, AVX2, baseline SSE2) and picks one when the program starts, since
  * the build uses plain -O2 for portability. -std=c11 turns off FMA contraction, so the clones
- * compute the same products and sums element by element; only the dot product's vector
- * reduction order depends on the clone (as OpenBLAS's kernels do on the CPU). */
+ * compute the same products and sums element by element, and the dot product adds in 16 fixed
+ * lanes (dot_lanes), so every clone gives the same bits. */
 #include "cigl/sparse.h"
 
 #include <string.h>
@@ -95,6 +95,27 @@ void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act,
     }
 }
 
+/* sum_x a[x] b[x] in 16 fixed lanes (lane l takes x = l mod 16) added by a fixed tree: the
+ * same association whatever the vector width, so every clone gives the same bits. (An omp simd
+ * reduction left the lanes to the compiler, whose epilogue added them one by one: 16 dependent
+ * scalar additions per stored entry, most of the weight-gradient kernel's time.) */
+static inline float dot_lanes(const float *restrict a, const float *restrict b, size_t n)
+{
+    float acc[16] = {0};
+    size_t x = 0;
+    for (; x + 16 <= n; x += 16)
+#pragma omp simd
+        for (int l = 0; l < 16; l++) acc[l] += a[x + l] * b[x + l];
+    for (int l = 0; x + (size_t)l < n; l++) acc[l] += a[x + l] * b[x + l];
+#pragma omp simd
+    for (int l = 0; l < 8; l++) acc[l] += acc[l + 8];
+#pragma omp simd
+    for (int l = 0; l < 4; l++) acc[l] += acc[l + 4];
+    acc[0] += acc[2];
+    acc[1] += acc[3];
+    return acc[0] + acc[1];
+}
+
 KERNEL_CLONES
 void sparse_sddmm(const SparseMatrix *s, const uint8_t *act, const size_t *row_off, int r0,
                   int r1, const float *A, size_t lda, const float *B, size_t ldb, size_t n,
@@ -110,9 +131,7 @@ void sparse_sddmm(const SparseMatrix *s, const uint8_t *act, const size_t *row_o
                 continue;
             }
             const float *restrict b = B + (row_off ? row_off[j] : (size_t)j * ldb);
-            float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-            for (size_t x = 0; x < n; x++) sum += a[x] * b[x];
+            const float sum = dot_lanes(a, b, n);
             g[k] = acc ? g[k] + sum : sum;
         }
     }

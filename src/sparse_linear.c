@@ -66,7 +66,7 @@ static void transpose_part(const float *restrict src, int rows, int cols, float 
 
 /* Writes alpha * g (one value per stored entry) into the dense gradient of rows [r0, r1); the
  * rest of those rows is zeroed once after each pattern change (nothing reads it in between). */
-static void scatter_grad(SparseLayer *sl, const float *g, float alpha, int r0, int r1,
+static void scatter_grad(const SparseLayer *sl, const float *g, float alpha, int r0, int r1,
                          float *grad, int clear)
 {
     const SparseMatrix *s = &sl->s;
@@ -99,32 +99,83 @@ static void init_rows(float *yt, int r0, int r1, int n, const float *bias)
     }
 }
 
+/* What one pass needs; the pass body runs inside an OpenMP region when the layer is worth
+ * splitting and directly otherwise (its orphaned omp for / barrier then run as plain code: a
+ * region whose if clause is false still costs a system call, threads.h). */
+typedef struct {
+    const Layer *l;
+    const SparseLayer *sl;
+    const SparseMatrix *s;
+    int n, in, out, transpose_x, clear;
+    const float *x, *xt, *w, *bias, *dy, *dyt;
+    float *y, *yt, *dx, *dxt, *g, *grad, *db;
+    const uint8_t *act;
+    float wgrad_scale;
+} Pass;
+
+static void forward_pass(const Pass *p)
+{
+    const SparseMatrix *s = p->s;
+    if (p->transpose_x) transpose_part(p->x, p->n, p->in, p->sl->xt, 0);
+    int r0, r1;
+    sparse_split_rows(s, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
+    init_rows(p->yt, r0, r1, p->n, p->bias);
+    sparse_mm(s, p->w, p->act, NULL, r0, r1, p->xt, (size_t)p->n, 0, (size_t)p->n, p->yt,
+              (size_t)p->n, 1);
+    if (!p->l->out_t) {
+#pragma omp barrier
+        transpose_part(p->yt, p->out, p->n, p->y, 0);
+    }
+}
+
+static void backward_pass(const Pass *p)
+{
+    const SparseMatrix *s = p->s;
+    const int n = p->n;
+    if (p->transpose_x) transpose_part(p->x, n, p->in, p->sl->xt, 0);
+    if (!p->l->out_t) transpose_part(p->dy, n, p->out, p->sl->yt, 0);
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    int r0, r1;
+    sparse_split_rows(s, t, T, &r0, &r1);
+    sparse_sddmm(s, p->act, NULL, r0, r1, p->dyt, (size_t)n, p->xt, (size_t)n, (size_t)n, p->g,
+                 0);
+    scatter_grad(p->sl, p->g, p->wgrad_scale, r0, r1, p->grad, p->clear);
+    for (int o = r0; p->db && o < r1; o++) { /* the bias gradient: row sums of dY^T */
+        double sum = 0;
+        for (int i = 0; i < n; i++) sum += p->dyt[(size_t)o * n + i];
+        p->db[o] = (float)sum;
+    }
+    if (!p->dx) return;
+    const size_t c0 = (size_t)n * t / T, c1 = (size_t)n * (t + 1) / T;
+    if (!p->l->in_t)
+        for (int j = 0; j < p->in; j++)
+            memset(p->dxt + (size_t)j * n + c0, 0, sizeof(float) * (c1 - c0));
+    sparse_mm_t(s, p->w, p->act, NULL, 0, p->out, p->dyt, (size_t)n, c0, c1, p->dxt, (size_t)n);
+    if (!p->l->in_t) {
+#pragma omp barrier
+        transpose_part(p->dxt, p->in, n, p->dx, 1);
+    }
+}
+
 void sparse_linear_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y)
 {
     SparseLayer *sl = l->sparse;
     const SparseMatrix *s = &sl->s;
-    const int n = ctx->n, in = s->cols, out = s->rows;
-    const float *w = ctx->weights + l->weight_off;
-    const float *bias = l->bias_len ? ctx->weights + l->bias_off : NULL;
-    const uint8_t *act = sparse_step_active(l, ctx);
     /* a feature-major input or output (layer.h) is used in place */
-    const float *xt = l->in_t ? x : sl->xt;
-    float *yt = l->out_t ? y : sl->yt;
-#pragma omp parallel if (worth_threads((s->nnz + (size_t)in) * (size_t)n))
-    {
-        if (!l->in_t) transpose_part(x, n, in, sl->xt, 0);
-        int r0, r1;
-        sparse_split_rows(s, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
-        init_rows(yt, r0, r1, n, bias);
-        sparse_mm(s, w, act, NULL, r0, r1, xt, (size_t)n, 0, (size_t)n, yt, (size_t)n, 1);
-        if (!l->out_t) {
-#pragma omp barrier
-            transpose_part(yt, out, n, y, 0);
-        }
+    const Pass p = {.l = l, .sl = sl, .s = s, .n = ctx->n, .in = s->cols, .out = s->rows,
+                    .transpose_x = !l->in_t, .x = x, .xt = l->in_t ? x : sl->xt,
+                    .w = ctx->weights + l->weight_off,
+                    .bias = l->bias_len ? ctx->weights + l->bias_off : NULL, .y = y,
+                    .yt = l->out_t ? y : sl->yt, .act = sparse_step_active(l, ctx)};
+    if (worth_threads((s->nnz + (size_t)p.in) * (size_t)p.n)) {
+#pragma omp parallel
+        forward_pass(&p);
+    } else {
+        forward_pass(&p);
     }
     /* backward reuses X^T when it gets the same input (the training step's pair) */
     sl->xt_src = x;
-    sl->xt_n = n;
+    sl->xt_n = p.n;
 }
 
 void sparse_linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const float *dy,
@@ -132,39 +183,21 @@ void sparse_linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
 {
     SparseLayer *sl = l->sparse;
     const SparseMatrix *s = &sl->s;
-    const int n = ctx->n, in = s->cols, out = s->rows;
-    const float *w = ctx->weights + l->weight_off;
-    const uint8_t *act = sparse_step_active(l, ctx);
-    const float *xt = l->in_t ? x : sl->xt, *dyt = l->out_t ? dy : sl->yt;
-    /* a feature-major input gradient is accumulated in place (backward adds to dx) */
-    float *dxt = l->in_t ? dx : sl->dxt, *g = sl->gpart;
-    float *grad = ctx->grads + l->weight_off;
-    float *db = l->bias_len ? ctx->grads + l->bias_off : NULL;
-    const int clear = !sl->clean, have_xt = l->in_t || (sl->xt_src == x && sl->xt_n == n);
-#pragma omp parallel if (worth_threads((s->nnz + (size_t)in) * (size_t)n))
-    {
-        if (!have_xt) transpose_part(x, n, in, sl->xt, 0);
-        if (!l->out_t) transpose_part(dy, n, out, sl->yt, 0);
-        const int t = omp_get_thread_num(), T = omp_get_num_threads();
-        int r0, r1;
-        sparse_split_rows(s, t, T, &r0, &r1);
-        sparse_sddmm(s, act, NULL, r0, r1, dyt, (size_t)n, xt, (size_t)n, (size_t)n, g, 0);
-        scatter_grad(sl, g, ctx->wgrad_scale, r0, r1, grad, clear);
-        for (int o = r0; db && o < r1; o++) { /* the bias gradient: row sums of dY^T */
-            double sum = 0;
-            for (int i = 0; i < n; i++) sum += dyt[(size_t)o * n + i];
-            db[o] = (float)sum;
-        }
-        if (dx) {
-            const size_t c0 = (size_t)n * t / T, c1 = (size_t)n * (t + 1) / T;
-            if (!l->in_t)
-                for (int j = 0; j < in; j++) memset(dxt + (size_t)j * n + c0, 0, sizeof(float) * (c1 - c0));
-            sparse_mm_t(s, w, act, NULL, 0, out, dyt, (size_t)n, c0, c1, dxt, (size_t)n);
-            if (!l->in_t) {
-#pragma omp barrier
-                transpose_part(dxt, in, n, dx, 1);
-            }
-        }
+    const int n = ctx->n;
+    /* feature-major buffers are used in place; the input gradient is accumulated (+=) */
+    const Pass p = {.l = l, .sl = sl, .s = s, .n = n, .in = s->cols, .out = s->rows,
+                    .transpose_x = !l->in_t && !(sl->xt_src == x && sl->xt_n == n),
+                    .clear = !sl->clean, .x = x, .xt = l->in_t ? x : sl->xt,
+                    .w = ctx->weights + l->weight_off, .dy = dy, .dyt = l->out_t ? dy : sl->yt,
+                    .dx = dx, .dxt = l->in_t ? dx : sl->dxt, .g = sl->gpart,
+                    .grad = ctx->grads + l->weight_off,
+                    .db = l->bias_len ? ctx->grads + l->bias_off : NULL,
+                    .act = sparse_step_active(l, ctx), .wgrad_scale = ctx->wgrad_scale};
+    if (worth_threads((s->nnz + (size_t)p.in) * (size_t)n)) {
+#pragma omp parallel
+        backward_pass(&p);
+    } else {
+        backward_pass(&p);
     }
     sl->clean = 1;
 }

@@ -1,6 +1,7 @@
 /* Time per training step of each sparse method relative to dense on the same model, in one
  * run (issue: sparse training methods). Also the cost of one mask update, amortised over the
- * default interval. Medians of several repetitions; random inputs (no dataset needed). */
+ * default interval. The methods take turns within each repetition; ratios are medians of the
+ * per-repetition ratios. Random inputs (no dataset needed). */
 #include "bench_common.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
@@ -13,23 +14,18 @@
 #include <string.h>
 #include <time.h>
 
-/* Median seconds per step over `reps` blocks of `steps` steps; step indices avoid updates. */
-static double time_steps(Bench *b, int reps, int steps)
+/* Seconds per step of one block of `steps` steps starting at *step (indices avoid updates:
+ * blocks start 200 apart at 1000, so no multiple of 100 falls inside a block of < 99 steps). */
+static double time_block(Bench *b, int steps, long *step)
 {
-    double t[32];
-    long step = 1000; /* done = 1001.. : no multiple of 100 inside a block of < 99 steps */
-    for (int r = 0; r < reps; r++) {
-        const double t0 = bench_now();
-        for (int i = 0; i < steps; i++) {
-            int correct;
-            method_train_step(&b->s, &b->m, &b->opt, b->x, b->y, b->batch, 1.0f / b->batch,
-                              0.01, NULL, step + i, b->dl, &correct);
-        }
-        t[r] = (bench_now() - t0) / steps;
-        step += 200;
+    const double t0 = bench_now();
+    for (int i = 0; i < steps; i++) {
+        int correct;
+        method_train_step(&b->s, &b->m, &b->opt, b->x, b->y, b->batch, 1.0f / b->batch, 0.01,
+                          NULL, *step + i, b->dl, &correct);
     }
-    qsort(t, (size_t)reps, sizeof(double), bench_cmp_double);
-    return t[reps / 2];
+    *step += 200;
+    return (bench_now() - t0) / steps;
 }
 
 int main(int argc, char **argv)
@@ -60,43 +56,64 @@ int main(int argc, char **argv)
     printf("# method step time relative to dense, batch %d, %d threads, sparsity 0.9, --kernels "
            "%s, median of %d\n", batch, threads, kernels, reps);
     printf("%-9s %-9s %12s %10s\n", "model", "method", "ms/step", "vs dense");
+    enum { N_METHODS = 6 };
     for (int mi = first_model; mi <= last_model; mi++) {
         const int steps = mi == 0 ? 40 : 4;
-        double dense = 0, rigl = 0;
-        for (int k = 0; k < 6; k++) {
-            if (only && k > 0 && strcmp(methods[k], only) && strcmp(methods[k], "rigl")) continue;
-            Bench b;
-            if (bench_open(&b, models[mi], (Shape){1, 28, 28}, methods[k], 0.9, batch, 0)) return 1;
-            /* dense is the baseline computed densely whatever the choice (its mask is all 1s) */
-            if (sparse_model_setup(&b.m, k == 0 ? KERNELS_DENSE : (KernelsMode)mode, b.s.mask))
+        Bench b[N_METHODS];
+        int on[N_METHODS] = {0};
+        long step[N_METHODS];
+        double t[N_METHODS][32], vs_dense[N_METHODS][32], vs_rigl[32];
+        const int rigl = 3, cigl = 4;
+        for (int k = 0; k < N_METHODS; k++) {
+            on[k] = !only || k == 0 || k == rigl || !strcmp(methods[k], only);
+            if (!on[k]) continue;
+            if (bench_open(&b[k], models[mi], (Shape){1, 28, 28}, methods[k], 0.9, batch, 0))
                 return 1;
-            time_steps(&b, 1, steps); /* warm-up */
-            const double t = time_steps(&b, reps, steps);
-            if (k == 0) dense = t;
-            if (!strcmp(methods[k], "rigl")) rigl = t;
-            printf("%-9s %-9s %12.3f %10.3f%s\n", models[mi], methods[k], 1e3 * t, t / dense,
-                   !strcmp(methods[k], "cigl") && rigl > 0 ? "" : "");
-            if (!strcmp(methods[k], "cigl"))
-                printf("BENCH {\"model\":\"%s\",\"cigl_vs_rigl\":%.4f}\n", models[mi], t / rigl);
-            if (!strcmp(methods[k], "rigl")) {
-                /* one mask update (drop, grow, bookkeeping) against the step time */
-                double u[32];
-                for (int r = 0; r < reps; r++) {
-                    int correct;
-                    const double t1 = bench_now();
-                    method_train_step(&b.s, &b.m, &b.opt, b.x, b.y, batch, 1.0f / batch, 0.01,
-                                      NULL, 99 + 100 * r, b.dl, &correct); /* an update step */
-                    u[r] = (bench_now() - t1) - t; /* minus the median ordinary step */
-                }
-                qsort(u, (size_t)reps, sizeof(double), bench_cmp_double);
-                printf("%-9s %-9s %12.3f ms per mask update = %.3f%% of training time at "
-                       "interval 100\n", models[mi], "update", 1e3 * u[reps / 2],
-                       100 * u[reps / 2] / (100 * t));
-            }
-            printf("BENCH {\"model\":\"%s\",\"method\":\"%s\",\"ms_per_step\":%.4f,"
-                   "\"vs_dense\":%.4f}\n", models[mi], methods[k], 1e3 * t, t / dense);
-            bench_close(&b);
+            /* dense is the baseline computed densely whatever the choice (its mask is all 1s) */
+            if (sparse_model_setup(&b[k].m, k == 0 ? KERNELS_DENSE : (KernelsMode)mode,
+                                   b[k].s.mask))
+                return 1;
+            step[k] = 1000;
+            time_block(&b[k], steps, &step[k]); /* warm-up */
         }
+        /* the methods take turns within every repetition, so that load from other processes
+         * hits them alike; ratios are taken within a repetition, then their median */
+        for (int r = 0; r < reps; r++) {
+            for (int k = 0; k < N_METHODS; k++)
+                if (on[k]) t[k][r] = time_block(&b[k], steps, &step[k]);
+            for (int k = 0; k < N_METHODS; k++) vs_dense[k][r] = on[k] ? t[k][r] / t[0][r] : 0;
+            vs_rigl[r] = on[cigl] ? t[cigl][r] / t[rigl][r] : 0;
+        }
+        double med[N_METHODS];
+        for (int k = 0; k < N_METHODS; k++) {
+            if (!on[k]) continue;
+            med[k] = bench_median(t[k], reps);
+            const double rel = bench_median(vs_dense[k], reps);
+            printf("%-9s %-9s %12.3f %10.3f\n", models[mi], methods[k], 1e3 * med[k], rel);
+            printf("BENCH {\"model\":\"%s\",\"method\":\"%s\",\"ms_per_step\":%.4f,"
+                   "\"vs_dense\":%.4f}\n", models[mi], methods[k], 1e3 * med[k], rel);
+        }
+        if (on[cigl]) {
+            const double cr = bench_median(vs_rigl, reps);
+            printf("%-9s %-9s %12s %10.3f (median of the per-repetition ratios)\n", models[mi],
+                   "cigl/rigl", "", cr);
+            printf("BENCH {\"model\":\"%s\",\"cigl_vs_rigl\":%.4f}\n", models[mi], cr);
+        }
+        /* one mask update (drop, grow, bookkeeping) against the median ordinary step */
+        double u[32];
+        for (int r = 0; r < reps; r++) {
+            int correct;
+            const double t1 = bench_now();
+            method_train_step(&b[rigl].s, &b[rigl].m, &b[rigl].opt, b[rigl].x, b[rigl].y, batch,
+                              1.0f / batch, 0.01, NULL, 99 + 100 * r, b[rigl].dl,
+                              &correct); /* an update step */
+            u[r] = (bench_now() - t1) - med[rigl];
+        }
+        const double um = bench_median(u, reps);
+        printf("%-9s %-9s %12.3f ms per mask update = %.3f%% of training time at interval 100\n",
+               models[mi], "update", 1e3 * um, 100 * um / (100 * med[rigl]));
+        for (int k = 0; k < N_METHODS; k++)
+            if (on[k]) bench_close(&b[k]);
     }
     return 0;
 }
