@@ -17,7 +17,10 @@
  *                                                copy and no atomics are needed
  *   weight grad dW_ij = sum_b dY^T[i, b] X^T[j, b]  (sampled dense-dense product, rows split)
  * All three are axpys or dot products of length batch, vectorised (AVX-512/AVX2 clones
- * chosen at run time on x86-64) and independent of the thread count for linear layers.
+ * chosen at run time on x86-64) and independent of the thread count for linear layers. A
+ * linear layer whose input or output is handed over feature-major (Layer.in_t/out_t, planned
+ * by sparse_model_setup between linear layers with a sparse side) uses that buffer in place
+ * instead of transposing; small linear layers run on one thread (sparse_linear.c).
  * A blocked format would pay off only at densities where the dense GEMM wins anyway.
  *
  * Conv (src/sparse_conv.c): stride-1 convolutions with kernels larger than 1x1 build no im2col
