@@ -122,6 +122,35 @@ static void channel_norm(const Layer *l, const LayerCtx *ctx, int ch, float *mea
     *inv_std = ctx->train ? l->cache2[ch] : (float)(1.0 / sqrt((double)run[c + ch] + l->bn_eps));
 }
 
+/* y = g * ((x - mean) * inv_std) + b over count floats, then max(., 0) with a fused ReLU. */
+static inline void bn_affine(const float *x, float *y, size_t count, float mean, float inv_std,
+                             float g, float b, int relu)
+{
+    if (relu) {
+#pragma omp simd
+        for (size_t j = 0; j < count; j++) {
+            const float v = g * ((x[j] - mean) * inv_std) + b;
+            y[j] = v > 0.0f ? v : 0.0f;
+        }
+    } else {
+#pragma omp simd
+        for (size_t j = 0; j < count; j++) y[j] = g * ((x[j] - mean) * inv_std) + b;
+    }
+}
+
+void bn_eval_plane(const Layer *bn, const LayerCtx *ctx, int ch, const float *src, size_t ld,
+                   int rows, int cols, float *dst)
+{
+    LayerCtx ev = *ctx;
+    ev.train = 0;
+    float fm, fi;
+    channel_norm(bn, &ev, ch, &fm, &fi);
+    const float g = ctx->weights[bn->weight_off + ch], b = ctx->weights[bn->bias_off + ch];
+    for (int r = 0; r < rows; r++)
+        bn_affine(src + (size_t)r * ld, dst + (size_t)r * cols, (size_t)cols, fm, fi, g, b,
+                  bn->relu_fused);
+}
+
 static void bn_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2, float *y)
 {
     (void)x2;
@@ -138,21 +167,9 @@ static void bn_forward(Layer *l, const LayerCtx *ctx, const float *x, const floa
     for (int ch = 0; ch < c; ch++) {
         float fm, fi;
         channel_norm(l, ctx, ch, &fm, &fi);
-        const float g = gamma[ch], b = beta[ch];
         for (int i = 0; i < n; i++) {
             const size_t off = ((size_t)i * c + ch) * hw;
-            const float *restrict xx = x + off;
-            float *restrict yy = y + off;
-            if (relu) {
-#pragma omp simd
-                for (size_t j = 0; j < hw; j++) {
-                    const float v = g * ((xx[j] - fm) * fi) + b;
-                    yy[j] = v > 0.0f ? v : 0.0f;
-                }
-            } else {
-#pragma omp simd
-                for (size_t j = 0; j < hw; j++) yy[j] = g * ((xx[j] - fm) * fi) + b;
-            }
+            bn_affine(x + off, y + off, hw, fm, fi, gamma[ch], beta[ch], relu);
         }
     }
 }

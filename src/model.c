@@ -321,9 +321,12 @@ void model_forward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
 {
     Layer *l = &m->layers[i];
     if (l->fused || l->kind == LAYER_FLATTEN) return; /* applied by its producer / a view */
+    if (l->eval_folded && !ctx->train) return;          /* its conv applied it (layer.h) */
     const float *in = input_of(m, l->in, x);
     const float *in2 = l->in2 < 0 ? NULL : input_of(m, l->in2, x);
-    l->ops->forward(l, ctx, in, in2, m->act[i]);
+    /* a conv with a folded BN writes the BN's output in evaluation */
+    float *out = l->fold_bn && !ctx->train ? m->act[l->fold_bn - m->layers] : m->act[i];
+    l->ops->forward(l, ctx, in, in2, out);
     if (l->relu_fused && !l->ops->applies_relu) relu_inplace(m->act[i], output_floats(m, i, ctx->n));
 }
 

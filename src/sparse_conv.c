@@ -110,9 +110,10 @@ static void pad_chunk(const Layer *l, const SparsePlan *sp, const float *x, int 
 }
 
 /* y[b][o] (+ bias) from the output rows out[o][b*plane + oy*wp + ox] (direct) or the chunk
- * matrix (im2col, nb > 1). */
+ * matrix (im2col, nb > 1). With `bn` (evaluation, layer.h fold_bn; the conv has no bias) y
+ * receives BN(conv) instead: in the direct copy-out, or in place while the chunk is in cache. */
 static void write_output(const Layer *l, const SparsePlan *sp, const float *out, int nb,
-                         const float *bias, float *y)
+                         const float *bias, const Layer *bn, const LayerCtx *ctx, float *y)
 {
     const int oc = l->y.c, oh = l->y.h, ow = l->y.w;
     const size_t ohw = (size_t)oh * ow;
@@ -121,13 +122,23 @@ static void write_output(const Layer *l, const SparsePlan *sp, const float *out,
             for (int o = 0; o < oc; o++) {
                 const float *src = out + (size_t)o * sp->row_stride + (size_t)b * sp->plane;
                 float *dst = y + ((size_t)b * oc + o) * ohw;
+                if (bn) {
+                    bn_eval_plane(bn, ctx, o, src, (size_t)sp->wp, oh, ow, dst);
+                    continue;
+                }
                 for (int oy = 0; oy < oh; oy++)
                     memcpy(dst + (size_t)oy * ow, src + (size_t)oy * sp->wp, sizeof(float) * ow);
             }
-    } else if (out != y) {
-        chunk_to_nchw(out, nb, oc, ohw, y);
+        if (bias) conv_add_bias(l, bias, nb, y);
+        return;
     }
+    if (out != y) chunk_to_nchw(out, nb, oc, ohw, y);
     if (bias) conv_add_bias(l, bias, nb, y);
+    for (int b = 0; bn && b < nb; b++)
+        for (int o = 0; o < oc; o++) {
+            float *plane = y + ((size_t)b * oc + o) * ohw;
+            bn_eval_plane(bn, ctx, o, plane, ohw, 1, (int)ohw, plane);
+        }
 }
 
 /* The output gradient in the kernels' row layout (direct: zeros in the garbage columns and
@@ -207,6 +218,7 @@ void sparse_conv_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y
     const float *w = ctx->weights + l->weight_off;
     const float *bias = l->bias_len ? ctx->weights + l->bias_off : NULL;
     const uint8_t *act = sparse_step_active(l, ctx);
+    const Layer *bn = ctx->train ? NULL : l->fold_bn; /* y is then the BN's output */
     fill_row_offsets(l, s, &sp);
 #pragma omp parallel num_threads(pl.threads) if (pl.threads > 1)
     for (int t = omp_get_thread_num(); t < pl.threads; t += omp_get_num_threads()) {
@@ -222,7 +234,7 @@ void sparse_conv_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y
             /* direct rows are row_stride apart; im2col output blocks are chunk matrices */
             sparse_mm(s, w, act, s->row_off, 0, oc, rows, 0, 0, ncols, dst,
                       sp.direct ? sp.row_stride : ncols, 0);
-            write_output(l, &sp, dst, nb, bias, yb);
+            write_output(l, &sp, dst, nb, bias, bn, ctx, yb);
         }
     }
 }

@@ -131,10 +131,38 @@ static void plan_layouts(Model *m)
     }
 }
 
+/* Evaluation-mode BN folds (layer.h): a sparse conv without bias whose output buffer has one
+ * reader, a BN layer, applies that BN while it writes its output (unless m->no_eval_fold). */
+static void plan_bn_folds(Model *m)
+{
+    for (int i = 0; i < m->n_layers; i++) {
+        m->layers[i].fold_bn = NULL;
+        m->layers[i].eval_folded = 0;
+    }
+    for (int p = 0; p < m->n_layers && !m->no_eval_fold; p++) {
+        Layer *lp = &m->layers[p];
+        if (lp->kind != LAYER_CONV2D || !lp->sparse || lp->bias_len || lp->relu_fused) continue;
+        int readers = 0, reader = -1;
+        for (int j = 0; j < m->n_layers; j++) {
+            const Layer *lj = &m->layers[j];
+            const int r = (lj->in == p) + (lj->in2 == p);
+            readers += r;
+            if (r) reader = j;
+        }
+        if (readers != 1 || m->layers[reader].kind != LAYER_BATCHNORM) continue;
+        lp->fold_bn = &m->layers[reader];
+        m->layers[reader].eval_folded = 1;
+    }
+}
+
 void sparse_model_free(Model *m)
 {
     if (!m->layers) return;
-    for (int i = 0; i < m->n_layers; i++) m->layers[i].in_t = m->layers[i].out_t = 0;
+    for (int i = 0; i < m->n_layers; i++) {
+        m->layers[i].in_t = m->layers[i].out_t = 0;
+        m->layers[i].fold_bn = NULL;
+        m->layers[i].eval_folded = 0;
+    }
     for (int i = 0; i < m->n_layers; i++) {
         SparseLayer *sl = m->layers[i].sparse;
         if (!sl) continue;
@@ -213,6 +241,7 @@ static int setup_kinds(Model *m, const uint8_t *kind, const uint8_t *mask)
         if (rc) return rc;
     }
     plan_layouts(m);
+    plan_bn_folds(m);
     return CIGL_OK;
 }
 

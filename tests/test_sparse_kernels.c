@@ -478,6 +478,58 @@ static void test_linear_chain_layouts(void)
     check_chain("dense", 0, "00000");
 }
 
+/* Evaluation-mode BN folded into sparse convs (layer.h fold_bn): resnet20 gives the same
+ * logits bit for bit with and without the fold, in evaluation (running statistics made
+ * non-trivial by a few training passes) and in training, and the fold is where it should be
+ * (every stride-1 and strided conv of resnet20 feeds a BN alone; the direct path and the
+ * im2col path are both covered). */
+static void test_eval_bn_fold(void)
+{
+    enum { N = 3 };
+    omp_set_num_threads(2);
+    Model m;
+    CHECK(model_build(&m, "resnet20", (Shape){3, 32, 32}, 10, N, 11) == 0, "build");
+    uint8_t *mask = malloc(m.n_params);
+    lcg = 21;
+    for (size_t i = 0; i < m.n_params; i++) mask[i] = 1;
+    for (int t = 0; t < m.n_tensors; t++)
+        if (m.tensors[t].prunable)
+            for (size_t i = m.tensors[t].off; i < m.tensors[t].off + m.tensors[t].len; i++)
+                mask[i] = (uint8_t)(unif() < 0.2);
+    for (size_t i = 0; i < m.n_params; i++)
+        if (!mask[i]) m.params[i] = 0.0f;
+    for (size_t i = 0; i < m.n_params; i++) /* non-trivial BN scales and shifts */
+        if (mask[i] && m.params[i] == 1.0f) m.params[i] = 0.5f + (float)unif();
+    float *x = malloc(sizeof(float) * 3 * 32 * 32 * N);
+    for (int i = 0; i < 3 * 32 * 32 * N; i++) x[i] = frand();
+    for (int k = 0; k < 3; k++) model_forward(&m, m.params, x, N, 1); /* running statistics */
+    float got[2][2][10 * N];
+    int folds = 0;
+    for (int v = 0; v < 2; v++) {
+        m.no_eval_fold = v;
+        CHECK(sparse_model_setup(&m, KERNELS_SPARSE, mask) == 0, "setup");
+        CHECK(sparse_model_step(&m, mask, 0, NULL, NULL, 0) == 0, "step");
+        if (v == 0)
+            for (int i = 0; i < m.n_layers; i++) folds += m.layers[i].fold_bn != NULL;
+        float *stats = malloc(sizeof(float) * m.n_bn_stats);
+        memcpy(stats, m.bn_stats, sizeof(float) * m.n_bn_stats);
+        memcpy(got[v][0], model_forward(&m, m.params, x, N, 0), sizeof(got[v][0]));
+        memcpy(got[v][1], model_forward(&m, m.params, x, N, 1), sizeof(got[v][1]));
+        memcpy(m.bn_stats, stats, sizeof(float) * m.n_bn_stats); /* same state for both */
+        free(stats);
+    }
+    CHECK(folds == 21, "%d folded convs (resnet20 has 19 3x3 + 2 1x1 convs, each before a BN)",
+          folds);
+    CHECK(!memcmp(got[0][0], got[1][0], sizeof(got[0][0])), "evaluation logits differ");
+    CHECK(!memcmp(got[0][1], got[1][1], sizeof(got[0][1])), "training logits differ");
+    int moved = 0;
+    for (int i = 0; i < 10 * N; i++) moved += got[0][0][i] != got[0][1][i];
+    CHECK(moved > 0, "evaluation and training logits are equal: the running statistics unused?");
+    model_free(&m);
+    free(mask);
+    free(x);
+}
+
 /* ---- training equivalence ------------------------------------------------------------------ */
 
 enum { TBATCH = 32, TSTEPS = 50 };
@@ -572,6 +624,7 @@ int main(void)
     RUN(test_linear_layer);
     RUN(test_conv_layer);
     RUN(test_linear_chain_layouts);
+    RUN(test_eval_bn_fold);
     RUN(test_auto_rule);
     RUN(test_choice_string);
     RUN(test_random_mask_draw_matches_dense);

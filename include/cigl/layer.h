@@ -84,6 +84,12 @@ struct Layer {
      * size), so that a sparse linear layer and its linear consumer skip the transposes on both
      * sides of the buffer they share; elementwise passes (a fused ReLU) do not care. */
     int in_t, out_t;
+    /* Batch norm folded into a sparse convolution in evaluation mode (sparse_model_setup): a
+     * conv on the sparse kernels whose only reader is a BN layer (`fold_bn`) writes BN's output
+     * directly while it copies its own out of the kernels' rows, and that BN (`eval_folded`)
+     * does nothing; training passes are untouched (they need the batch's statistics). */
+    const struct Layer *fold_bn;
+    int eval_folded;
     /* Per-layer caches for backward. */
     float *cache2;          /* BN: per channel the batch's inverse std, then its mean */
     int32_t *argmax;        /* max pool: flat input index of each output's maximum */
@@ -113,6 +119,12 @@ double softmax_xent_mix(const float *logits, const int32_t *labels, const int32_
 /* y = max(y, 0) and dy = (y > 0 ? dy : 0) in place over `total` floats (a fused ReLU). */
 void relu_inplace(float *y, long total);
 void relu_mask_inplace(float *dy, const float *y, long total);
+
+/* Batch norm `bn` in evaluation mode over one plane of channel ch: dst (rows x cols, packed) =
+ * BN(src) (rows `ld` floats apart; src may be dst), with the layer's fused ReLU; the same float
+ * operations as the layer's own pass (layer_batchnorm.c). */
+void bn_eval_plane(const Layer *bn, const LayerCtx *ctx, int ch, const float *src, size_t ld,
+                   int rows, int cols, float *dst);
 
 /* Shared conv geometry: output size for input `in`, kernel k, stride s, padding p. */
 static inline int conv_out_size(int in, int k, int s, int p) { return (in + 2 * p - k) / s + 1; }

@@ -48,6 +48,8 @@ typedef struct {
                                  * every layer dense */
     int unfused;            /* set before model_finalize: no ReLU fusion (layer.h; tests compare
                              * the two) */
+    int no_eval_fold;       /* set before sparse_model_setup: no evaluation-mode BN fold into
+                             * sparse convs (layer.h fold_bn; tests compare the two) */
 } Model;
 
 /* Names of the architectures model_build knows, NULL-terminated. */
