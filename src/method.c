@@ -98,7 +98,7 @@ static void draw_sparse_rows(MethodState *s, const Model *m, const ParamTensor *
         for (; k < kk; k++) {
             while (k >= rp[row + 1]) row++;
             const size_t local = (size_t)row * cols + (size_t)col[k], flat = off + local;
-            while (need[c] != flat / 4) c++;
+            while (c + 1 < n && need[c] != flat / 4) c++; /* found: c + 1 < n bounds it */
             draw_one(words + 4 * c, flat, mk[local], w[local], s->inv_keep, threshold, freeze,
                      &we[local], &act[local]);
         }
