@@ -106,52 +106,48 @@ static int layer_rows(const Layer *l) { return l->kind == LAYER_LINEAR ? l->out_
 /* The layer whose buffer holds layer j's output (a fused ReLU shares its producer's). */
 static int buffer_of(const Model *m, int j) { return m->layers[j].fused ? m->layers[j].in : j; }
 
-/* Feature-major hand-off (layer.h): a linear layer whose output buffer has exactly one reader,
- * a linear layer, with sparse kernels on at least one side, passes it features x batch. (Both
+/* The only layer that reads layer p's output buffer, or -1 (none: the model's output; or
+ * several). */
+static int sole_reader(const Model *m, int p)
+{
+    int readers = 0, reader = -1;
+    for (int j = 0; j < m->n_layers; j++) {
+        const Layer *lj = &m->layers[j];
+        if (lj->fused) continue;
+        const int r = (lj->in >= 0 && buffer_of(m, lj->in) == p) +
+                      (lj->in2 >= 0 && buffer_of(m, lj->in2) == p);
+        readers += r;
+        if (r) reader = j;
+    }
+    return readers == 1 ? reader : -1;
+}
+
+/* Feature-major hand-off (layer.h): a linear layer whose output buffer's only reader is a
+ * linear layer, with sparse kernels on at least one side, passes it features x batch. (Both
  * dense: GEMM reads either layout at the same cost, so nothing is changed.) */
 static void plan_layouts(Model *m)
 {
-    for (int i = 0; i < m->n_layers; i++) m->layers[i].in_t = m->layers[i].out_t = 0;
     for (int p = 0; p < m->n_layers; p++) {
         Layer *lp = &m->layers[p];
         if (lp->kind != LAYER_LINEAR || lp->fused) continue;
-        int readers = 0, reader = -1;
-        for (int j = 0; j < m->n_layers; j++) {
-            const Layer *lj = &m->layers[j];
-            if (lj->fused) continue;
-            const int r = (lj->in >= 0 && buffer_of(m, lj->in) == p) +
-                          (lj->in2 >= 0 && buffer_of(m, lj->in2) == p);
-            readers += r;
-            if (r) reader = j;
-        }
-        if (readers != 1) continue; /* 0: the model's output, which stays batch-major */
-        Layer *lc = &m->layers[reader];
-        if (lc->kind != LAYER_LINEAR || (!lp->sparse && !lc->sparse)) continue;
-        lp->out_t = lc->in_t = 1;
+        const int c = sole_reader(m, p);
+        if (c < 0 || m->layers[c].kind != LAYER_LINEAR || (!lp->sparse && !m->layers[c].sparse))
+            continue;
+        lp->out_t = m->layers[c].in_t = 1;
     }
 }
 
-/* Evaluation-mode BN folds (layer.h): a sparse conv without bias whose output buffer has one
- * reader, a BN layer, applies that BN while it writes its output (unless m->no_eval_fold). */
+/* Evaluation-mode BN folds (layer.h): a sparse conv without bias whose output buffer's only
+ * reader is a BN layer applies that BN while it writes its output (unless m->no_eval_fold). */
 static void plan_bn_folds(Model *m)
 {
-    for (int i = 0; i < m->n_layers; i++) {
-        m->layers[i].fold_bn = NULL;
-        m->layers[i].eval_folded = 0;
-    }
     for (int p = 0; p < m->n_layers && !m->no_eval_fold; p++) {
         Layer *lp = &m->layers[p];
         if (lp->kind != LAYER_CONV2D || !lp->sparse || lp->bias_len || lp->relu_fused) continue;
-        int readers = 0, reader = -1;
-        for (int j = 0; j < m->n_layers; j++) {
-            const Layer *lj = &m->layers[j];
-            const int r = (lj->in == p) + (lj->in2 == p);
-            readers += r;
-            if (r) reader = j;
-        }
-        if (readers != 1 || m->layers[reader].kind != LAYER_BATCHNORM) continue;
-        lp->fold_bn = &m->layers[reader];
-        m->layers[reader].eval_folded = 1;
+        const int c = sole_reader(m, p);
+        if (c < 0 || m->layers[c].kind != LAYER_BATCHNORM) continue;
+        lp->fold_bn = &m->layers[c];
+        m->layers[c].eval_folded = 1;
     }
 }
 
@@ -240,7 +236,7 @@ static int setup_kinds(Model *m, const uint8_t *kind, const uint8_t *mask)
         const int rc = layer_build(l, mask);
         if (rc) return rc;
     }
-    plan_layouts(m);
+    plan_layouts(m); /* the flags start cleared: sparse_model_free above */
     plan_bn_folds(m);
     return CIGL_OK;
 }
