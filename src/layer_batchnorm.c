@@ -114,12 +114,22 @@ static void batch_statistics(Layer *l, const LayerCtx *ctx, const float *x, doub
 
 /* The mean and inverse std that normalise channel ch: the batch's in training (computed by
  * forward), the running estimates' otherwise. */
+static void running_norm(const Layer *l, const LayerCtx *ctx, int ch, float *mean,
+                         float *inv_std)
+{
+    const float *run = ctx->bn_stats + l->stats_off;
+    *mean = run[ch];
+    *inv_std = (float)(1.0 / sqrt((double)run[l->x.c + ch] + l->bn_eps));
+}
+
 static void channel_norm(const Layer *l, const LayerCtx *ctx, int ch, float *mean, float *inv_std)
 {
-    const int c = l->x.c;
-    const float *run = ctx->bn_stats + l->stats_off;
-    *mean = ctx->train ? l->cache2[c + ch] : run[ch];
-    *inv_std = ctx->train ? l->cache2[ch] : (float)(1.0 / sqrt((double)run[c + ch] + l->bn_eps));
+    if (!ctx->train) {
+        running_norm(l, ctx, ch, mean, inv_std);
+        return;
+    }
+    *mean = l->cache2[l->x.c + ch];
+    *inv_std = l->cache2[ch];
 }
 
 /* y = g * ((x - mean) * inv_std) + b over count floats, then max(., 0) with a fused ReLU. */
@@ -141,10 +151,8 @@ static inline void bn_affine(const float *x, float *y, size_t count, float mean,
 void bn_eval_plane(const Layer *bn, const LayerCtx *ctx, int ch, const float *src, size_t ld,
                    int rows, int cols, float *dst)
 {
-    LayerCtx ev = *ctx;
-    ev.train = 0;
     float fm, fi;
-    channel_norm(bn, &ev, ch, &fm, &fi);
+    running_norm(bn, ctx, ch, &fm, &fi);
     const float g = ctx->weights[bn->weight_off + ch], b = ctx->weights[bn->bias_off + ch];
     for (int r = 0; r < rows; r++)
         bn_affine(src + (size_t)r * ld, dst + (size_t)r * cols, (size_t)cols, fm, fi, g, b,

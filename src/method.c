@@ -106,7 +106,7 @@ static void draw_sparse_rows(MethodState *s, const Model *m, const ParamTensor *
 }
 
 /* The draw for a tensor computed by the sparse kernels (rows split over the threads when it
- * is large, else on this thread without an OpenMP region); the rest of the effective weights
+ * is large, else on this thread without an OpenMP region: CIGL_PARALLEL_IF); the rest of the effective weights
  * zeroed by one memset when the mask changed (`clear`); bit-identical to the dense draw (same
  * words, same comparisons). */
 static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTensor *t, long step,
@@ -117,17 +117,12 @@ static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTen
         memset(s->weff + t->off, 0, sizeof(float) * t->len);
         memcpy(s->active + t->off, s->mask + t->off, t->len);
     }
-    if (sp->nnz < DRAW_PARALLEL_MIN_ENTRIES) {
-        draw_sparse_rows(s, m, t, step, purpose, freeze, threshold, 0, sp->rows);
-        return;
-    }
-#pragma omp parallel
-    {
+    CIGL_PARALLEL_IF(sp->nnz >= DRAW_PARALLEL_MIN_ENTRIES, {
         const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
         draw_sparse_rows(s, m, t, step, purpose, freeze, threshold,
                          (int)((long)sp->rows * tid / nth),
                          (int)((long)sp->rows * (tid + 1) / nth));
-    }
+    });
 }
 
 static void draw_dense_chunk(MethodState *s, const Model *m, const ParamTensor *t, long step,
@@ -176,21 +171,18 @@ static void draw_dense_chunk(MethodState *s, const Model *m, const ParamTensor *
  * of them), the rest of the effective weights zeroed; the same words and comparisons as
  * drawing every block. (One pass writing every position with a cursor over the drawn blocks
  * was tried: 1.4x slower than these memsets plus the drawn blocks' writes.) Small tensors on
- * this thread without an OpenMP region (threads.h: not even one with a false if clause). */
+ * this thread without an OpenMP region (CIGL_PARALLEL_IF). */
 static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTensor *t,
                                  long step, uint32_t purpose, int freeze, uint64_t threshold,
                                  int clear)
 {
     const size_t first = t->off / 4, last = (t->off + t->len - 1) / 4;
     const long chunks = (long)((last - first) / DRAW_CHUNK + 1);
-    if (t->len < DRAW_PARALLEL_MIN_WEIGHTS) {
-        for (long g = 0; g < chunks; g++)
+    CIGL_PARALLEL_IF(t->len >= DRAW_PARALLEL_MIN_WEIGHTS, {
+        const long nth = omp_get_num_threads(), tid = omp_get_thread_num();
+        for (long g = chunks * tid / nth; g < chunks * (tid + 1) / nth; g++)
             draw_dense_chunk(s, m, t, step, purpose, freeze, threshold, clear, g);
-        return;
-    }
-#pragma omp parallel for schedule(static)
-    for (long g = 0; g < chunks; g++)
-        draw_dense_chunk(s, m, t, step, purpose, freeze, threshold, clear, g);
+    });
 }
 
 static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t purpose,
@@ -364,6 +356,10 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
     s->scratch_mask = cigl_malloc(n, "previous mask");
     if (!s->mask || !s->ever || !s->active || !s->counts || !s->score || !s->scratch_mask)
         return CIGL_ERR_RUNTIME;
+    /* drop/grow's buffers now, not at the first mask update in the middle of a run */
+    if (s->ops->grow_score && drop_grow_scratch_reserve(&s->drop_grow, largest))
+        return cigl_fail(CIGL_ERR_RUNTIME, "out of memory for the mask-update buffers (%zu "
+                         "weights); use a node with more memory", largest);
     const double density = s->ops->sparse ? 1.0 - c->sparsity : 1.0;
     s->n_prunable = sparsity_layer_counts(m, (Distribution)distribution_parse(c->distribution),
                                           density, s->counts);

@@ -170,6 +170,13 @@ int model_add_flatten(Model *m, const char *name, int in)
     return m->n_layers - 1;
 }
 
+/* A flatten is a view of its input (model.h), except as the model's last layer, whose buffers
+ * hold the logits and their gradient. */
+static int is_view(const Model *m, int i)
+{
+    return m->layers[i].kind == LAYER_FLATTEN && i != m->n_layers - 1;
+}
+
 /* Fuses every ReLU that is the only consumer of its producer (a layer other than a ReLU or
  * the model input) into that producer (layer.h), unless m->unfused. */
 static void fuse_relus(Model *m)
@@ -178,7 +185,7 @@ static void fuse_relus(Model *m)
     for (int i = 0; i < m->n_layers; i++) {
         Layer *r = &m->layers[i];
         if (r->kind != LAYER_RELU || r->in < 0 || m->layers[r->in].kind == LAYER_RELU ||
-            m->layers[r->in].kind == LAYER_FLATTEN) /* a view writes nothing (view_source) */
+            is_view(m, r->in)) /* a view writes nothing */
             continue;
         int consumers = 0;
         for (int j = 0; j < m->n_layers; j++)
@@ -214,7 +221,7 @@ int model_finalize(Model *m, int max_batch)
             m->dact[i] = m->dact[l->in];
             continue;
         }
-        if (l->kind == LAYER_FLATTEN) continue; /* a view: no buffers (view_source) */
+        if (is_view(m, i)) continue; /* no buffers of its own */
         const size_t out = (size_t)max_batch * shape_numel(l->y);
         m->act[i] = cigl_malloc(sizeof(float) * out, "activations");
         m->dact[i] = cigl_malloc(sizeof(float) * out, "activation gradients");
@@ -306,7 +313,7 @@ static long output_floats(const Model *m, int i, int n)
 
 int model_view_source(const Model *m, int in)
 {
-    while (in >= 0 && m->layers[in].kind == LAYER_FLATTEN) in = m->layers[in].in;
+    while (in >= 0 && is_view(m, in)) in = m->layers[in].in;
     return in;
 }
 
@@ -320,7 +327,7 @@ static const float *input_of(const Model *m, int in, const float *x)
 void model_forward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
 {
     Layer *l = &m->layers[i];
-    if (l->fused || l->kind == LAYER_FLATTEN) return; /* applied by its producer / a view */
+    if (l->fused || is_view(m, i)) return; /* applied by its producer / a view */
     if (l->eval_folded && !ctx->train) return;          /* its conv applied it (layer.h) */
     const float *in = input_of(m, l->in, x);
     const float *in2 = l->in2 < 0 ? NULL : input_of(m, l->in2, x);
@@ -351,7 +358,7 @@ void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
     Layer *l = &m->layers[i];
     /* a fused ReLU: its producer masks the gradient; no parameters at or before l: nothing
      * to learn from its gradient */
-    if (l->fused || !l->needs_grad || l->kind == LAYER_FLATTEN) return;
+    if (l->fused || !l->needs_grad || is_view(m, i)) return;
     const float *in = input_of(m, l->in, x);
     const float *in2 = l->in2 < 0 ? NULL : input_of(m, l->in2, x);
     /* no gradient for the model input, nor for outputs of parameter-free layers reading it;

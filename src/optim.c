@@ -82,21 +82,16 @@ static void sgd_pattern_body(const Sgd *o, SgdCoef c, float *params, const float
 
 /* Large updates split over the threads in fixed parts (each parameter's update is independent,
  * so the result does not depend on the split); small ones run here without entering an OpenMP
- * region at all (threads.h: even a region whose if clause is false costs a system call). */
+ * region at all (CIGL_PARALLEL_IF, threads.h). */
 void sgd_step_range(Sgd *o, float *params, const float *grads, size_t lo, size_t hi, double lr,
                     const unsigned char *active)
 {
     const SgdCoef c = sgd_coef(o, lr);
-    if (hi - lo < CIGL_PARALLEL_MIN_FLOATS) {
-        sgd_range_body(o, c, params, grads, lo, hi, active);
-        return;
-    }
-#pragma omp parallel
-    {
+    CIGL_PARALLEL_IF(hi - lo >= CIGL_PARALLEL_MIN_FLOATS, {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
         sgd_range_body(o, c, params, grads, lo + (hi - lo) * t / T, lo + (hi - lo) * (t + 1) / T,
                        active);
-    }
+    });
 }
 
 void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
@@ -109,16 +104,11 @@ void sgd_step_pattern(Sgd *o, float *params, const float *grads, size_t off,
                       const SparseMatrix *s, double lr, const unsigned char *active)
 {
     const SgdCoef c = sgd_coef(o, lr);
-    if (s->nnz < CIGL_PARALLEL_MIN_FLOATS) {
-        sgd_pattern_body(o, c, params, grads, off, s, 0, s->rows, active);
-        return;
-    }
-#pragma omp parallel
-    {
+    CIGL_PARALLEL_IF(s->nnz >= CIGL_PARALLEL_MIN_FLOATS, {
         int r0, r1;
         sparse_split_rows(s, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
         sgd_pattern_body(o, c, params, grads, off, s, r0, r1, active);
-    }
+    });
 }
 
 double schedule_lr(const Schedule *s, long step)

@@ -5,6 +5,7 @@
  * forward pass and the weight gradient, the batch for the input gradient: each output element
  * is computed by one thread in a fixed order, so results do not depend on the thread count. */
 #include "cigl/sparse.h"
+#include "cigl/threads.h"
 
 #include <omp.h>
 #include <string.h>
@@ -100,8 +101,8 @@ static void init_rows(float *yt, int r0, int r1, int n, const float *bias)
 }
 
 /* What one pass needs; the pass body runs inside an OpenMP region when the layer is worth
- * splitting and directly otherwise (its orphaned omp for / barrier then run as plain code: a
- * region whose if clause is false still costs a system call, threads.h). */
+ * splitting and directly otherwise (CIGL_PARALLEL_IF: its orphaned omp for / barrier then run
+ * as plain code). */
 typedef struct {
     const Layer *l;
     const SparseLayer *sl;
@@ -167,12 +168,7 @@ void sparse_linear_forward(Layer *l, const LayerCtx *ctx, const float *x, float 
                     .w = ctx->weights + l->weight_off,
                     .bias = l->bias_len ? ctx->weights + l->bias_off : NULL, .y = y,
                     .yt = l->out_t ? y : sl->yt, .act = sparse_step_active(l, ctx)};
-    if (worth_threads((s->nnz + (size_t)p.in) * (size_t)p.n)) {
-#pragma omp parallel
-        forward_pass(&p);
-    } else {
-        forward_pass(&p);
-    }
+    CIGL_PARALLEL_IF(worth_threads((s->nnz + (size_t)p.in) * (size_t)p.n), forward_pass(&p));
     /* backward reuses X^T when it gets the same input (the training step's pair) */
     sl->xt_src = x;
     sl->xt_n = p.n;
@@ -193,11 +189,6 @@ void sparse_linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
                     .grad = ctx->grads + l->weight_off,
                     .db = l->bias_len ? ctx->grads + l->bias_off : NULL,
                     .act = sparse_step_active(l, ctx), .wgrad_scale = ctx->wgrad_scale};
-    if (worth_threads((s->nnz + (size_t)p.in) * (size_t)n)) {
-#pragma omp parallel
-        backward_pass(&p);
-    } else {
-        backward_pass(&p);
-    }
+    CIGL_PARALLEL_IF(worth_threads((s->nnz + (size_t)p.in) * (size_t)n), backward_pass(&p));
     sl->clean = 1;
 }

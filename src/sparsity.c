@@ -258,7 +258,7 @@ void drop_grow_scratch_free(DropGrowScratch *sc)
     memset(sc, 0, sizeof(*sc));
 }
 
-static int scratch_reserve(DropGrowScratch *sc, size_t n)
+int drop_grow_scratch_reserve(DropGrowScratch *sc, size_t n)
 {
     if (sc->hist && sc->cap >= n) return 0;
     drop_grow_scratch_free(sc);
@@ -280,7 +280,7 @@ long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const 
     if (k <= 0) return 0;
     DropGrowScratch local = {0};
     DropGrowScratch *buf = sc ? sc : &local;
-    if (scratch_reserve(buf, n)) return -1;
+    if (drop_grow_scratch_reserve(buf, n)) return -1;
     uint32_t *pos = buf->pos, *key = buf->key, *hist = buf->hist;
     uint8_t *chosen = buf->chosen;
     /* drop: the k active entries of smallest |w|, ties to the lower index; a dropped entry is

@@ -842,6 +842,33 @@ static void plumbing_case(const char *what, int conv, uint64_t seed)
     model_free(&m);
 }
 
+/* A flatten is a view except as the last layer (model.h), where its buffers hold the logits:
+ * a linear layer then a flatten gives the linear layer's outputs, and a flatten of the input
+ * ahead of it has no buffers. */
+static void test_flatten_views(void)
+{
+    Model m;
+    model_init_empty(&m, "views", (Shape){2, 3, 2}, 5);
+    const int f0 = model_add_flatten(&m, "f0", -1);
+    const int fc = model_add_linear(&m, "fc", f0, 5, 1);
+    const int f1 = model_add_flatten(&m, "f1", fc);
+    CHECK(model_finalize(&m, 2) == 0, "finalize");
+    randomise_model(&m);
+    float x[24];
+    for (int i = 0; i < 24; i++) x[i] = 0.1f * (float)(i % 7) - 0.3f;
+    const float *y = model_forward(&m, m.params, x, 2, 1);
+    CHECK(!m.act[f0] && m.act[f1] && y == m.act[f1], "f0 a view, f1 (last) its own buffer");
+    int same = 1;
+    for (int i = 0; i < 10; i++) same &= y[i] == m.act[fc][i];
+    CHECK(same, "the last flatten does not copy the logits");
+    float dl[10] = {1, -1, 0.5f, 0, 2, -2, 1, 0, 0.25f, 3};
+    model_backward(&m, m.params, x, dl, 2);
+    double db = 0; /* the bias gradient of fc: the summed logit gradients */
+    for (int i = 0; i < 2; i++) db += dl[i * 5];
+    CHECK(m.grads[m.layers[fc].bias_off] == (float)db, "gradient through the last flatten");
+    model_free(&m);
+}
+
 static void test_model_plumbing(void)
 {
     plumbing_case("flatten+linear via model", 0, 121);
@@ -1094,6 +1121,7 @@ int main(void)
     RUN(test_relu_fusion);
     RUN(test_softmax_xent);
     RUN(test_model_plumbing);
+    RUN(test_flatten_views);
     RUN(test_lenet5);
     RUN(test_resnet20);
     print_stat(&st_fwd);

@@ -84,8 +84,8 @@ void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x);
 
 /* A flatten is a view, not a pass: the same floats as its input (NCHW per sample), so its
  * readers read its source's buffers and it has none of its own (act/dact NULL; the mlp's
- * 128 x 784 batch is not copied). The layer whose output buffer layer `in` reads (-1: the
- * model input), following flattens. */
+ * 128 x 784 batch is not copied); as the last layer it is a copy. The layer whose output
+ * buffer layer `in` reads (-1: the model input), following views. */
 int model_view_source(const Model *m, int in);
 /* Graph construction (used by model_build and by tests that build single layers). */
 void model_init_empty(Model *m, const char *name, Shape input, int classes);

@@ -30,6 +30,8 @@ typedef struct {
     uint8_t *chosen;
     size_t cap;             /* entries pos, key and chosen hold */
 } DropGrowScratch;
+/* Makes the buffers hold tensors of n entries (kept when they already do); -1: out of memory. */
+int drop_grow_scratch_reserve(DropGrowScratch *sc, size_t n);
 void drop_grow_scratch_free(DropGrowScratch *sc);
 
 /* Drop and grow on one tensor of n entries (METHOD.md): deactivate the k active entries of

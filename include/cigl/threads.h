@@ -25,4 +25,16 @@
         }                                                                                      \
     } while (0)
 
+/* Runs BODY in an `omp parallel` region when cond holds, else once on this thread without
+ * entering OpenMP at all (same reason as above). BODY splits its work by omp_get_thread_num()
+ * of omp_get_num_threads(), which are 0 of 1 outside a region, so one body serves both. */
+#define CIGL_PARALLEL_IF(cond, ...)                                                             \
+    do {                                                                                       \
+        if (cond) {                                                                            \
+            _Pragma("omp parallel") { __VA_ARGS__; }                                           \
+        } else {                                                                               \
+            __VA_ARGS__;                                                                       \
+        }                                                                                      \
+    } while (0)
+
 #endif
