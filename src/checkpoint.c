@@ -521,7 +521,9 @@ int checkpoint_read_state(const char *path, CheckpointInfo *info, Model *m, Sgd 
         buffers_free(&b);
         return rc;
     }
-    /* verified: now the live state changes, all at once */
+    /* verified: now the live state changes, all at once (the helper drawing ahead stopped
+     * first: it reads the mask; the next draw clears everything and draws on this thread) */
+    method_forget_draws(ms);
     const size_t np = m->n_params;
     /* NOLINTNEXTLINE(clang-analyzer-core.NonNullParamChecker): alloc_buffers succeeded */
     memcpy(m->params, b.params, sizeof(float) * np);
@@ -542,7 +544,6 @@ int checkpoint_read_state(const char *path, CheckpointInfo *info, Model *m, Sgd 
     ms->dense_grad_steps = (long)b.dense_grad_steps;
     ms->replaced_sum = b.replaced_sum;
     ms->masks_changed = 1;
-    ms->weff_version = -1; /* a new mask and step mask: the next draw clears everything */
     buffers_free(&b);
     return CIGL_OK;
 }

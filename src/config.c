@@ -85,6 +85,10 @@ const OptionSpec train_options[] = {
     OPT("kernels", OPT_STRING, kernels, "auto", 0, 0,
         "conv/linear kernels: auto (per layer, by density and shape; recorded in final.json) | "
         "dense | sparse (compute only the stored weights)"),
+    OPT("draw-ahead", OPT_STRING, draw_ahead, "auto", 0, 0,
+        "cigl, rigl-wdp, rigl-mcdp: draw the next step's random mask on a helper thread while "
+        "this step runs: auto (when this process may use more CPUs than --threads) | on | off; "
+        "the same bits either way"),
     OPT("on-nonfinite", OPT_STRING, on_nonfinite, "stop", 0, 0,
         "a NaN or infinite loss or gradient: stop (naming step and layer) | skip the batch "
         "(counted in metrics.jsonl and final.json)"),

@@ -1,6 +1,8 @@
 /* The method table and the hooks the training loop calls. */
 #include "cigl/method.h"
 
+#include "method_draw.h"
+
 #include "cigl/error.h"
 #include "cigl/rng.h"
 #include "cigl/sparse.h"
@@ -32,206 +34,15 @@ static const float *grow_at_random(const MethodState *s, const Model *m, long st
     return scratch;
 }
 
-/* ---- random weights of one step ------------------------------------------------------- */
-
-/* Draws a Bernoulli(keep) per active prunable weight from `purpose` at `step` (one Philox
- * block per four consecutive flat indices), writes the effective weights and, when `freeze`,
- * marks dropped weights as not moved by the optimiser (CigL). Non-prunable parameters are
- * copied and always move. */
-#define DRAW_CHUNK 1024 /* Philox blocks drawn per batch */
-/* Draws smaller than these run on one thread: below them a split saves less than waking a
- * passive thread costs (50-90 us on the project's VM, threads.h). Sparse path, stored entries
- * at about 6 ns each (mlp at 90%: 0.16 ms for 27K); dense path, whole tensors at about 1.1 ns
- * a weight (the mlp's 235K-weight layer: 0.27 ms on 1 thread, 0.14 ms on 2). */
-#define DRAW_PARALLEL_MIN_ENTRIES ((size_t)1 << 16)
-#define DRAW_PARALLEL_MIN_WEIGHTS ((size_t)1 << 17)
-
-/* One Z_i for flat index i whose block's words are `wd`: the effective weight (w / keep, or +0
- * if dropped) and, when `freeze`, the step mask (kept), else the weight mask. Branch-free: the
- * masks are random-looking. (double)x * 2^-32 < keep is the integer comparison x < threshold. */
-static inline void draw_one(const uint32_t *wd, size_t i, uint8_t mk, float w, float inv_keep,
-                            uint64_t threshold, int freeze, float *we, uint8_t *act)
-{
-    const uint32_t kept = (uint32_t)(mk != 0) & (uint32_t)((uint64_t)wd[i % 4] < threshold);
-    const float v = w * inv_keep;
-    uint32_t bits;
-    memcpy(&bits, &v, 4);
-    bits &= 0u - kept;
-    memcpy(we, &bits, 4);
-    *act = freeze ? (uint8_t)kept : mk;
-}
-
-/* The draw of rows [r0, r1) of a tensor computed by the sparse kernels: Philox blocks only
- * for the stored pattern (= M, sparse.h), batched DRAW_CHUNK distinct blocks at a time
- * (entries are in flat order, so a block's entries are adjacent). */
-static void draw_sparse_rows(MethodState *s, const Model *m, const ParamTensor *t, long step,
-                             uint32_t purpose, int freeze, uint64_t threshold, int r0, int r1)
-{
-    const SparseMatrix *sp = &m->layers[t->layer].sparse->s;
-    const int32_t *rp = sp->row_ptr, *col = sp->col;
-    const float *w = m->params + t->off;
-    const uint8_t *mk = s->mask + t->off;
-    float *we = s->weff + t->off;
-    uint8_t *act = s->active + t->off;
-    const size_t off = t->off, cols = (size_t)sp->cols;
-    uint64_t need[DRAW_CHUNK];
-    uint32_t words[4 * DRAW_CHUNK];
-    int row = r0;
-    int32_t k = rp[r0];
-    const int32_t kend = rp[r1];
-    while (k < kend) {
-        /* the distinct blocks of entries k..kk-1 */
-        size_t n = 0;
-        uint64_t last = UINT64_MAX;
-        int rr = row;
-        int32_t kk = k;
-        for (; kk < kend; kk++) {
-            while (kk >= rp[rr + 1]) rr++;
-            const uint64_t blk = (off + (size_t)rr * cols + (size_t)col[kk]) / 4;
-            if (blk == last) continue;
-            if (n == DRAW_CHUNK) break;
-            need[n++] = blk;
-            last = blk;
-        }
-        rng_blocks_at(s->seed, purpose, (uint64_t)step, need, n, words);
-        size_t c = 0;
-        for (; k < kk; k++) {
-            while (k >= rp[row + 1]) row++;
-            const size_t local = (size_t)row * cols + (size_t)col[k], flat = off + local;
-            while (c + 1 < n && need[c] != flat / 4) c++; /* found: c + 1 < n bounds it */
-            draw_one(words + 4 * c, flat, mk[local], w[local], s->inv_keep, threshold, freeze,
-                     &we[local], &act[local]);
-        }
-    }
-}
-
-/* The draw for a tensor computed by the sparse kernels (rows split over the threads when it
- * is large, else on this thread without an OpenMP region: CIGL_PARALLEL_IF); the rest of the effective weights
- * zeroed by one memset when the mask changed (`clear`); bit-identical to the dense draw (same
- * words, same comparisons). */
-static void draw_bernoulli_sparse(MethodState *s, const Model *m, const ParamTensor *t, long step,
-                                  uint32_t purpose, int freeze, uint64_t threshold, int clear)
-{
-    const SparseMatrix *sp = &m->layers[t->layer].sparse->s;
-    if (clear) {
-        memset(s->weff + t->off, 0, sizeof(float) * t->len);
-        memcpy(s->active + t->off, s->mask + t->off, t->len);
-    }
-    CIGL_PARALLEL_IF(sp->nnz >= DRAW_PARALLEL_MIN_ENTRIES, {
-        const int nth = omp_get_num_threads(), tid = omp_get_thread_num();
-        draw_sparse_rows(s, m, t, step, purpose, freeze, threshold,
-                         (int)((long)sp->rows * tid / nth),
-                         (int)((long)sp->rows * (tid + 1) / nth));
-    });
-}
-
-static void draw_dense_chunk(MethodState *s, const Model *m, const ParamTensor *t, long step,
-                             uint32_t purpose, int freeze, uint64_t threshold, int clear, long g)
-{
-    const float *w = m->params;
-    const uint8_t *mk = s->mask + t->off;
-    float *we = s->weff + t->off;
-    uint8_t *act = s->active + t->off;
-    const float inv_keep = s->inv_keep;
-    const size_t off = t->off, end = t->off + t->len;
-    const size_t first = off / 4, last = (end - 1) / 4;
-    const size_t b0 = first + (size_t)g * DRAW_CHUNK;
-    const size_t b1 = last + 1 < b0 + DRAW_CHUNK ? last + 1 : b0 + DRAW_CHUNK;
-    const size_t lo = b0 * 4 < off ? off : b0 * 4, hi = b1 * 4 > end ? end : b1 * 4;
-    uint64_t need[DRAW_CHUNK];
-    uint32_t words[4 * DRAW_CHUNK];
-    size_t n_need = 0;
-    for (size_t b = b0; b < b1; b++) { /* branch-free: the mask is random-looking */
-        uint32_t any = 0;
-        if (b * 4 >= lo && b * 4 + 4 <= hi) {
-            memcpy(&any, mk + (b * 4 - off), 4);
-        } else { /* a block shared with the neighbouring tensor */
-            for (size_t i = b * 4 < lo ? lo : b * 4; i < b * 4 + 4 && i < hi; i++)
-                any |= mk[i - off];
-        }
-        need[n_need] = b;
-        n_need += any != 0;
-    }
-    if (n_need) rng_blocks_at(s->seed, purpose, (uint64_t)step, need, n_need, words);
-    if (clear) {
-        memset(we + (lo - off), 0, sizeof(float) * (hi - lo));
-        if (freeze) memset(act + (lo - off), 0, hi - lo);
-        else memcpy(act + (lo - off), mk + (lo - off), hi - lo);
-    }
-    for (size_t k = 0; k < n_need; k++) {
-        const size_t b = need[k];
-        for (size_t i = b * 4 < lo ? lo : b * 4; i < b * 4 + 4 && i < hi; i++)
-            draw_one(words + 4 * k, i, mk[i - off], w[i], inv_keep, threshold, freeze,
-                     &we[i - off], &act[i - off]);
-    }
-}
-
-/* The draw for a tensor computed densely, in chunks of DRAW_CHUNK blocks of four flat indices:
- * Philox blocks only for the groups that hold an active weight (at 90% sparsity about a third
- * of them), the rest of the effective weights zeroed; the same words and comparisons as
- * drawing every block. (One pass writing every position with a cursor over the drawn blocks
- * was tried: 1.4x slower than these memsets plus the drawn blocks' writes.) Small tensors on
- * this thread without an OpenMP region (CIGL_PARALLEL_IF). */
-static void draw_bernoulli_dense(MethodState *s, const Model *m, const ParamTensor *t,
-                                 long step, uint32_t purpose, int freeze, uint64_t threshold,
-                                 int clear)
-{
-    const size_t first = t->off / 4, last = (t->off + t->len - 1) / 4;
-    const long chunks = (long)((last - first) / DRAW_CHUNK + 1);
-    CIGL_PARALLEL_IF(t->len >= DRAW_PARALLEL_MIN_WEIGHTS, {
-        const long nth = omp_get_num_threads(), tid = omp_get_thread_num();
-        for (long g = chunks * tid / nth; g < chunks * (tid + 1) / nth; g++)
-            draw_dense_chunk(s, m, t, step, purpose, freeze, threshold, clear, g);
-    });
-}
-
-static void draw_bernoulli(MethodState *s, const Model *m, long step, uint32_t purpose,
-                           int freeze)
-{
-    const float *w = m->params;
-    /* x * 2^-32 < keep  <=>  x < keep * 2^32 (exact in double)  <=>  x < ceil(keep * 2^32) */
-    const uint64_t threshold = (uint64_t)ceil(s->keep * 0x1p32);
-    /* Off the mask the effective weights and the step mask are 0 and stay so until the mask
-     * changes: each draw rewrites every position of a drawn block (sparse path: of the
-     * pattern), so the zeroing passes run only after a mask update or a load. */
-    const int clear = s->weff_version != s->updates_done;
-    for (int ti = 0; ti < m->n_tensors; ti++) {
-        const ParamTensor *t = &m->tensors[ti];
-        float *we = s->weff + t->off;
-        uint8_t *act = s->active + t->off;
-        if (!t->prunable) {
-            memcpy(we, w + t->off, sizeof(float) * t->len);
-            memset(act, 1, t->len);
-            continue;
-        }
-        if (m->layers[t->layer].sparse) {
-            draw_bernoulli_sparse(s, m, t, step, purpose, freeze, threshold, clear);
-            continue;
-        }
-        draw_bernoulli_dense(s, m, t, step, purpose, freeze, threshold, clear);
-    }
-    s->weff_version = s->updates_done;
-}
-
-static void draw_random_mask(MethodState *s, const Model *m, long step)
-{
-    draw_bernoulli(s, m, step, RNG_RANDOM_MASK, 1);
-}
-
-static void draw_weight_dropout(MethodState *s, const Model *m, long step)
-{
-    draw_bernoulli(s, m, step, RNG_DROPOUT, 0);
-}
-
 const MethodOps method_table[] = {
-    {"dense", 0, NULL, NULL, 0, 0},
-    {"static", 1, NULL, NULL, 0, 0},
-    {"set", 1, grow_at_random, NULL, 0, 0},
-    {"rigl", 1, grow_by_gradient, NULL, 0, 0},
-    {"cigl", 1, grow_by_gradient, draw_random_mask, 1, 0},
-    {"rigl-wdp", 1, grow_by_gradient, draw_weight_dropout, 0, 0},
-    {"rigl-mcdp", 1, grow_by_gradient, draw_weight_dropout, 0, 1},
-    {NULL, 0, NULL, NULL, 0, 0},
+    {"dense", 0, NULL, DRAW_NONE, 0, 0},
+    {"static", 1, NULL, DRAW_NONE, 0, 0},
+    {"set", 1, grow_at_random, DRAW_NONE, 0, 0},
+    {"rigl", 1, grow_by_gradient, DRAW_NONE, 0, 0},
+    {"cigl", 1, grow_by_gradient, DRAW_RANDOM_MASK, 1, 0},
+    {"rigl-wdp", 1, grow_by_gradient, DRAW_DROPOUT, 0, 0},
+    {"rigl-mcdp", 1, grow_by_gradient, DRAW_DROPOUT, 0, 1},
+    {NULL, 0, NULL, DRAW_NONE, 0, 0},
 };
 
 const MethodOps *method_find(const char *name)
@@ -294,18 +105,25 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
                                             NULL};
     static const char *const dropout_opts[] = {"dropout-rate", NULL};
     static const char *const mc_opts[] = {"mc-samples", NULL};
+    static const char *const draw_opts[] = {"draw-ahead", NULL};
     int rc = CIGL_OK;
     if (!ops->sparse) rc = refuse_inapplicable(c, sparse_opts, "the sparse methods");
     if (!rc && !ops->grow_score)
         rc = refuse_inapplicable(c, update_opts, "set, rigl, cigl, rigl-wdp and rigl-mcdp");
     if (!rc && !ops->averaging) rc = refuse_inapplicable(c, cigl_opts, "cigl");
-    if (!rc && ops->draw != draw_weight_dropout)
+    if (!rc && ops->draw != DRAW_DROPOUT)
         rc = refuse_inapplicable(c, dropout_opts, "rigl-wdp and rigl-mcdp");
+    if (!rc && !ops->draw)
+        rc = refuse_inapplicable(c, draw_opts, "cigl, rigl-wdp and rigl-mcdp");
     if (!rc && !ops->test_dropout) rc = refuse_inapplicable(c, mc_opts, "rigl-mcdp");
     if (rc) return rc;
     if (sparse_kernels_parse(c->kernels) < 0)
         return cigl_fail(CIGL_ERR_USAGE, "unknown --kernels '%s'; expected auto, dense or sparse",
                          c->kernels);
+    if (strcmp(c->draw_ahead, "auto") && strcmp(c->draw_ahead, "on") &&
+        strcmp(c->draw_ahead, "off"))
+        return cigl_fail(CIGL_ERR_USAGE, "unknown --draw-ahead '%s'; expected auto, on or off",
+                         c->draw_ahead);
     if (distribution_parse(c->distribution) < 0)
         return cigl_fail(CIGL_ERR_USAGE, "unknown --distribution '%s'; expected erk, er or "
                          "uniform", c->distribution);
@@ -339,10 +157,10 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
     s->total_steps = total_steps;
     s->steps_per_epoch = steps_per_epoch;
     s->t_end = update_end_step(c->update_end, total_steps);
-    const double rate = s->ops->draw == draw_random_mask ? c->random_mask_rate
+    const double rate = s->ops->draw == DRAW_RANDOM_MASK ? c->random_mask_rate
                         : s->ops->draw ? c->dropout_rate : 0.0;
     s->keep = 1.0 - rate;
-    const int rescale = s->ops->draw == draw_random_mask ? c->rescale_kept : 1;
+    const int rescale = s->ops->draw == DRAW_RANDOM_MASK ? c->rescale_kept : 1;
     s->inv_keep = rescale ? (float)(1.0 / s->keep) : 1.0f;
     const size_t n = m->n_params;
     s->mask = cigl_malloc(n, "mask");
@@ -370,10 +188,9 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
         if (!s->mask[i]) m->params[i] = 0.0f;
     /* With no random draw (or a random mask rate of 0) the forward pass reads the
      * parameters: inactive weights are exactly 0, so W (.) M = W. */
-    s->weff_version = -1;
     if (s->ops->draw && rate > 0) {
         s->weff = cigl_malloc(sizeof(float) * n, "effective weights");
-        if (!s->weff) return CIGL_ERR_RUNTIME;
+        if (!s->weff || method_draws_init(s, m)) return CIGL_ERR_RUNTIME;
     }
     if (s->ops->averaging) {
         s->avg = cigl_calloc(n, sizeof(float), "averaged weights");
@@ -384,6 +201,7 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
 
 void method_free(MethodState *s)
 {
+    method_draws_free(s);
     free(s->counts);
     free(s->mask);
     free(s->active);
@@ -421,20 +239,23 @@ const float *method_before_forward(MethodState *s, Model *m, long step)
     }
     /* the patterns follow the mask before the draw reads them (after a resume, say) */
     sparse_step(s, m, step, NULL);
-    s->ops->draw(s, m, step);
+    /* a dense-gradient step's backward reads the effective weights of every tensor */
+    method_draw(s, m, step, m->sparse && m->sparse->dense_wgrad);
     m->wgrad_scale = s->inv_keep;
-    return sparse_step(s, m, step, s->weff);
+    sparse_step(s, m, step, s->weff);
+    sparse_model_step_source(m, m->params, s->inv_keep);
+    return s->weff;
 }
 
 void method_after_backward(MethodState *s, Model *m)
 {
-    if (!s->weff || s->ops->draw != draw_weight_dropout) return;
+    if (!s->weff || s->ops->draw != DRAW_DROPOUT) return;
     /* weight dropout: a dropped weight gets no gradient but still decays and keeps momentum */
     for (int ti = 0; ti < m->n_tensors; ti++) {
         const ParamTensor *t = &m->tensors[ti];
         if (!t->prunable) continue;
         for (size_t i = t->off; i < t->off + t->len; i++)
-            if (s->weff[i] == 0.0f && s->mask[i]) m->grads[i] = 0.0f;
+            if (!s->active[i] && s->mask[i]) m->grads[i] = 0.0f;
     }
 }
 
@@ -495,6 +316,7 @@ static long apply_received_mask(MethodState *s, Model *m, Sgd *opt, const uint8_
 static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
 {
     long fresh = 0, active = 0;
+    method_quiesce_draws(s); /* the helper reads the mask */
     if (!s->comm || s->comm->size == 1) {
         fresh = drop_and_grow(s, m, opt, step, &active);
     } else {
@@ -620,16 +442,19 @@ double method_forward_backward(MethodState *s, Model *m, const float *weights, c
  * (= M, optim.h), the runs of other tensors whole. */
 static void optimiser_step(const MethodState *s, Model *m, Sgd *opt, double lr)
 {
+    /* CigL freezes what Z dropped; weight dropout's dropped weights still decay and keep
+     * momentum (their gradient is 0) */
+    const uint8_t *moving = s->ops->draw == DRAW_DROPOUT ? s->mask : s->active;
     size_t run = 0; /* start of the current run of tensors updated whole */
     for (int ti = 0; m->sparse && ti < m->n_tensors; ti++) {
         const ParamTensor *t = &m->tensors[ti];
         const SparseLayer *sl = t->prunable ? m->layers[t->layer].sparse : NULL;
         if (!sl) continue;
-        sgd_step_range(opt, m->params, m->grads, run, t->off, lr, s->active);
-        sgd_step_pattern(opt, m->params, m->grads, t->off, &sl->s, lr, s->active);
+        sgd_step_range(opt, m->params, m->grads, run, t->off, lr, moving);
+        sgd_step_pattern(opt, m->params, m->grads, t->off, &sl->s, lr, moving);
         run = t->off + t->len;
     }
-    sgd_step_range(opt, m->params, m->grads, run, m->n_params, lr, s->active);
+    sgd_step_range(opt, m->params, m->grads, run, m->n_params, lr, moving);
 }
 
 void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)

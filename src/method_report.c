@@ -30,6 +30,10 @@ void method_write_json(const MethodState *s, const Model *m, JsonWriter *w)
     }
     if (s->ops->draw && !s->ops->averaging) json_double(w, "dropout_rate", c->dropout_rate);
     if (s->ops->test_dropout) json_int(w, "mc_samples", c->mc_samples);
+    if (s->ops->draw) { /* the option and what it came to (auto: a CPU to spare) */
+        json_string(w, "draw_ahead_option", c->draw_ahead);
+        json_bool(w, "draw_ahead", method_draws_ahead(s));
+    }
     json_object_end(w);
 
     size_t prunable = 0, active = 0, ever = 0;
@@ -83,7 +87,7 @@ const float *method_test_member(void *ctx, int k, Model *m)
 {
     MethodState *s = ctx;
     if (s->ops->test_dropout) {
-        s->ops->draw(s, m, s->total_steps + k);
+        method_draw(s, m, s->total_steps + k, 1);
         return s->weff;
     }
     if (s->ops->averaging && s->cfg.no_averaging) {

@@ -24,7 +24,7 @@ static int may_change(const char *name)
     static const char *const names[] = {
         "data", "out", "threads", "max-steps", "eval-batch-size", "check-every", "accumulate",
         "checkpoint-every", "checkpoint-minutes", "keep", "resume", "overwrite", "config",
-        "dry-run", "kernels", "data-mode", NULL};
+        "dry-run", "kernels", "data-mode", "draw-ahead", NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(names[i], name)) return 1;
     return 0;
@@ -199,6 +199,7 @@ static int share_state(Trainer *t)
     MethodState *ms = &t->ms;
     const size_t np = m->n_params;
     long counters[3] = {ms->n_snapshots, ms->updates_done, ms->dense_grad_steps};
+    method_forget_draws(ms); /* rank 0's masks arrive: see method_forget_draws */
     int rc = comm->broadcast(comm, m->params, sizeof(float) * np, 0);
     rc |= comm->broadcast(comm, t->opt.velocity, sizeof(float) * np, 0);
     rc |= comm->broadcast(comm, m->bn_stats, sizeof(float) * m->n_bn_stats, 0);
@@ -213,7 +214,6 @@ static int share_state(Trainer *t)
     ms->n_snapshots = counters[0];
     ms->updates_done = counters[1];
     ms->dense_grad_steps = counters[2];
-    ms->weff_version = -1; /* rank 0's mask and step mask: the next draw clears everything */
     const long kept = ms->cfg.no_averaging ? ms->n_snapshots : 0;
     if (kept > ms->snapshot_cap) { /* ranks other than 0 make room */
         /* NOLINTNEXTLINE(clang-analyzer-optin.portability.UnixAPI): np = n_params >= 1 */

@@ -215,7 +215,8 @@ void sparse_conv_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y
     const size_t in_numel = shape_numel(l->x), out_numel = oc * (size_t)l->y.h * l->y.w;
     const ConvPlan pl = conv_plan(l, ctx);
     const SparsePlan sp = sparse_plan(l, &pl);
-    const float *w = ctx->weights + l->weight_off;
+    float scale;
+    const float *w = sparse_step_weights(l, ctx, &scale);
     const float *bias = l->bias_len ? ctx->weights + l->bias_off : NULL;
     const uint8_t *act = sparse_step_active(l, ctx);
     const Layer *bn = ctx->train ? NULL : l->fold_bn; /* y is then the BN's output */
@@ -232,7 +233,7 @@ void sparse_conv_forward(Layer *l, const LayerCtx *ctx, const float *x, float *y
             float *dst = !sp.direct && nb == 1 ? yb : out;
             build_input_rows(l, s, &sp, x + (size_t)b0 * in_numel, nb, rows);
             /* direct rows are row_stride apart; im2col output blocks are chunk matrices */
-            sparse_mm(s, w, act, s->row_off, 0, oc, rows, 0, 0, ncols, dst,
+            sparse_mm(s, w, scale, act, s->row_off, 0, oc, rows, 0, 0, ncols, dst,
                       sp.direct ? sp.row_stride : ncols, 0);
             write_output(l, &sp, dst, nb, bias, bn, ctx, yb);
         }
@@ -248,7 +249,8 @@ void sparse_conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
     const size_t ohw = (size_t)l->y.h * l->y.w, in_numel = shape_numel(l->x), out_numel = oc * ohw;
     const ConvPlan pl = conv_plan(l, ctx);
     const SparsePlan sp = sparse_plan(l, &pl);
-    const float *w = ctx->weights + l->weight_off;
+    float scale;
+    const float *w = sparse_step_weights(l, ctx, &scale);
     const uint8_t *act = sparse_step_active(l, ctx);
     float *grad = ctx->grads + l->weight_off;
     const int clear = !sl->clean, threads = pl.threads <= sl->parts ? pl.threads : sl->parts;
@@ -274,7 +276,7 @@ void sparse_conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
                 sparse_sddmm(s, act, s->row_off, 0, oc, dmat, ld, rows, 0, ncols, g, b0 != s0);
                 if (!dx) continue;
                 memset(drows, 0, sizeof(float) * in_rows);
-                sparse_mm_t(s, w, act, s->row_off, 0, oc, dmat, ld, 0, ncols, drows, 0);
+                sparse_mm_t(s, w, scale, act, s->row_off, 0, oc, dmat, ld, 0, ncols, drows, 0);
                 add_input_grad(l, s, &sp, drows, nb, dx + (size_t)b0 * in_numel);
             }
         }

@@ -83,6 +83,14 @@ const uint8_t *sparse_step_active(const Layer *l, const LayerCtx *ctx)
     return sm->active + l->weight_off;
 }
 
+const float *sparse_step_weights(const Layer *l, const LayerCtx *ctx, float *scale)
+{
+    const SparseModel *sm = l->sparse->model;
+    const int step = sm->step_weights && ctx->weights == sm->step_weights;
+    *scale = step ? sm->step_scale : 1.0f;
+    return (step ? sm->step_source : ctx->weights) + l->weight_off;
+}
+
 int sparse_auto_choice(const Layer *l, double density)
 {
     if (l->kind == LAYER_LINEAR)
@@ -339,11 +347,20 @@ int sparse_model_step(Model *m, const uint8_t *mask, long version, const uint8_t
     }
     sm->active = active;
     sm->step_weights = step_weights;
+    sm->step_source = step_weights;
+    sm->step_scale = 1.0f;
     sm->dense_wgrad = dense_wgrad;
     if (dense_wgrad) /* the dense backward writes every gradient position */
         for (int i = 0; i < m->n_layers; i++)
             if (m->layers[i].sparse) m->layers[i].sparse->clean = 0;
     return CIGL_OK;
+}
+
+void sparse_model_step_source(Model *m, const float *source, float scale)
+{
+    if (!m->sparse) return;
+    m->sparse->step_source = source;
+    m->sparse->step_scale = scale;
 }
 
 int sparse_layer_backward_sparse(const Layer *l)

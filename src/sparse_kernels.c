@@ -38,9 +38,9 @@ void sparse_split_rows(const SparseMatrix *s, int t, int T, int *r0, int *r1)
 
 /* Entries in four at a time, so each C element is loaded and stored once per four entries. */
 KERNEL_CLONES
-void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, const size_t *row_off,
-               int r0, int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C,
-               size_t ldc, int acc)
+void sparse_mm(const SparseMatrix *s, const float *w, float scale, const uint8_t *act,
+               const size_t *row_off, int r0, int r1, const float *B, size_t ldb, size_t c0,
+               size_t c1, float *C, size_t ldc, int acc)
 {
     const size_t n = c1 - c0;
     for (int i = r0; i < r1; i++) {
@@ -54,7 +54,7 @@ void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, const 
         for (int32_t k = s->row_ptr[i]; k < s->row_ptr[i + 1]; k++) {
             const int32_t j = s->col[k];
             if (ar && !ar[j]) continue;
-            wv[q] = wr[j];
+            wv[q] = wr[j] * scale;
             bp[q] = B + (row_off ? row_off[j] : (size_t)j * ldb) + c0;
             if (++q < 4) continue;
             const float w0 = wv[0], w1 = wv[1], w2 = wv[2], w3 = wv[3];
@@ -75,7 +75,7 @@ void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, const 
 }
 
 KERNEL_CLONES
-void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act,
+void sparse_mm_t(const SparseMatrix *s, const float *w, float scale, const uint8_t *act,
                  const size_t *row_off, int r0, int r1, const float *B, size_t ldb, size_t c0,
                  size_t c1, float *C, size_t ldc)
 {
@@ -87,7 +87,7 @@ void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act,
         for (int32_t k = s->row_ptr[i]; k < s->row_ptr[i + 1]; k++) {
             const int32_t j = s->col[k];
             if (ar && !ar[j]) continue;
-            const float we = wr[j];
+            const float we = wr[j] * scale;
             float *restrict c = C + (row_off ? row_off[j] : (size_t)j * ldc) + c0;
 #pragma omp simd
             for (size_t x = 0; x < n; x++) c[x] += we * b[x];

@@ -109,6 +109,7 @@ typedef struct {
     const SparseMatrix *s;
     int n, in, out, transpose_x, clear;
     const float *x, *xt, *w, *bias, *dy, *dyt;
+    float scale; /* of w (sparse_step_weights) */
     float *y, *yt, *dx, *dxt, *g, *grad, *db;
     const uint8_t *act;
     float wgrad_scale;
@@ -121,7 +122,7 @@ static void forward_pass(const Pass *p)
     int r0, r1;
     sparse_split_rows(s, omp_get_thread_num(), omp_get_num_threads(), &r0, &r1);
     init_rows(p->yt, r0, r1, p->n, p->bias);
-    sparse_mm(s, p->w, p->act, NULL, r0, r1, p->xt, (size_t)p->n, 0, (size_t)p->n, p->yt,
+    sparse_mm(s, p->w, p->scale, p->act, NULL, r0, r1, p->xt, (size_t)p->n, 0, (size_t)p->n, p->yt,
               (size_t)p->n, 1);
     if (!p->l->out_t) {
 #pragma omp barrier
@@ -151,7 +152,8 @@ static void backward_pass(const Pass *p)
     if (!p->l->in_t)
         for (int j = 0; j < p->in; j++)
             memset(p->dxt + (size_t)j * n + c0, 0, sizeof(float) * (c1 - c0));
-    sparse_mm_t(s, p->w, p->act, NULL, 0, p->out, p->dyt, (size_t)n, c0, c1, p->dxt, (size_t)n);
+    sparse_mm_t(s, p->w, p->scale, p->act, NULL, 0, p->out, p->dyt, (size_t)n, c0, c1, p->dxt,
+                (size_t)n);
     if (!p->l->in_t) {
 #pragma omp barrier
         transpose_part(p->dxt, p->in, n, p->dx, 1);
@@ -163,9 +165,11 @@ void sparse_linear_forward(Layer *l, const LayerCtx *ctx, const float *x, float 
     SparseLayer *sl = l->sparse;
     const SparseMatrix *s = &sl->s;
     /* a feature-major input or output (layer.h) is used in place */
+    float scale;
+    const float *w = sparse_step_weights(l, ctx, &scale);
     const Pass p = {.l = l, .sl = sl, .s = s, .n = ctx->n, .in = s->cols, .out = s->rows,
-                    .transpose_x = !l->in_t, .x = x, .xt = l->in_t ? x : sl->xt,
-                    .w = ctx->weights + l->weight_off,
+                    .transpose_x = !l->in_t, .x = x, .xt = l->in_t ? x : sl->xt, .w = w,
+                    .scale = scale,
                     .bias = l->bias_len ? ctx->weights + l->bias_off : NULL, .y = y,
                     .yt = l->out_t ? y : sl->yt, .act = sparse_step_active(l, ctx)};
     CIGL_PARALLEL_IF(worth_threads((s->nnz + (size_t)p.in) * (size_t)p.n), forward_pass(&p));
@@ -180,11 +184,13 @@ void sparse_linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
     SparseLayer *sl = l->sparse;
     const SparseMatrix *s = &sl->s;
     const int n = ctx->n;
+    float scale;
+    const float *w = sparse_step_weights(l, ctx, &scale);
     /* feature-major buffers are used in place; the input gradient is accumulated (+=) */
     const Pass p = {.l = l, .sl = sl, .s = s, .n = n, .in = s->cols, .out = s->rows,
                     .transpose_x = !l->in_t && !(sl->xt_src == x && sl->xt_n == n),
                     .clear = !sl->clean, .x = x, .xt = l->in_t ? x : sl->xt,
-                    .w = ctx->weights + l->weight_off, .dy = dy, .dyt = l->out_t ? dy : sl->yt,
+                    .w = w, .scale = scale, .dy = dy, .dyt = l->out_t ? dy : sl->yt,
                     .dx = dx, .dxt = l->in_t ? dx : sl->dxt, .g = sl->gpart,
                     .grad = ctx->grads + l->weight_off,
                     .db = l->bias_len ? ctx->grads + l->bias_off : NULL,

@@ -34,9 +34,9 @@ static double now_seconds(void)
 static void trainer_free(Trainer *t)
 {
     dataset_free(&t->ds);
+    method_free(&t->ms); /* first: its helper thread reads the model */
     model_free(&t->m);
     sgd_free(&t->opt);
-    method_free(&t->ms);
     free(t->train_idx);
     free(t->val_idx);
     free(t->order);

@@ -50,6 +50,15 @@ PYEOF"
     --update-interval 10 --val-size 1000 --threads 2 --out "$T/det_c" >/dev/null 2>&1
 check "rigl_same_seed_identical_weights_and_masks" "h5diff '$T/det_b/final.h5' '$T/det_c/final.h5' /weights /weights && h5diff '$T/det_b/final.h5' '$T/det_c/final.h5' /masks /masks"
 check "cigl_max_steps_without_two_snapshots_refused" "[ ! -f '$T/det_a/final.json' ]"
+# CigL's random mask drawn ahead on a helper thread or on the training thread: the same bits
+# (sparse kernels, mask updates in between, averaging).
+for da in on off; do
+    "$CIGL" train --data "$DATA" --model lenet5 --method cigl --sparsity 0.8 --epochs 1 \
+        --val-size 52000 --update-interval 10 --update-end 0.5 --average-start 0.6 \
+        --average-every 10 --kernels sparse --draw-ahead $da --out "$T/ahead_$da" >/dev/null 2>&1
+done
+check "cigl_draw_ahead_on_off_identical" "h5diff '$T/ahead_on/final.h5' '$T/ahead_off/final.h5' /weights /weights && h5diff '$T/ahead_on/final.h5' '$T/ahead_off/final.h5' /masks /masks"
+check "cigl_draw_ahead_recorded" "grep -q '\"draw_ahead\": true' '$T/ahead_on/final.json' && grep -q '\"draw_ahead\": false' '$T/ahead_off/final.json'"
 
 # eval's bad input: another dataset shape, another dataset for val, NaN weights, missing files.
 "$PY" - "$T" <<'PYEOF'

@@ -4,6 +4,7 @@
 #include "check.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
+#include "cigl/sparse.h"
 #include "cigl/train.h"
 
 #include <math.h>
@@ -67,6 +68,7 @@ static void check_method_invariants(const char *method, const char *model, Shape
     int32_t y[BATCH];
     float *w0 = malloc(sizeof(float) * n), *v0 = malloc(sizeof(float) * n);
     uint8_t *mask0 = malloc(n), *zdropped = calloc(n, 1), *came_back = calloc(n, 1);
+    uint8_t *grown = calloc(n, 1);
     long *counts = calloc((size_t)m.n_tensors, sizeof(long)), *now = calloc((size_t)m.n_tensors, sizeof(long));
     active_counts(&s, &m, counts);
     const uint8_t *first_mask = NULL;
@@ -96,6 +98,7 @@ static void check_method_invariants(const char *method, const char *model, Shape
                     bad_state += opt.velocity[i] != 0.0f;
                 } else if (!mask0[i]) { /* newly grown: weight 0, state 0 */
                     bad_new += m.params[i] != 0.0f || opt.velocity[i] != 0.0f;
+                    grown[i] = 1;
                 }
                 /* dropped by the random mask this step (and untouched by a mask update):
                  * weight and state exactly unchanged */
@@ -120,6 +123,15 @@ static void check_method_invariants(const char *method, const char *model, Shape
     const int expect_updates = s.ops->grow_score ? 4 : 0; /* done = 3, 6, 9, 12 < t_end = 14 */
     CHECK(updates == expect_updates && s.updates_done == expect_updates,
           "%s: %d mask updates, expected %d", method, updates, expect_updates);
+    if (s.ops->grow_score) { /* grown weights learn (weight dropout once left them at 0) */
+        size_t still = 0, moved = 0;
+        for (size_t i = 0; i < n; i++) {
+            still += grown[i] && s.mask[i];
+            moved += grown[i] && s.mask[i] && m.params[i] != 0.0f;
+        }
+        CHECK(still > 0 && moved > still * 3 / 4, "%s/%s/%.2f: %zu of %zu grown weights moved",
+              method, model, sparsity, moved, still);
+    }
     if (!strcmp(method, "cigl")) {
         size_t dropped = 0, back = 0;
         for (size_t i = 0; i < n; i++) { dropped += zdropped[i]; back += came_back[i]; }
@@ -134,7 +146,7 @@ static void check_method_invariants(const char *method, const char *model, Shape
         CHECK(zeros == 0, "dense has %zu masked weights", zeros);
     }
     free(x); free(dl); free(w0); free(v0); free(mask0); free(zdropped); free(came_back);
-    free(counts); free(now); free(mask_at_end);
+    free(grown); free(counts); free(now); free(mask_at_end);
     method_free(&s);
     sgd_free(&opt);
     model_free(&m);
@@ -153,10 +165,19 @@ static void invariants_every_method(void)
 
 /* Z_i = 1 iff (double)x * 2^-32 < keep with x from Philox(ctr = (i/4, t lo, t hi, 1),
  * key = (seed lo, seed hi)), word i % 4: recomputed here from the raw generator. */
-static void random_mask_bit_for_bit(void)
+static void check_random_mask(int odd)
 {
     Model m;
-    model_build(&m, "mlp", (Shape){1, 6, 6}, 5, BATCH, 1);
+    if (odd) { /* tensors at offsets that are not multiples of 4; one 3 weights longer than
+                * a chunk of 1024 Philox blocks */
+        model_init_empty(&m, "odd", (Shape){4099, 1, 1}, 3);
+        int x = model_add_relu(&m, "r1", model_add_linear(&m, "fc1", -1, 1, 1));
+        x = model_add_relu(&m, "r2", model_add_linear(&m, "fc2", x, 65, 1));
+        model_add_linear(&m, "fc3", x, 3, 1);
+        CHECK(model_finalize(&m, BATCH) == 0, "odd model");
+    } else {
+        model_build(&m, "mlp", (Shape){1, 6, 6}, 5, BATCH, 1);
+    }
     Config c = base_config("cigl", 0.5);
     c.seed = 0x1234567890abcdefLL;
     MethodState s;
@@ -166,6 +187,7 @@ static void random_mask_bit_for_bit(void)
     for (int k = 0; k < 5; k++) {
         const uint64_t t = (uint64_t)steps[k];
         if (k == 3) { /* a mask update between draws: positions leave and join the mask */
+            method_forget_draws(&s); /* the helper reads the mask */
             for (int ti = 0; ti < m.n_tensors; ti++) {
                 const ParamTensor *pt = &m.tensors[ti];
                 for (size_t i = pt->off; pt->prunable && i < pt->off + pt->len; i += 3) {
@@ -204,6 +226,12 @@ static void random_mask_bit_for_bit(void)
     CHECK(fabs(rate - p) < 5 * sigma, "keep rate %.5f vs %.2f", rate, p);
     method_free(&s);
     model_free(&m);
+}
+
+static void random_mask_bit_for_bit(void)
+{
+    check_random_mask(0);
+    check_random_mask(1);
 }
 
 /* The output model equals the running mean of (W after the step) x Z / keep, computed here. */
@@ -339,6 +367,71 @@ static int validate_args(const char *const *args, int n, long total_steps, long 
     return rc ? rc : method_validate(&c, total_steps, spe);
 }
 
+/* Training with the next step's mask drawn on the helper thread (--draw-ahead on) gives the
+ * same weights, masks and step masks bit for bit as drawing on this thread (off), on the dense
+ * path and on the sparse kernels, across mask updates (which discard the early draw). */
+static void train_for_draw_ahead(const char *method, const char *model, Shape in,
+                                 const char *ahead, KernelsMode kernels, float *w_out,
+                                 uint8_t *act_out, int *helper)
+{
+    Model m;
+    CHECK(model_build(&m, model, in, 5, BATCH, 3) == 0, "model_build %s", model);
+    Config c = base_config(method, 0.8);
+    snprintf(c.draw_ahead, sizeof c.draw_ahead, "%s", ahead);
+    Sgd opt;
+    sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
+    MethodState s;
+    CHECK(method_init(&s, &c, &m, STEPS, 6) == 0, "method_init");
+    CHECK(sparse_model_setup(&m, kernels, s.mask) == 0, "kernels");
+    *helper = method_draws_ahead(&s);
+    const size_t numel = shape_numel(in);
+    float *x = malloc(sizeof(float) * numel * BATCH), *dl = malloc(sizeof(float) * 5 * BATCH);
+    int32_t y[BATCH];
+    for (long step = 0; step < STEPS; step++) {
+        fill_batch(x, y, numel, 5, (uint64_t)step);
+        int correct;
+        method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05, NULL, step, dl,
+                          &correct);
+    }
+    memcpy(w_out, m.params, sizeof(float) * m.n_params);
+    memcpy(act_out, s.active, m.n_params);
+    free(x);
+    free(dl);
+    method_free(&s);
+    sgd_free(&opt);
+    model_free(&m);
+}
+
+static void draw_ahead_same_bits(void)
+{
+    const struct { const char *method, *model; Shape in; KernelsMode k; } runs[] = {
+        {"cigl", "mlp", {1, 6, 6}, KERNELS_DENSE},
+        {"cigl", "mlp", {1, 6, 6}, KERNELS_SPARSE},
+        {"cigl", "lenet5", {1, 12, 12}, KERNELS_SPARSE},
+        {"rigl-wdp", "mlp", {1, 6, 6}, KERNELS_SPARSE},
+    };
+    for (size_t r = 0; r < sizeof runs / sizeof runs[0]; r++) {
+        Model m;
+        CHECK(model_build(&m, runs[r].model, runs[r].in, 5, BATCH, 3) == 0, "build");
+        const size_t n = m.n_params;
+        model_free(&m);
+        float *w_on = malloc(sizeof(float) * n), *w_off = malloc(sizeof(float) * n);
+        uint8_t *a_on = malloc(n), *a_off = malloc(n);
+        int helper_on, helper_off;
+        train_for_draw_ahead(runs[r].method, runs[r].model, runs[r].in, "on", runs[r].k, w_on,
+                             a_on, &helper_on);
+        train_for_draw_ahead(runs[r].method, runs[r].model, runs[r].in, "off", runs[r].k, w_off,
+                             a_off, &helper_off);
+        CHECK(helper_on && !helper_off, "%s: helper thread on %d, off %d", runs[r].method,
+              helper_on, helper_off);
+        CHECK(!memcmp(w_on, w_off, sizeof(float) * n), "%s %s kernels %d: weights differ with "
+              "the draw ahead", runs[r].method, runs[r].model, (int)runs[r].k);
+        CHECK(!memcmp(a_on, a_off, n), "%s %s: step masks differ with the draw ahead",
+              runs[r].method, runs[r].model);
+        free(w_on); free(w_off); free(a_on); free(a_off);
+    }
+}
+
 static void validation_refuses_bad_options(void)
 {
     const char *ok[] = {"--method", "cigl", "--average-every", "10"};
@@ -361,6 +454,10 @@ static void validation_refuses_bad_options(void)
     CHECK(validate_args(full, 4, 400, 10) == 2, "--sparsity 1 accepted");
     const char *negative[] = {"--method", "cigl", "--random-mask-rate", "-0.1"};
     CHECK(validate_args(negative, 4, 400, 10) == 2, "negative rate accepted");
+    const char *ahead_rigl[] = {"--method", "rigl", "--draw-ahead", "on"};
+    CHECK(validate_args(ahead_rigl, 4, 400, 10) == 2, "--draw-ahead accepted for rigl");
+    const char *ahead_bad[] = {"--method", "cigl", "--average-every", "10", "--draw-ahead", "yes"};
+    CHECK(validate_args(ahead_bad, 6, 400, 100) == 2, "--draw-ahead yes accepted");
     const char *dist[] = {"--method", "rigl", "--distribution", "gaussian"};
     CHECK(validate_args(dist, 4, 400, 10) == 2, "unknown distribution accepted");
 }
@@ -371,6 +468,7 @@ int main(void)
     RUN(random_mask_bit_for_bit);
     RUN(averaging_matches_hand_computation);
     RUN(bn_recompute_matches_independent);
+    RUN(draw_ahead_same_bits);
     RUN(validation_refuses_bad_options);
     RUN(mixup_loss_is_the_mixture);
     return CHECK_SUMMARY();

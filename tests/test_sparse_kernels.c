@@ -96,9 +96,9 @@ static void check_kernels_case(int rows, int cols, double density, int n, int em
     sparse_split_rows(&s, 1, 2, &r2, &r3);
     CHECK(r0 == 0 && r1 == r2 && r3 == rows, "split %d %d %d %d", r0, r1, r2, r3);
     const size_t h = (size_t)n / 2;
-    sparse_mm(&s, w, a, NULL, r0, r1, B, n, 0, h, C, n, 0);
-    sparse_mm(&s, w, a, NULL, r0, r1, B, n, h, n, C, n, 0);
-    sparse_mm(&s, w, a, NULL, r2, r3, B, n, 0, n, C, n, 0);
+    sparse_mm(&s, w, 1.0f, a, NULL, r0, r1, B, n, 0, h, C, n, 0);
+    sparse_mm(&s, w, 1.0f, a, NULL, r0, r1, B, n, h, n, C, n, 0);
+    sparse_mm(&s, w, 1.0f, a, NULL, r2, r3, B, n, 0, n, C, n, 0);
     int bad = 0;
     for (int i = 0; i < rows; i++)
         for (int b = 0; b < n; b++) {
@@ -118,12 +118,12 @@ static void check_kernels_case(int rows, int cols, double density, int n, int em
         memcpy(Bc + s.row_off[s.used[u]], B + (size_t)s.used[u] * n, sizeof(float) * n);
     }
     float *C2 = malloc(sizeof(float) * rows * n);
-    sparse_mm(&s, w, a, s.row_off, 0, rows, Bc, 0, 0, n, C2, n, 0);
+    sparse_mm(&s, w, 1.0f, a, s.row_off, 0, rows, Bc, 0, 0, n, C2, n, 0);
     CHECK(!memcmp(C, C2, sizeof(float) * rows * n), "forward through row offsets differs");
     /* input gradient */
     float *E = calloc((size_t)cols * n, sizeof(float));
-    sparse_mm_t(&s, w, a, NULL, 0, rows, D, n, 0, h, E, n);
-    sparse_mm_t(&s, w, a, NULL, 0, rows, D, n, h, n, E, n);
+    sparse_mm_t(&s, w, 1.0f, a, NULL, 0, rows, D, n, 0, h, E, n);
+    sparse_mm_t(&s, w, 1.0f, a, NULL, 0, rows, D, n, h, n, E, n);
     bad = 0;
     for (int j = 0; j < cols; j++)
         for (int b = 0; b < n; b++) {
@@ -388,8 +388,24 @@ static void check_draw(const char *method, const char *model)
         memcpy(act, s.active, n);
         CHECK(sparse_model_setup(&m, KERNELS_SPARSE, s.mask) == 0, "setup");
         const float *ws = method_before_forward(&s, &m, step);
-        CHECK(!memcmp(ws, we, sizeof(float) * n), "%s %s step %ld: effective weights differ",
-              method, model, step);
+        /* the sparse kernels read W and 1 / keep (sparse_step_weights) instead of effective
+         * weights: the same floats */
+        size_t differ = 0;
+        for (int ti = 0; ti < m.n_tensors; ti++) {
+            const ParamTensor *t = &m.tensors[ti];
+            const Layer *l = &m.layers[t->layer];
+            const int sparse = t->prunable && l->sparse;
+            float scale = 1.0f;
+            const float *src = sparse ? sparse_step_weights(l, &(LayerCtx){.weights = ws}, &scale)
+                                      : ws + t->off;
+            CHECK(!sparse || scale == s.inv_keep, "kernel scale %g", scale);
+            for (size_t i = 0; i < t->len; i++) {
+                const float got = sparse ? (s.active[t->off + i] ? src[i] * scale : 0.0f) : src[i];
+                differ += memcmp(&got, &we[t->off + i], sizeof got) != 0;
+            }
+        }
+        CHECK(differ == 0, "%s %s step %ld: %zu effective weights differ", method, model, step,
+              differ);
         CHECK(!memcmp(s.active, act, n), "%s %s step %ld: step masks differ", method, model, step);
     }
     size_t dropped = 0;

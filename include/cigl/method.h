@@ -10,6 +10,9 @@
 #include "cigl/sparsity.h"
 
 typedef struct MethodState MethodState;
+struct RandomDraws;
+
+typedef enum { DRAW_NONE, DRAW_RANDOM_MASK, DRAW_DROPOUT } RandomDraw;
 
 typedef struct {
     const char *name;
@@ -18,9 +21,10 @@ typedef struct {
      * `scratch` filled); NULL: masks never change. */
     const float *(*grow_score)(const MethodState *s, const Model *m, long step,
                                const ParamTensor *t, float *scratch);
-    /* Draws this step's random weights (random mask Z or weight dropout) into s->weff and
-     * s->active; NULL: the forward pass reads the parameters themselves. */
-    void (*draw)(MethodState *s, const Model *m, long step);
+    /* The random weights of every step (method_draw): none (the forward pass reads the
+     * parameters themselves), CigL's random mask Z (dropped weights do not move) or weight
+     * dropout (they still decay and keep momentum). */
+    RandomDraw draw;
     int averaging;          /* snapshots averaged into the output model (CigL) */
     int test_dropout;       /* dropout kept at test time (MC dropout) */
 } MethodOps;
@@ -40,12 +44,13 @@ struct MethodState {
     long *counts;           /* active weights per prunable tensor */
 
     uint8_t *mask;          /* M: 1 = active; 1 for every non-prunable parameter */
-    uint8_t *active;        /* what the optimiser moves this step: M & Z (CigL); M otherwise */
+    uint8_t *active;        /* the step mask: M & Z with a random draw, else M; the kernels
+                             * skip the rest, CigL's optimiser moves only it (W-DP's all of M) */
     uint8_t *ever;          /* ever active (in-time over-parameterisation) */
-    float *weff;            /* effective weights of this step; NULL when they are the params */
-    long weff_version;      /* updates_done when weff and active were last zeroed off the mask
-                             * (each draw then rewrites only the mask's positions); -1: not since
-                             * they were allocated or loaded */
+    float *weff;            /* effective weights of this step (at the sparse kernels' tensors
+                             * only on dense-gradient steps); NULL when they are the params */
+    struct RandomDraws *draws; /* the step's drops and the helper drawing the next step's
+                                * (method_draw.c); NULL without a draw */
     float *score;           /* grow-score scratch (largest tensor) */
     uint8_t *scratch_mask;  /* the mask before an update (ranks other than 0 apply the diff) */
     DropGrowScratch drop_grow; /* mask_drop_grow's selection buffers, kept between updates */
@@ -70,7 +75,19 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch);
 /* Allocates the state and draws the initial masks, zeroing inactive weights. */
 int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
                 long steps_per_epoch);
+/* Before model_free: the helper drawing ahead reads the model's tensors. */
 void method_free(MethodState *s);
+
+/* The random weights of `step` (the method has a draw): the step mask M & Z into s->active
+ * and the effective weights (W / keep where kept, else 0) into s->weff, at the tensors on the
+ * sparse kernels only when `all_weights` (those kernels read W and 1 / keep themselves).
+ * METHOD's definition bit for bit, wherever it is drawn. */
+void method_draw(MethodState *s, const Model *m, long step, int all_weights);
+/* The mask or step mask changed outside the method's hooks (a checkpoint was loaded, rank 0's
+ * state received): waits for the helper and discards what it drew. */
+void method_forget_draws(MethodState *s);
+/* Whether a helper thread draws each next step's random mask (--draw-ahead). */
+int method_draws_ahead(const MethodState *s);
 
 /* Before the forward pass of 0-based step `step`: returns the weights the layers read, and sets
  * m->wgrad_scale so that weight gradients come out as dL/dW. */

@@ -66,12 +66,14 @@ void sparse_matrix_free(SparseMatrix *s);
  * sparse_mm and sparse_sddmm, C[j] in sparse_mm_t) starts at row_off[j] floats when row_off is
  * given (conv), else at j * ldb (ldc). */
 
-/* C[i][c0:c1] = (acc ? C[i][c0:c1] : 0) + sum_{active k in row i} w_ik B[j_k][c0:c1] */
-void sparse_mm(const SparseMatrix *s, const float *w, const uint8_t *act, const size_t *row_off,
-               int r0, int r1, const float *B, size_t ldb, size_t c0, size_t c1, float *C,
-               size_t ldc, int acc);
-/* C[j_k][c0:c1] += w_ik B[i][c0:c1] for the active entries of rows [r0, r1) */
-void sparse_mm_t(const SparseMatrix *s, const float *w, const uint8_t *act,
+/* C[i][c0:c1] = (acc ? C[i][c0:c1] : 0) + sum_{active k in row i} (w_ik scale) B[j_k][c0:c1]
+ * (scale: CigL's 1 / keep, applied to the parameters in the kernel instead of writing effective
+ * weights; w_ik * scale is the same float as the effective weight; 1 leaves w exact) */
+void sparse_mm(const SparseMatrix *s, const float *w, float scale, const uint8_t *act,
+               const size_t *row_off, int r0, int r1, const float *B, size_t ldb, size_t c0,
+               size_t c1, float *C, size_t ldc, int acc);
+/* C[j_k][c0:c1] += (w_ik scale) B[i][c0:c1] for the active entries of rows [r0, r1) */
+void sparse_mm_t(const SparseMatrix *s, const float *w, float scale, const uint8_t *act,
                  const size_t *row_off, int r0, int r1, const float *B, size_t ldb, size_t c0,
                  size_t c1, float *C, size_t ldc);
 /* g[k] = (acc ? g[k] : 0) + sum_{b < n} A[i][b] B[j_k][b] for the active entries k of rows
@@ -106,6 +108,10 @@ struct SparseModel {
     uint8_t *kind;          /* per layer: 1 = sparse kernels (conv and linear only) */
     const uint8_t *active;  /* this training step's active mask (whole parameter buffer) ... */
     const float *step_weights; /* ... applied only when the layers read these weights */
+    const float *step_source;  /* what the sparse layers read then instead, times step_scale
+                                * (CigL: the parameters times 1 / keep, so its effective
+                                * weights are never written at their positions) */
+    float step_scale;
     int dense_wgrad;        /* this step needs dense weight gradients (mask update) */
     long version;           /* mask version the patterns were built from (-1: none) */
 };
@@ -129,6 +135,9 @@ void sparse_model_free(Model *m);
  * update count) moved, and records the step's active mask, weights and dense-gradient need. */
 int sparse_model_step(Model *m, const uint8_t *mask, long version, const uint8_t *active,
                       const float *step_weights, int dense_wgrad);
+/* After sparse_model_step: during this step the sparse layers read `source` * scale instead of
+ * the step's weights (it resets to those weights and 1). */
+void sparse_model_step_source(Model *m, const float *source, float scale);
 /* Rebuilds every sparse layer's pattern from mask now (after loading a mask). */
 int sparse_model_rebuild(Model *m, const uint8_t *mask);
 
@@ -151,6 +160,8 @@ void sparse_conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
 /* The step's active bytes for layer l's weights, or NULL (every stored entry): only while the
  * layers read the step's weights (a training step's forward and backward). */
 const uint8_t *sparse_step_active(const Layer *l, const LayerCtx *ctx);
+/* The weights sparse layer l reads (its weight tensor) and their scale, given ctx. */
+const float *sparse_step_weights(const Layer *l, const LayerCtx *ctx, float *scale);
 /* Whether layer l's backward should use the sparse kernels this step. */
 int sparse_layer_backward_sparse(const Layer *l);
 

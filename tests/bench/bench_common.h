@@ -7,6 +7,7 @@
 #include "cigl/method.h"
 #include "cigl/rng.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,6 +42,9 @@ typedef struct {
     long step;
 } Bench;
 
+/* --draw-ahead for the methods that draw (bench_methods sets it; auto as the CLI) */
+static const char *bench_draw_ahead = "auto";
+
 /* A model of `method` at `sparsity` (ERK), SGD (momentum 0.9 Nesterov, wd 5e-4), CigL averaging
  * every 100 steps, a schedule of 100000 steps; update_interval 0 keeps the default (100). */
 static inline int bench_open(Bench *b, const char *model, Shape in, const char *method,
@@ -54,6 +58,8 @@ static inline int bench_open(Bench *b, const char *model, Shape in, const char *
     c.sparsity = sparsity;
     if (update_interval > 0) c.update_interval = update_interval;
     c.average_every = 100;
+    c.threads = omp_get_max_threads(); /* as --threads sets them (the draw-ahead rule) */
+    snprintf(c.draw_ahead, sizeof c.draw_ahead, "%s", bench_draw_ahead);
     sgd_init(&b->opt, &b->m, 0.9, 5e-4, 1, 0);
     if (method_init(&b->s, &c, &b->m, 100000, 1000)) return 1;
     b->batch = batch;

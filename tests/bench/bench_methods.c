@@ -43,6 +43,7 @@ int main(int argc, char **argv)
         }
         if (!strcmp(argv[i], "--method")) only = argv[i + 1];
         if (!strcmp(argv[i], "--kernels")) kernels = argv[i + 1];
+        if (!strcmp(argv[i], "--draw-ahead")) bench_draw_ahead = argv[i + 1];
     }
     if (reps > 31) reps = 31;
     openblas_set_num_threads(threads);
@@ -54,7 +55,7 @@ int main(int argc, char **argv)
         return 2;
     }
     printf("# method step time relative to dense, batch %d, %d threads, sparsity 0.9, --kernels "
-           "%s, median of %d\n", batch, threads, kernels, reps);
+           "%s, --draw-ahead %s, median of %d\n", batch, threads, kernels, bench_draw_ahead, reps);
     printf("%-9s %-9s %12s %10s\n", "model", "method", "ms/step", "vs dense");
     enum { N_METHODS = 6 };
     for (int mi = first_model; mi <= last_model; mi++) {

@@ -1,0 +1,16 @@
+/* method.c's use of the random draws (src/method_draw.c); method_draw and
+ * method_forget_draws are public (cigl/method.h). */
+#ifndef CIGL_METHOD_DRAW_H
+#define CIGL_METHOD_DRAW_H
+#include "cigl/method.h"
+
+/* The draws' state, and the helper thread that draws the next steps' drops when --draw-ahead
+ * asks for it (auto: this process may run on more CPUs than --threads); without a thread the
+ * draws happen on the calling thread. After the masks and counts are set; fails only when out
+ * of memory. */
+int method_draws_init(MethodState *s, const Model *m);
+void method_draws_free(MethodState *s);
+/* Waits for the helper (before the mask or the sparse patterns change). */
+void method_quiesce_draws(MethodState *s);
+
+#endif
