@@ -5,6 +5,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 int distribution_parse(const char *name)
 {
@@ -181,12 +184,39 @@ static uint32_t magnitude_key(float v)
     return u;
 }
 
-/* Marks chosen[j] = 1 for the k entries of key[0..c) that come first in the total order
- * (key ascending, then position j ascending). Radix select: two 16-bit histogram passes find
- * the k-th key, a third pass marks; O(c), no sort (a mask update must stay far below 1% of
+enum { RADIX_BINS = 2048 }; /* 11-bit digits: the histogram stays in L1 */
+
+/* The k-th smallest (1 <= k <= c) of key[0..c) by three radix digits (11, 11, 10 bits), and in
+ * *below how many keys are smaller. O(c), no sort (a mask update must stay far below 1% of
  * training time). */
+static uint32_t kth_smallest(const uint32_t *key, size_t c, size_t k, uint32_t *hist,
+                             size_t *below)
+{
+    static const int shift[3] = {21, 10, 0}, bits[3] = {11, 11, 10};
+    uint32_t prefix = 0, fixed = 0; /* the digits found so far, and their bits */
+    size_t under = 0;
+    for (int p = 0; p < 3; p++) {
+        const uint32_t digit_mask = (1u << bits[p]) - 1;
+        memset(hist, 0, sizeof(uint32_t) * RADIX_BINS);
+        if (p == 0) {
+            for (size_t j = 0; j < c; j++) hist[key[j] >> shift[0]]++;
+        } else {
+            for (size_t j = 0; j < c; j++) /* few share the prefix: a well-predicted branch */
+                if ((key[j] & fixed) == prefix) hist[(key[j] >> shift[p]) & digit_mask]++;
+        }
+        uint32_t d = 0;
+        while (under + hist[d] < k) under += hist[d++];
+        prefix |= d << shift[p];
+        fixed |= digit_mask << shift[p];
+    }
+    *below = under;
+    return prefix;
+}
+
+/* Marks chosen[j] = 1 for the k entries of key[0..c) that come first in the total order
+ * (key ascending, then position j ascending). */
 static void select_first_k(const uint32_t *key, size_t c, size_t k, uint8_t *chosen,
-                           uint32_t *hist /* 65536 */)
+                           uint32_t *hist)
 {
     memset(chosen, 0, c);
     if (k == 0) return;
@@ -194,17 +224,8 @@ static void select_first_k(const uint32_t *key, size_t c, size_t k, uint8_t *cho
         memset(chosen, 1, c);
         return;
     }
-    memset(hist, 0, sizeof(uint32_t) * 65536);
-    for (size_t j = 0; j < c; j++) hist[key[j] >> 16]++;
-    size_t below = 0;
-    uint32_t hi = 0;
-    while (below + hist[hi] < k) below += hist[hi++];
-    memset(hist, 0, sizeof(uint32_t) * 65536);
-    for (size_t j = 0; j < c; j++)
-        if (key[j] >> 16 == hi) hist[key[j] & 0xffff]++;
-    uint32_t lo = 0;
-    while (below + hist[lo] < k) below += hist[lo++];
-    const uint32_t threshold = hi << 16 | lo;
+    size_t below;
+    const uint32_t threshold = kth_smallest(key, c, k, hist, &below);
     size_t ties = k - below; /* entries equal to the threshold, earliest first */
     for (size_t j = 0; j < c; j++) {
         if (key[j] < threshold) chosen[j] = 1;
@@ -212,47 +233,100 @@ static void select_first_k(const uint32_t *key, size_t c, size_t k, uint8_t *cho
     }
 }
 
-/* Grow side without building candidate arrays: three passes over the tensor find the k-th
- * smallest complemented key among entries with mask != 1 (inactive, or just dropped: 2), then
- * mark them; ties to the lower index. */
-/* Histogram of the complemented keys of entries with mask != 1: by the high 16 bits, or (second
- * pass) by the low 16 bits of those whose high bits equal `prefix`. Serial on purpose: per-thread
- * tables and their merge cost more than the pass (measured). */
-static void grow_histogram(const float *score, const uint8_t *mask, size_t n, int second,
-                           uint32_t prefix, uint32_t *hist)
+/* Bit j of the result: byte p[j] (j < 16) equals v (SSE2 where the build has it). */
+static inline uint32_t bytes_equal16(const uint8_t *p, uint8_t v)
 {
-    memset(hist, 0, sizeof(uint32_t) * 65536);
-    if (!second) { /* branch-free: whether an entry is active looks random */
-        for (size_t i = 0; i < n; i++) hist[~magnitude_key(score[i]) >> 16] += mask[i] != 1;
-        return;
-    }
-    for (size_t i = 0; i < n; i++) { /* the prefix rarely matches: a well-predicted branch */
-        const uint32_t key = ~magnitude_key(score[i]);
-        if (key >> 16 == prefix && mask[i] != 1) hist[key & 0xffff]++;
-    }
+#if defined(__SSE2__)
+    const __m128i x = _mm_loadu_si128((const __m128i *)(const void *)p);
+    return (uint32_t)_mm_movemask_epi8(_mm_cmpeq_epi8(x, _mm_set1_epi8((char)v)));
+#else
+    uint32_t bits = 0;
+    for (int j = 0; j < 16; j++) bits |= (uint32_t)(p[j] == v) << j;
+    return bits;
+#endif
 }
 
-/* Grow side without candidate arrays: two histogram passes find the k-th smallest complemented
- * key among entries with mask != 1 (inactive, or just dropped: 2); the caller marks them, ties
- * to the lower index. */
-static void grow_largest(const float *score, const uint8_t *mask, size_t n, size_t k,
-                         uint32_t *hist, uint32_t *threshold, size_t *ties)
+/* Bit j: magnitude_key(s[j]) >= lo, for j < 16 (the keys are below 2^31: a signed compare). */
+static inline uint32_t magnitudes_at_least16(const float *s, uint32_t lo)
 {
-    grow_histogram(score, mask, n, 0, 0, hist);
-    size_t below = 0;
-    uint32_t hi = 0;
-    while (below + hist[hi] < k) below += hist[hi++];
-    grow_histogram(score, mask, n, 1, hi, hist);
-    uint32_t lo = 0;
-    while (below + hist[lo] < k) below += hist[lo++];
-    *threshold = hi << 16 | lo;
-    *ties = k - below;
+#if defined(__SSE2__)
+    const __m128i abs_bits = _mm_set1_epi32(0x7fffffff), limit = _mm_set1_epi32((int)lo - 1);
+    uint32_t bits = 0;
+    for (int q = 0; q < 4; q++) {
+        const __m128i m = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(s + 4 * q)),
+                                        abs_bits);
+        bits |= (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(m, limit))) << (4 * q);
+    }
+    return bits;
+#else
+    uint32_t bits = 0;
+    for (int j = 0; j < 16; j++) bits |= (uint32_t)(magnitude_key(s[j]) >= lo) << j;
+    return bits;
+#endif
+}
+
+/* Positions i < n with mask[i] != 0 into pos and their |w| keys into key, ascending; returns
+ * their count. Sixteen positions at a time as bits (a running count stored at every position
+ * made each iteration wait for the previous one). */
+static size_t collect_active(const float *w, const uint8_t *mask, size_t n, uint32_t *pos,
+                             uint32_t *key)
+{
+    size_t c = 0, b = 0;
+    for (; b + 16 <= n; b += 16)
+        for (uint32_t bits = ~bytes_equal16(mask + b, 0) & 0xffffu; bits; bits &= bits - 1) {
+            const size_t i = b + (size_t)__builtin_ctz(bits);
+            pos[c] = (uint32_t)i;
+            key[c++] = magnitude_key(w[i]);
+        }
+    for (; b < n; b++)
+        if (mask[b]) {
+            pos[c] = (uint32_t)b;
+            key[c++] = magnitude_key(w[b]);
+        }
+    return c;
+}
+
+/* Grow candidates: positions with mask != 1 (inactive, or just dropped: 2) whose complemented
+ * |score| key is <= a bound that lets through about twice the k wanted, estimated from every
+ * 8th position; ascending, into cand and key. Every entry that can be among the k largest
+ * passes (if fewer than k pass, the bound is lifted and all pass). Returns their count. */
+static size_t grow_candidates(const float *score, const uint8_t *mask, size_t n, size_t k,
+                              uint32_t *cand, uint32_t *key, uint32_t *hist)
+{
+    size_t s = 0;
+    for (size_t i = 0; i < n; i += 8)
+        if (mask[i] != 1) key[s++] = ~magnitude_key(score[i]);
+    const size_t q = 2 * k / 8 + 16;
+    size_t below;
+    uint32_t bound = q < s ? kth_smallest(key, s, q, hist, &below) : UINT32_MAX;
+    for (;;) { /* kc <= bound  <=>  |score| key >= ~bound */
+        size_t c = 0, b = 0;
+        for (; b + 16 <= n; b += 16) { /* sixteen at a time; few pass */
+            uint32_t bits = magnitudes_at_least16(score + b, ~bound);
+            if (bits) bits &= ~bytes_equal16(mask + b, 1);
+            for (; bits; bits &= bits - 1) {
+                const size_t i = b + (size_t)__builtin_ctz(bits);
+                cand[c] = (uint32_t)i;
+                key[c++] = ~magnitude_key(score[i]);
+            }
+        }
+        for (; b < n; b++) {
+            const uint32_t kc = ~magnitude_key(score[b]);
+            if (kc <= bound && mask[b] != 1) {
+                cand[c] = (uint32_t)b;
+                key[c++] = kc;
+            }
+        }
+        if (c >= k || bound == UINT32_MAX) return c;
+        bound = UINT32_MAX; /* the sample misled: everything */
+    }
 }
 
 void drop_grow_scratch_free(DropGrowScratch *sc)
 {
     free(sc->pos);
     free(sc->key);
+    free(sc->cand);
     free(sc->hist);
     free(sc->chosen);
     memset(sc, 0, sizeof(*sc));
@@ -264,9 +338,10 @@ int drop_grow_scratch_reserve(DropGrowScratch *sc, size_t n)
     drop_grow_scratch_free(sc);
     sc->pos = malloc(sizeof(uint32_t) * n);
     sc->key = malloc(sizeof(uint32_t) * n);
-    sc->hist = malloc(sizeof(uint32_t) * 65536);
+    sc->cand = malloc(sizeof(uint32_t) * n);
+    sc->hist = malloc(sizeof(uint32_t) * RADIX_BINS);
     sc->chosen = malloc(n ? n : 1);
-    if (!sc->pos || !sc->key || !sc->hist || !sc->chosen) {
+    if (!sc->pos || !sc->key || !sc->cand || !sc->hist || !sc->chosen) {
         drop_grow_scratch_free(sc);
         return -1;
     }
@@ -285,40 +360,38 @@ long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const 
     uint8_t *chosen = buf->chosen;
     /* drop: the k active entries of smallest |w|, ties to the lower index; a dropped entry is
      * marked 2 until the grow decides whether it comes back */
-    size_t c = 0;
-    for (size_t i = 0; i < n; i++) { /* branch-free compaction (c <= i, so in bounds) */
-        pos[c] = (uint32_t)i;
-        key[c] = magnitude_key(w[i]);
-        c += mask[i] != 0;
-    }
+    const size_t c = collect_active(w, mask, n, pos, key);
     if ((size_t)k > c) k = (long)c; /* grow candidates (n - c + k) >= k */
     select_first_k(key, c, (size_t)k, chosen, hist);
+    size_t dropped = 0; /* their positions, ascending, at the front of pos */
     for (size_t j = 0; j < c; j++)
-        if (chosen[j]) mask[pos[j]] = 2;
-    /* grow: the k entries not active after the drop with the largest |score| */
-    uint32_t threshold;
-    size_t ties;
-    grow_largest(grow_score, mask, n, (size_t)k, hist, &threshold, &ties);
+        if (chosen[j]) {
+            mask[pos[j]] = 2;
+            pos[dropped++] = pos[j];
+        }
+    /* grow: the k entries not active after the drop with the largest |score| (ties to the
+     * lower index), chosen among the candidates that can be */
+    uint32_t *cand = buf->cand;
+    const size_t nc = grow_candidates(grow_score, mask, n, (size_t)k, cand, key, hist);
+    select_first_k(key, nc, (size_t)k, chosen, hist);
     long fresh = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint32_t kk = ~magnitude_key(grow_score[i]);
-        /* one rarely taken branch instead of one per active entry: most entries neither grow
-         * nor were just dropped */
-        if (!((mask[i] != 1) & ((kk <= threshold) | (mask[i] == 2)))) continue;
-        const int grow = kk < threshold || (kk == threshold && ties && ties--);
-        if (grow) {
-            if (mask[i] == 0) { /* truly new; a dropped one (2) keeps weight and state */
-                w[i] = 0;
-                if (state) state[i] = 0;
-                fresh++;
-            }
-            mask[i] = 1;
-            if (ever) ever[i] = 1;
-        } else if (mask[i] == 2) { /* dropped for good */
-            mask[i] = 0;
+    for (size_t j = 0; j < nc; j++) {
+        if (!chosen[j]) continue;
+        const size_t i = cand[j];
+        if (mask[i] == 0) { /* truly new; a dropped one (2) keeps weight and state */
             w[i] = 0;
             if (state) state[i] = 0;
+            fresh++;
         }
+        mask[i] = 1;
+        if (ever) ever[i] = 1;
+    }
+    for (size_t j = 0; j < dropped; j++) {
+        const size_t i = pos[j];
+        if (mask[i] != 2) continue; /* grown again */
+        mask[i] = 0; /* dropped for good */
+        w[i] = 0;
+        if (state) state[i] = 0;
     }
     drop_grow_scratch_free(&local);
     return fresh;

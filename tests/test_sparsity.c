@@ -721,6 +721,121 @@ static void test_drop_grow_kernel9(void)
 /* A fully dense tensor: after dropping k the only inactive entries are the k dropped ones, so
  * METHOD.md's grow step ("among those inactive after the drop") must regrow exactly them,
  * whatever the scores: nothing changes and nothing is new. */
+/* ---- drop/grow against a plain sort-based reference on large random tensors ---------------- */
+
+static const uint32_t *ref_keys; /* qsort's comparator reads these */
+
+static uint32_t ref_magnitude(float v)
+{
+    const float a = fabsf(v);
+    uint32_t u;
+    memcpy(&u, &a, sizeof u);
+    return u;
+}
+
+static int ref_by_key_then_index(const void *a, const void *b)
+{
+    const uint32_t i = *(const uint32_t *)a, j = *(const uint32_t *)b;
+    if (ref_keys[i] != ref_keys[j]) return ref_keys[i] < ref_keys[j] ? -1 : 1;
+    return i < j ? -1 : i > j;
+}
+
+/* METHOD's drop and grow by sorting everything: drop the k active of smallest |w|, grow the k
+ * of largest |score| among those inactive after the drop, ties to the lower index. */
+static long reference_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever,
+                                const float *score, size_t n, long k)
+{
+    uint32_t *idx = malloc(sizeof(uint32_t) * n), *key = malloc(sizeof(uint32_t) * n);
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++) {
+        key[i] = ref_magnitude(w[i]);
+        if (mask[i]) idx[c++] = (uint32_t)i;
+    }
+    if ((size_t)k > c) k = (long)c;
+    ref_keys = key;
+    qsort(idx, c, sizeof *idx, ref_by_key_then_index);
+    uint8_t *dropped = calloc(n, 1);
+    for (long j = 0; j < k; j++) dropped[idx[j]] = 1;
+    size_t nc = 0;
+    for (size_t i = 0; i < n; i++) {
+        key[i] = ~ref_magnitude(score[i]);
+        if (!mask[i] || dropped[i]) idx[nc++] = (uint32_t)i;
+    }
+    qsort(idx, nc, sizeof *idx, ref_by_key_then_index);
+    long fresh = 0;
+    for (long j = 0; j < k; j++) {
+        const uint32_t i = idx[j];
+        if (!mask[i]) {
+            fresh++;
+            w[i] = 0;
+            state[i] = 0;
+        }
+        mask[i] = 1;
+        ever[i] = 1;
+        dropped[i] = 0;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (dropped[i]) {
+            mask[i] = 0;
+            w[i] = 0;
+            state[i] = 0;
+        }
+    free(idx);
+    free(key);
+    free(dropped);
+    return fresh;
+}
+
+/* Random tensors of several sizes and densities, values quantised so that ties are common,
+ * one whose every 8th score is huge (the sampled bound lets too few through and is lifted),
+ * and -0 and NaN scores: positions, weights, state and flags equal the reference's. */
+static void test_drop_grow_random_reference(void)
+{
+    const size_t sizes[] = {17, 1000, 100003};
+    const double densities[] = {0.05, 0.3, 0.9};
+    uint64_t rs = 77;
+    DropGrowScratch sc = {0};
+    for (int si = 0; si < 3; si++)
+        for (int di = 0; di < 3; di++)
+            for (int variant = 0; variant < 3; variant++) {
+                const size_t n = sizes[si];
+                float *w = malloc(sizeof(float) * n), *st = malloc(sizeof(float) * n);
+                float *score = malloc(sizeof(float) * n);
+                uint8_t *mask = malloc(n), *ever = malloc(n);
+                size_t active = 0;
+                for (size_t i = 0; i < n; i++) {
+                    rs = rs * 6364136223846793005ULL + 1442695040888963407ULL;
+                    const double u = (double)(rs >> 11) * 0x1p-53;
+                    mask[i] = u < densities[di];
+                    active += mask[i];
+                    const int q = (int)((rs >> 20) % 64); /* 64 levels: many ties */
+                    w[i] = mask[i] ? (float)(q - 32) / 16.0f : 0.0f;
+                    st[i] = (float)(rs >> 40 & 0xff);
+                    score[i] = (float)((int)((rs >> 30) % 32) - 16) / 8.0f;
+                    if (variant == 1 && i % 8 == 0) score[i] = 1000.0f;
+                    if (variant == 2 && i % 97 == 5) score[i] = i % 2 ? -0.0f : NAN;
+                    ever[i] = mask[i];
+                }
+                const long k = (long)(active * (variant == 0 ? 0.3 : 0.5)) + 1;
+                float *w2 = malloc(sizeof(float) * n), *st2 = malloc(sizeof(float) * n);
+                uint8_t *mask2 = malloc(n), *ever2 = malloc(n);
+                memcpy(w2, w, sizeof(float) * n);
+                memcpy(st2, st, sizeof(float) * n);
+                memcpy(mask2, mask, n);
+                memcpy(ever2, ever, n);
+                const long got = mask_drop_grow(w, st, mask, ever, score, n, k, &sc);
+                const long want = reference_drop_grow(w2, st2, mask2, ever2, score, n, k);
+                const int same = got == want && !memcmp(mask, mask2, n) &&
+                                 !memcmp(ever, ever2, n) && !memcmp(w, w2, sizeof(float) * n) &&
+                                 !memcmp(st, st2, sizeof(float) * n);
+                CHECK(same, "n %zu density %.2f variant %d k %ld: drop/grow differs from the "
+                      "reference (new %ld vs %ld)", n, densities[di], variant, k, got, want);
+                free(w); free(st); free(score); free(mask); free(ever);
+                free(w2); free(st2); free(mask2); free(ever2);
+            }
+    drop_grow_scratch_free(&sc);
+}
+
 static void test_drop_grow_dense(void)
 {
     Tensor9 t = {
@@ -867,6 +982,7 @@ int main(void)
     RUN(test_drop_grow_8);
     RUN(test_drop_grow_kernel9);
     RUN(test_drop_grow_dense);
+    RUN(test_drop_grow_random_reference);
     RUN(test_drop_fraction);
     RUN(test_update_k);
     if (models_built)

@@ -24,11 +24,11 @@ void sparsity_counts_for_shapes(int n, const int *ndim, const int (*shape)[4], D
 void sparsity_init_masks(const Model *m, const long *counts, uint64_t seed, uint8_t *mask);
 
 /* Selection buffers of mask_drop_grow, kept between mask updates: allocating them per call
- * (2.2 MB for the mlp's 235K-weight layer) cost page faults and zeroing on every update. */
+ * (3.1 MB for the mlp's 235K-weight layer) cost page faults and zeroing on every update. */
 typedef struct {
-    uint32_t *pos, *key, *hist;
+    uint32_t *pos, *key, *cand, *hist;
     uint8_t *chosen;
-    size_t cap;             /* entries pos, key and chosen hold */
+    size_t cap;             /* entries pos, key, cand and chosen hold */
 } DropGrowScratch;
 /* Makes the buffers hold tensors of n entries (kept when they already do); -1: out of memory. */
 int drop_grow_scratch_reserve(DropGrowScratch *sc, size_t n);
