@@ -13,10 +13,10 @@
 #include "data_internal.h"
 
 #include "cigl/error.h"
+#include "cigl/worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,10 +33,8 @@ struct SplitStream {
     uint64_t *chunk_addr; /* file address of each chunk, CHUNK_UNKNOWN until looked up */
     uint64_t base;        /* contiguous layout: address of sample 0 */
     char path[1024], split[8];
-    pthread_t thread;
-    int have_thread, quit, state;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
+    Worker *prefetcher;   /* NULL: every read on the calling thread */
+    int state;            /* of buf: IDLE, PENDING (the prefetcher reads into it), DONE, FAILED */
     uint32_t *idx;  /* the request buf holds (or will hold) */
     size_t n, cap;  /* samples requested, capacity of idx and buf in samples */
     uint8_t *buf;   /* n x sample pixels in request order */
@@ -146,25 +144,14 @@ static void setup_direct(SplitStream *ss, const char *path)
         ss->fd = open(path, O_RDONLY | O_CLOEXEC);
 }
 
-static void *prefetch_thread(void *arg)
+/* The prefetcher's job: the request in idx and n into buf. */
+static int prefetch_job(void *arg)
 {
     SplitStream *ss = arg;
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL); /* HDF5's error stack is per thread */
-    pthread_mutex_lock(&ss->mu);
-    for (;;) {
-        while (ss->state != PENDING && !ss->quit)
-            pthread_cond_wait(&ss->cv, &ss->mu);
-        if (ss->quit)
-            break;
-        /* the request cannot change while PENDING: the other side waits for it */
-        pthread_mutex_unlock(&ss->mu);
-        int rc = read_samples(ss, ss->idx, ss->n, ss->buf);
-        pthread_mutex_lock(&ss->mu);
-        ss->state = rc ? FAILED : DONE;
-        pthread_cond_broadcast(&ss->cv);
-    }
-    pthread_mutex_unlock(&ss->mu);
-    return NULL;
+    const int rc = read_samples(ss, ss->idx, ss->n, ss->buf);
+    ss->state = rc ? FAILED : DONE;
+    return rc;
 }
 
 int split_stream_open(SplitStream **out, const char *path, const char *split, size_t sample)
@@ -189,11 +176,9 @@ int split_stream_open(SplitStream **out, const char *path, const char *split, si
                          "check that the file is readable", name, path);
     }
     setup_direct(ss, path);
-    pthread_mutex_init(&ss->mu, NULL);
-    pthread_cond_init(&ss->cv, NULL);
     hbool_t safe = 0;
     H5is_library_threadsafe(&safe);
-    ss->have_thread = safe && pthread_create(&ss->thread, NULL, prefetch_thread, ss) == 0;
+    ss->prefetcher = safe ? worker_start() : NULL;
     *out = ss;
     return CIGL_OK;
 }
@@ -202,18 +187,9 @@ void split_stream_close(SplitStream *ss)
 {
     if (!ss)
         return;
-    if (ss->have_thread) {
-        pthread_mutex_lock(&ss->mu);
-        ss->quit = 1;
-        pthread_cond_broadcast(&ss->cv);
-        pthread_mutex_unlock(&ss->mu);
-        pthread_join(ss->thread, NULL);
-    }
-    if (ss->fspace >= 0) {
-        pthread_mutex_destroy(&ss->mu);
-        pthread_cond_destroy(&ss->cv);
+    worker_stop(ss->prefetcher);
+    if (ss->fspace >= 0)
         H5Sclose(ss->fspace);
-    }
     if (ss->dset >= 0)
         H5Dclose(ss->dset);
     if (ss->file >= 0)
@@ -226,7 +202,7 @@ void split_stream_close(SplitStream *ss)
     free(ss);
 }
 
-/* Called with the lock held and no read in flight: room for n samples. */
+/* With no read in flight (the prefetcher waited for): room for n samples. */
 static int reserve(SplitStream *ss, size_t n)
 {
     if (n <= ss->cap)
@@ -242,35 +218,26 @@ static int reserve(SplitStream *ss, size_t n)
     return 0;
 }
 
-static void wait_idle(SplitStream *ss)
-{
-    while (ss->state == PENDING)
-        pthread_cond_wait(&ss->cv, &ss->mu);
-}
-
 void split_stream_prefetch(SplitStream *ss, const uint32_t *idx, size_t first, size_t n)
 {
-    if (!ss->have_thread || n == 0)
+    if (!ss->prefetcher || n == 0)
         return;
-    pthread_mutex_lock(&ss->mu);
-    wait_idle(ss);
+    worker_wait(ss->prefetcher); /* buf and idx are this thread's again */
     if (reserve(ss, n) == 0) {
         for (size_t i = 0; i < n; i++)
             ss->idx[i] = idx ? idx[first + i] : (uint32_t)(first + i);
         ss->n = n;
         ss->state = PENDING;
-        pthread_cond_broadcast(&ss->cv);
+        worker_post(ss->prefetcher, prefetch_job, ss);
     } else {
         ss->state = IDLE; /* no memory now: split_stream_read will say so */
     }
-    pthread_mutex_unlock(&ss->mu);
 }
 
 const uint8_t *split_stream_read(SplitStream *ss, const uint32_t *idx, size_t n)
 {
-    if (ss->have_thread)
-        pthread_mutex_lock(&ss->mu);
-    wait_idle(ss);
+    if (ss->prefetcher)
+        worker_wait(ss->prefetcher);
     int rc = 0;
     int hit = ss->state == DONE && ss->n == n && !memcmp(ss->idx, idx, n * sizeof *idx);
     if (!hit) {
@@ -283,8 +250,6 @@ const uint8_t *split_stream_read(SplitStream *ss, const uint32_t *idx, size_t n)
             ss->state = rc ? FAILED : DONE;
         }
     }
-    if (ss->have_thread)
-        pthread_mutex_unlock(&ss->mu);
     if (rc == -2) {
         cigl_fail(CIGL_ERR_RUNTIME, "out of memory for a batch of %zu samples of '%s'", n,
                   ss->path);
