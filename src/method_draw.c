@@ -357,11 +357,12 @@ int method_draws_init(MethodState *s, const Model *m)
         }
     }
     const char *mode = s->cfg.draw_ahead;
-    /* auto: when this process may use a CPU that its OpenMP threads leave free (one rank per
-     * core under MPI: none). With every CPU busy the helper delayed the OpenMP threads as much
-     * as it saved (mlp, 2 threads on 2 CPUs: tests/bench/README.md). */
-    if (strcmp(mode, "on") && !(!strcmp(mode, "auto") && usable_cpus() > s->cfg.threads))
-        return CIGL_OK;
+    /* auto: when this process may run on a second CPU (one rank per core under MPI: none).
+     * Even with an OpenMP thread on every CPU the helper wins or breaks even: the sparse
+     * kernels leave the other threads idle in small layers, and its work is the draw this
+     * thread would do anyway (mlp, 2 threads on 2 CPUs: CigL / RigL 1.38 -> 1.15 on sparse
+     * kernels, 1.13 -> 1.15 on the dense path; tests/bench/README.md). */
+    if (strcmp(mode, "on") && !(!strcmp(mode, "auto") && usable_cpus() > 1)) return CIGL_OK;
     for (int x = 0; x < 2; x++)
         for (int k = 0; k < AHEAD_STEPS; k++) {
             DropList *l = &r->batch[x].step[k];

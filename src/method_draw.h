@@ -5,7 +5,7 @@
 #include "cigl/method.h"
 
 /* The draws' state, and the helper thread that draws the next steps' drops when --draw-ahead
- * asks for it (auto: this process may run on more CPUs than --threads); without a thread the
+ * asks for it (auto: this process may run on more than one CPU); without a thread the
  * draws happen on the calling thread. After the masks and counts are set; fails only when out
  * of memory. */
 int method_draws_init(MethodState *s, const Model *m);
