@@ -87,7 +87,8 @@ const OptionSpec train_options[] = {
         "dense | sparse (compute only the stored weights)"),
     OPT("draw-ahead", OPT_STRING, draw_ahead, "auto", 0, 0,
         "cigl, rigl-wdp, rigl-mcdp: draw the next step's random mask on a helper thread while "
-        "this step runs: auto (when this process may run on more than one CPU) | on | off; "
+        "this step runs: auto (when --threads leaves a CPU free, or every conv/linear layer is on "
+        "the sparse kernels) | on | off; "
         "the same bits either way"),
     OPT("on-nonfinite", OPT_STRING, on_nonfinite, "stop", 0, 0,
         "a NaN or infinite loss or gradient: stop (naming step and layer) | skip the batch "

@@ -394,6 +394,7 @@ int method_finalize(MethodState *s, Model *m)
                          "early?); averaging needs at least 2: use --average-every STEPS",
                          s->n_snapshots);
     memcpy(m->params, s->avg, sizeof(float) * m->n_params);
+    method_forget_draws(s); /* the effective weights no longer follow the parameters */
     return CIGL_OK;
 }
 
@@ -445,16 +446,21 @@ static void optimiser_step(const MethodState *s, Model *m, Sgd *opt, double lr)
     /* CigL freezes what Z dropped; weight dropout's dropped weights still decay and keep
      * momentum (their gradient is 0) */
     const uint8_t *moving = s->ops->draw == DRAW_DROPOUT ? s->mask : s->active;
+    /* with a random draw the whole-tensor runs also leave W / keep in the effective weights,
+     * which the next draw then only patches (method_draw.c; non-prunable ones it copies) */
+    float *mirror = s->weff;
     size_t run = 0; /* start of the current run of tensors updated whole */
     for (int ti = 0; m->sparse && ti < m->n_tensors; ti++) {
         const ParamTensor *t = &m->tensors[ti];
         const SparseLayer *sl = t->prunable ? m->layers[t->layer].sparse : NULL;
         if (!sl) continue;
-        sgd_step_range(opt, m->params, m->grads, run, t->off, lr, moving);
+        sgd_step_range_mirror(opt, m->params, m->grads, run, t->off, lr, moving, mirror,
+                              s->inv_keep);
         sgd_step_pattern(opt, m->params, m->grads, t->off, &sl->s, lr, moving);
         run = t->off + t->len;
     }
-    sgd_step_range(opt, m->params, m->grads, run, m->n_params, lr, moving);
+    sgd_step_range_mirror(opt, m->params, m->grads, run, m->n_params, lr, moving, mirror,
+                          s->inv_keep);
 }
 
 void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)

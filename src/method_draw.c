@@ -56,6 +56,8 @@ struct RandomDraws {
     DropList cur;           /* this step's drops (room for every active weight): s->active is M
                              * without them */
     long version;           /* updates_done when s->active was built (-1: rebuild from M) */
+    long weff_version;      /* updates_done when s->weff was last written whole; while it
+                             * holds, the optimiser keeps it at W / keep but for the drops */
     Worker *worker;         /* the helper, NULL: every draw on the calling thread */
     DropBatch batch[2];     /* one in use, the next filled by the helper meanwhile */
     int filling;            /* the batch the helper is filling, -1: none */
@@ -64,6 +66,7 @@ struct RandomDraws {
     long chunks;            /* DRAW_CHUNK-group chunks of all prunable tensors */
     int n_parts;            /* draws on this thread split over this many OpenMP threads */
     DropList *part;         /* their lists */
+    int may_draw_ahead;     /* the helper is still to be decided on (at the first draw) */
 };
 
 static uint32_t draw_purpose(const MethodState *s)
@@ -247,63 +250,6 @@ static void draw_next_batch(RandomDraws *r, long version, long step)
     worker_post(r->worker, draw_ahead_job, r);
 }
 
-void method_draw(MethodState *s, const Model *m, long step, int all_weights)
-{
-    RandomDraws *r = s->draws;
-    uint8_t *act = s->active;
-    if (r->version == s->updates_done) { /* the mask is unchanged: put last step's drops back */
-        for (size_t k = 0; k < r->cur.n; k++) act[r->cur.idx[k]] = 1;
-    } else {
-        memcpy(act, s->mask, m->n_params);
-    }
-    if (!r->worker || !take_drawn_ahead(r, s->updates_done, step))
-        draw_drops_threads(r, s, m, step);
-    for (size_t k = 0; k < r->cur.n; k++) act[r->cur.idx[k]] = 0;
-    r->version = s->updates_done;
-    /* the effective weights: W / keep (W is exactly +0 off the mask), then the drops zeroed */
-    const float *w = m->params;
-    const float ik = s->inv_keep;
-    for (int ti = 0; ti < m->n_tensors; ti++) {
-        const ParamTensor *t = &m->tensors[ti];
-        float *we = s->weff + t->off;
-        if (!t->prunable) {
-            memcpy(we, w + t->off, sizeof(float) * t->len);
-            continue;
-        }
-        if (m->layers[t->layer].sparse && !all_weights) continue;
-        const float *wt = w + t->off;
-        /* split like the drops when they are: each thread's share stays in its cache */
-        const long len = (long)t->len;
-        if (r->n_parts > 1 && t->len >= DRAW_PARALLEL_MIN_WEIGHTS) {
-            _Pragma("omp parallel for simd schedule(static) num_threads(r->n_parts)")
-            for (long i = 0; i < len; i++) we[i] = wt[i] * ik;
-        } else {
-            _Pragma("omp simd")
-            for (long i = 0; i < len; i++) we[i] = wt[i] * ik;
-        }
-    }
-    for (size_t k = 0; k < r->cur.n; k++) s->weff[r->cur.idx[k]] = 0.0f;
-    if (r->worker) draw_next_batch(r, s->updates_done, step);
-}
-
-void method_forget_draws(MethodState *s)
-{
-    RandomDraws *r = s->draws;
-    if (!r) return;
-    method_quiesce_draws(s);
-    r->version = r->batch[0].version = r->batch[1].version = -1;
-}
-
-int method_draws_ahead(const MethodState *s) { return s->draws && s->draws->worker; }
-
-void method_quiesce_draws(MethodState *s)
-{
-    RandomDraws *r = s->draws;
-    if (!r || r->filling < 0) return;
-    worker_wait(r->worker);
-    r->filling = -1;
-}
-
 /* CPUs this process may run on (its affinity mask), 1 if unknown. */
 static int usable_cpus(void)
 {
@@ -321,6 +267,89 @@ static size_t ahead_room(size_t active, double drop_rate)
     return room < (double)active ? (size_t)room : active;
 }
 
+/* --draw-ahead auto: a helper when a CPU is left over by the OpenMP threads, or when no
+ * prunable layer is on the dense path (the sparse kernels run small layers on one thread, so
+ * the other threads idle). With GEMMs keeping every CPU busy the helper cost more than it
+ * saved (mlp, 2 threads on 2 CPUs, masked dense path: CigL / RigL 1.05-1.06 without it,
+ * 1.09-1.11 with it; on sparse kernels 1.38 without, 1.14-1.16 with: tests/bench/README.md). */
+static void decide_draw_ahead(RandomDraws *r, const MethodState *s, const Model *m)
+{
+    r->may_draw_ahead = 0;
+    int dense_layer = 0;
+    for (int ti = 0; ti < m->n_tensors; ti++)
+        dense_layer |= m->tensors[ti].prunable && !m->layers[m->tensors[ti].layer].sparse;
+    if (!strcmp(s->cfg.draw_ahead, "on") || usable_cpus() > s->cfg.threads || !dense_layer)
+        r->worker = worker_start(); /* NULL: no thread, this one draws (same bits) */
+}
+
+void method_draw(MethodState *s, const Model *m, long step, int all_weights)
+{
+    RandomDraws *r = s->draws;
+    uint8_t *act = s->active;
+    if (r->may_draw_ahead) decide_draw_ahead(r, s, m);
+    const float *w = m->params;
+    const float ik = s->inv_keep;
+    /* the effective weights of the tensors updated whole are W / keep but for last step's drops
+     * (the optimiser's pass wrote them), unless the mask changed or they were never written */
+    const int weff_kept = r->weff_version == s->updates_done;
+    if (r->version == s->updates_done) { /* the mask is unchanged: put last step's drops back */
+        for (size_t k = 0; k < r->cur.n; k++) {
+            const size_t i = r->cur.idx[k];
+            act[i] = 1;
+            if (weff_kept) s->weff[i] = w[i] * ik;
+        }
+    } else {
+        memcpy(act, s->mask, m->n_params);
+    }
+    if (!r->worker || !take_drawn_ahead(r, s->updates_done, step))
+        draw_drops_threads(r, s, m, step);
+    for (size_t k = 0; k < r->cur.n; k++) act[r->cur.idx[k]] = 0;
+    r->version = s->updates_done;
+    /* the effective weights: W / keep (W is exactly +0 off the mask), then the drops zeroed;
+     * a tensor on the sparse kernels only when asked (its kernels read W) */
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        float *we = s->weff + t->off;
+        if (!t->prunable) {
+            memcpy(we, w + t->off, sizeof(float) * t->len);
+            continue;
+        }
+        const int sparse = m->layers[t->layer].sparse != NULL;
+        if (sparse ? !all_weights : weff_kept) continue;
+        const float *wt = w + t->off;
+        /* split like the drops when they are: each thread's share stays in its cache */
+        const long len = (long)t->len;
+        if (r->n_parts > 1 && t->len >= DRAW_PARALLEL_MIN_WEIGHTS) {
+            _Pragma("omp parallel for simd schedule(static) num_threads(r->n_parts)")
+            for (long i = 0; i < len; i++) we[i] = wt[i] * ik;
+        } else {
+            _Pragma("omp simd")
+            for (long i = 0; i < len; i++) we[i] = wt[i] * ik;
+        }
+    }
+    for (size_t k = 0; k < r->cur.n; k++) s->weff[r->cur.idx[k]] = 0.0f;
+    r->weff_version = s->updates_done;
+    if (r->worker) draw_next_batch(r, s->updates_done, step);
+}
+
+void method_forget_draws(MethodState *s)
+{
+    RandomDraws *r = s->draws;
+    if (!r) return;
+    method_quiesce_draws(s);
+    r->version = r->weff_version = r->batch[0].version = r->batch[1].version = -1;
+}
+
+int method_draws_ahead(const MethodState *s) { return s->draws && s->draws->worker; }
+
+void method_quiesce_draws(MethodState *s)
+{
+    RandomDraws *r = s->draws;
+    if (!r || r->filling < 0) return;
+    worker_wait(r->worker);
+    r->filling = -1;
+}
+
 int method_draws_init(MethodState *s, const Model *m)
 {
     size_t active = 0; /* the most a draw can drop (mask updates keep the counts) */
@@ -330,7 +359,7 @@ int method_draws_init(MethodState *s, const Model *m)
     s->draws = r;
     r->s = s;
     r->m = m;
-    r->version = r->batch[0].version = r->batch[1].version = -1;
+    r->version = r->weff_version = r->batch[0].version = r->batch[1].version = -1;
     r->filling = -1;
     r->cur.cap = active;
     r->cur.idx = cigl_malloc(sizeof(size_t) * (active + 1), "dropped positions");
@@ -357,20 +386,16 @@ int method_draws_init(MethodState *s, const Model *m)
         }
     }
     const char *mode = s->cfg.draw_ahead;
-    /* auto: when this process may run on a second CPU (one rank per core under MPI: none).
-     * Even with an OpenMP thread on every CPU the helper wins or breaks even: the sparse
-     * kernels leave the other threads idle in small layers, and its work is the draw this
-     * thread would do anyway (mlp, 2 threads on 2 CPUs: CigL / RigL 1.38 -> 1.15 on sparse
-     * kernels, 1.13 -> 1.15 on the dense path; tests/bench/README.md). */
-    if (strcmp(mode, "on") && !(!strcmp(mode, "auto") && usable_cpus() > 1)) return CIGL_OK;
+    if (!strcmp(mode, "off") || (!strcmp(mode, "auto") && usable_cpus() < 2)) return CIGL_OK;
+    const size_t ahead = ahead_room(active, 1.0 - s->keep);
     for (int x = 0; x < 2; x++)
         for (int k = 0; k < AHEAD_STEPS; k++) {
             DropList *l = &r->batch[x].step[k];
-            l->cap = room;
-            l->idx = cigl_malloc(sizeof(size_t) * (room + 1), "dropped positions drawn ahead");
+            l->cap = ahead;
+            l->idx = cigl_malloc(sizeof(size_t) * (ahead + 1), "dropped positions drawn ahead");
             if (!l->idx) return CIGL_ERR_RUNTIME;
         }
-    r->worker = worker_start(); /* NULL: no thread, this one draws (same bits) */
+    r->may_draw_ahead = 1; /* decided at the first draw, when the kernels are chosen */
     return CIGL_OK;
 }
 

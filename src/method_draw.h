@@ -4,10 +4,10 @@
 #define CIGL_METHOD_DRAW_H
 #include "cigl/method.h"
 
-/* The draws' state, and the helper thread that draws the next steps' drops when --draw-ahead
- * asks for it (auto: this process may run on more than one CPU); without a thread the
- * draws happen on the calling thread. After the masks and counts are set; fails only when out
- * of memory. */
+/* The draws' state; the helper thread that draws the next steps' drops (--draw-ahead) starts
+ * at the first draw, once the kernels are chosen (auto: method_draw.c's decide_draw_ahead);
+ * without it the draws happen on the calling thread. After the masks and counts are set;
+ * fails only when out of memory. */
 int method_draws_init(MethodState *s, const Model *m);
 void method_draws_free(MethodState *s);
 /* Waits for the helper (before the mask or the sparse patterns change). */

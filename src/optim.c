@@ -57,11 +57,13 @@ static inline void sgd_update(SgdCoef c, float *w, float g, float *v, unsigned c
 
 /* The update over [lo, hi) and over rows [r0, r1) of a pattern, on this thread. */
 static void sgd_range_body(const Sgd *o, SgdCoef c, float *params, const float *grads,
-                           size_t lo, size_t hi, const unsigned char *active)
+                           size_t lo, size_t hi, const unsigned char *active, float *mirror,
+                           float scale)
 {
     for (size_t i = lo; i < hi; i++) {
         if (active && !active[i]) continue;
         sgd_update(c, &params[i], grads[i], &o->velocity[i], o->decays[i]);
+        if (mirror) mirror[i] = params[i] * scale;
     }
 }
 
@@ -83,15 +85,21 @@ static void sgd_pattern_body(const Sgd *o, SgdCoef c, float *params, const float
 /* Large updates split over the threads in fixed parts (each parameter's update is independent,
  * so the result does not depend on the split); small ones run here without entering an OpenMP
  * region at all (CIGL_PARALLEL_IF, threads.h). */
-void sgd_step_range(Sgd *o, float *params, const float *grads, size_t lo, size_t hi, double lr,
-                    const unsigned char *active)
+void sgd_step_range_mirror(Sgd *o, float *params, const float *grads, size_t lo, size_t hi,
+                           double lr, const unsigned char *active, float *mirror, float scale)
 {
     const SgdCoef c = sgd_coef(o, lr);
     CIGL_PARALLEL_IF(hi - lo >= CIGL_PARALLEL_MIN_FLOATS, {
         const size_t t = (size_t)omp_get_thread_num(), T = (size_t)omp_get_num_threads();
         sgd_range_body(o, c, params, grads, lo + (hi - lo) * t / T, lo + (hi - lo) * (t + 1) / T,
-                       active);
+                       active, mirror, scale);
     });
+}
+
+void sgd_step_range(Sgd *o, float *params, const float *grads, size_t lo, size_t hi, double lr,
+                    const unsigned char *active)
+{
+    sgd_step_range_mirror(o, params, grads, lo, hi, lr, active, NULL, 1.0f);
 }
 
 void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,

@@ -383,7 +383,6 @@ static void train_for_draw_ahead(const char *method, const char *model, Shape in
     MethodState s;
     CHECK(method_init(&s, &c, &m, STEPS, 6) == 0, "method_init");
     CHECK(sparse_model_setup(&m, kernels, s.mask) == 0, "kernels");
-    *helper = method_draws_ahead(&s);
     const size_t numel = shape_numel(in);
     float *x = malloc(sizeof(float) * numel * BATCH), *dl = malloc(sizeof(float) * 5 * BATCH);
     int32_t y[BATCH];
@@ -393,6 +392,7 @@ static void train_for_draw_ahead(const char *method, const char *model, Shape in
         method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05, NULL, step, dl,
                           &correct);
     }
+    *helper = method_draws_ahead(&s);
     memcpy(w_out, m.params, sizeof(float) * m.n_params);
     memcpy(act_out, s.active, m.n_params);
     free(x);
@@ -429,6 +429,50 @@ static void draw_ahead_same_bits(void)
         CHECK(!memcmp(a_on, a_off, n), "%s %s: step masks differ with the draw ahead",
               runs[r].method, runs[r].model);
         free(w_on); free(w_off); free(a_on); free(a_off);
+    }
+}
+
+/* Before every forward pass the effective weights are exactly W / keep where the step mask
+ * keeps a prunable weight, 0 elsewhere, and W for the other parameters, though the draw only
+ * patches what the optimiser's pass left (method_draw.c): over steps with mask updates, for
+ * CigL and weight dropout, on a model whose largest layer splits the draw over threads. */
+static void effective_weights_follow_w(void)
+{
+    const char *methods[] = {"cigl", "rigl-wdp"};
+    for (int mi = 0; mi < 2; mi++) {
+        Model m;
+        CHECK(model_build(&m, "mlp", (Shape){1, 28, 28}, 5, BATCH, 3) == 0, "build");
+        Config c = base_config(methods[mi], 0.8);
+        Sgd opt;
+        sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
+        MethodState s;
+        CHECK(method_init(&s, &c, &m, STEPS, 6) == 0, "method_init");
+        float *x = malloc(sizeof(float) * 784 * BATCH), *dl = malloc(sizeof(float) * 5 * BATCH);
+        int32_t y[BATCH];
+        long bad = 0, dropped = 0;
+        for (long step = 0; step < STEPS; step++) {
+            fill_batch(x, y, 784, 5, (uint64_t)step);
+            const float *w = method_before_forward(&s, &m, step);
+            for (int ti = 0; ti < m.n_tensors; ti++) {
+                const ParamTensor *t = &m.tensors[ti];
+                for (size_t i = t->off; i < t->off + t->len; i++) {
+                    const float want = !t->prunable ? m.params[i]
+                                       : s.active[i] ? m.params[i] * s.inv_keep : 0.0f;
+                    bad += memcmp(&w[i], &want, sizeof want) != 0;
+                    dropped += t->prunable && s.mask[i] && !s.active[i];
+                }
+            }
+            int correct;
+            method_forward_backward(&s, &m, w, x, y, BATCH, 1.0f / BATCH, NULL, dl, &correct);
+            method_apply_step(&s, &m, &opt, 0.05, step);
+        }
+        CHECK(bad == 0 && dropped > 0, "%s: %ld effective weights differ from W / keep (%ld drops)",
+              methods[mi], bad, dropped);
+        free(x);
+        free(dl);
+        method_free(&s);
+        sgd_free(&opt);
+        model_free(&m);
     }
 }
 
@@ -469,6 +513,7 @@ int main(void)
     RUN(averaging_matches_hand_computation);
     RUN(bn_recompute_matches_independent);
     RUN(draw_ahead_same_bits);
+    RUN(effective_weights_follow_w);
     RUN(validation_refuses_bad_options);
     RUN(mixup_loss_is_the_mixture);
     return CHECK_SUMMARY();

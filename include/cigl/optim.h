@@ -26,6 +26,10 @@ void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
 /* The same update for the parameters [lo, hi) only. */
 void sgd_step_range(Sgd *o, float *params, const float *grads, size_t lo, size_t hi, double lr,
                     const unsigned char *active);
+/* The same, and every parameter that moves is also written, times scale, to mirror[i]: CigL's
+ * effective weights for the next step, in the pass the optimiser makes anyway. */
+void sgd_step_range_mirror(Sgd *o, float *params, const float *grads, size_t lo, size_t hi,
+                           double lr, const unsigned char *active, float *mirror, float scale);
 /* The same update only at the stored entries of pattern s of the tensor at offset off (flat
  * index off + i * s->cols + j): a tensor computed by the sparse kernels, whose positions off
  * the pattern (the mask M) hold zero weights, gradients and state that no step moves, so
