@@ -6,15 +6,16 @@
  * active weights), so the bytes the kernels read stay in this thread's cache. The list is
  * drawn on this thread, or one step ahead on a helper thread while the previous step runs
  * (--draw-ahead; discarded when the mask changes first). The effective weights W / keep (0
- * where dropped) are written for the tensors computed densely; tensors on the sparse kernels
- * need none: those kernels read W, multiply by 1 / keep (the same float) and skip what the
- * step mask drops. Every path gives METHOD's bits. */
+ * where dropped) of the tensors computed densely are written by the optimiser's pass as it
+ * moves each weight (sgd_step_range_mirror); a draw only restores the last drops and zeroes
+ * the new ones (whole after a mask change). Tensors on the sparse kernels need none: those
+ * kernels read W, multiply by 1 / keep (the same float) and skip what the step mask drops.
+ * Every path gives METHOD's bits. */
 #define _GNU_SOURCE /* sched_getaffinity */
 #include "method_draw.h"
 
 #include "cigl/error.h"
 #include "cigl/rng.h"
-#include "cigl/threads.h"
 #include "cigl/worker.h"
 
 #include <limits.h>
@@ -239,7 +240,8 @@ static void draw_next_batch(RandomDraws *r, long version, long step)
     }
     for (int x = 0; x < 2; x++)
         if (r->batch[x].version == version && r->batch[x].start == start) return;
-    if (r->filling >= 0) { /* a batch nobody will use (the mask changed): not waited for */
+    if (r->filling >= 0) { /* still drawing the batch in use, or one that the mask's change
+                            * made useless: not waited for, posted at a later step */
         if (worker_busy(r->worker)) return;
         worker_wait(r->worker);
     }

@@ -10,7 +10,7 @@
  * fails only when out of memory. */
 int method_draws_init(MethodState *s, const Model *m);
 void method_draws_free(MethodState *s);
-/* Waits for the helper (before the mask or the sparse patterns change). */
+/* Waits for the helper (before the mask changes: the helper reads it). */
 void method_quiesce_draws(MethodState *s);
 
 #endif
