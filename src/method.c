@@ -35,14 +35,14 @@ static const float *grow_at_random(const MethodState *s, const Model *m, long st
 }
 
 const MethodOps method_table[] = {
-    {"dense", 0, NULL, DRAW_NONE, 0, 0},
-    {"static", 1, NULL, DRAW_NONE, 0, 0},
-    {"set", 1, grow_at_random, DRAW_NONE, 0, 0},
-    {"rigl", 1, grow_by_gradient, DRAW_NONE, 0, 0},
-    {"cigl", 1, grow_by_gradient, DRAW_RANDOM_MASK, 1, 0},
-    {"rigl-wdp", 1, grow_by_gradient, DRAW_DROPOUT, 0, 0},
-    {"rigl-mcdp", 1, grow_by_gradient, DRAW_DROPOUT, 0, 1},
-    {NULL, 0, NULL, DRAW_NONE, 0, 0},
+    {"dense", 0, DRAW_NONE, NULL, 0, 0},
+    {"static", 1, DRAW_NONE, NULL, 0, 0},
+    {"set", 1, DRAW_NONE, grow_at_random, 0, 0},
+    {"rigl", 1, DRAW_NONE, grow_by_gradient, 0, 0},
+    {"cigl", 1, DRAW_RANDOM_MASK, grow_by_gradient, 1, 0},
+    {"rigl-wdp", 1, DRAW_DROPOUT, grow_by_gradient, 0, 0},
+    {"rigl-mcdp", 1, DRAW_DROPOUT, grow_by_gradient, 0, 1},
+    {NULL, 0, DRAW_NONE, NULL, 0, 0},
 };
 
 const MethodOps *method_find(const char *name)

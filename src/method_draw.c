@@ -11,7 +11,6 @@
  * the new ones (whole after a mask change). Tensors on the sparse kernels need none: those
  * kernels read W, multiply by 1 / keep (the same float) and skip what the step mask drops.
  * Every path gives METHOD's bits. */
-#define _GNU_SOURCE /* sched_getaffinity */
 #include "method_draw.h"
 
 #include "cigl/error.h"
@@ -21,7 +20,6 @@
 #include <limits.h>
 #include <math.h>
 #include <omp.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -252,14 +250,6 @@ static void draw_next_batch(RandomDraws *r, long version, long step)
     worker_post(r->worker, draw_ahead_job, r);
 }
 
-/* CPUs this process may run on (its affinity mask), 1 if unknown. */
-static int usable_cpus(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set)) return 1;
-    return CPU_COUNT(&set);
-}
-
 /* Room for the drops of one step drawn ahead: the expected count and 8 standard deviations
  * (a binomial count beyond that is drawn on the calling thread instead). */
 static size_t ahead_room(size_t active, double drop_rate)
@@ -268,6 +258,10 @@ static size_t ahead_room(size_t active, double drop_rate)
     const double room = mean + 8.0 * sqrt(mean * (1.0 - drop_rate)) + 64.0;
     return room < (double)active ? (size_t)room : active;
 }
+
+/* CPUs this process may run on: libgomp counts its affinity mask (under MPI with one rank per
+ * core, 1). */
+static int usable_cpus(void) { return omp_get_num_procs(); }
 
 /* --draw-ahead auto: a helper when a CPU is left over by the OpenMP threads, or when no
  * prunable layer is on the dense path (the sparse kernels run small layers on one thread, so

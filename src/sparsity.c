@@ -253,7 +253,7 @@ static inline uint32_t magnitudes_at_least16(const float *s, uint32_t lo)
     const __m128i abs_bits = _mm_set1_epi32(0x7fffffff), limit = _mm_set1_epi32((int)lo - 1);
     uint32_t bits = 0;
     for (int q = 0; q < 4; q++) {
-        const __m128i m = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(s + 4 * q)),
+        const __m128i m = _mm_and_si128(_mm_loadu_si128((const __m128i *)(const void *)(s + 4 * (size_t)q)),
                                         abs_bits);
         bits |= (uint32_t)_mm_movemask_ps(_mm_castsi128_ps(_mm_cmpgt_epi32(m, limit))) << (4 * q);
     }

@@ -17,14 +17,14 @@ typedef enum { DRAW_NONE, DRAW_RANDOM_MASK, DRAW_DROPOUT } RandomDraw;
 typedef struct {
     const char *name;
     int sparse;             /* keeps masks */
-    /* Score whose largest entries are grown at a mask update (a view of the gradients, or
-     * `scratch` filled); NULL: masks never change. */
-    const float *(*grow_score)(const MethodState *s, const Model *m, long step,
-                               const ParamTensor *t, float *scratch);
     /* The random weights of every step (method_draw): none (the forward pass reads the
      * parameters themselves), CigL's random mask Z (dropped weights do not move) or weight
      * dropout (they still decay and keep momentum). */
     RandomDraw draw;
+    /* Score whose largest entries are grown at a mask update (a view of the gradients, or
+     * `scratch` filled); NULL: masks never change. */
+    const float *(*grow_score)(const MethodState *s, const Model *m, long step,
+                               const ParamTensor *t, float *scratch);
     int averaging;          /* snapshots averaged into the output model (CigL) */
     int test_dropout;       /* dropout kept at test time (MC dropout) */
 } MethodOps;
