@@ -61,6 +61,15 @@ static int decode_jpeg(const uint8_t *data, size_t size, Image *img, char *err, 
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
+    /* the size before jpeg_start_decompress, which allocates for it (a multi-scan file buffers
+     * every coefficient: 201 bytes declaring 63746 x 64772 asked for 12 GB) */
+    if ((size_t)cinfo.image_width * (size_t)cinfo.image_height > IMAGE_MAX_PIXELS ||
+        cinfo.image_width > IMAGE_MAX_SIDE || cinfo.image_height > IMAGE_MAX_SIDE) {
+        snprintf(err, cap, "JPEG: unsupported size %ux%u", (unsigned)cinfo.image_width,
+                 (unsigned)cinfo.image_height);
+        jpeg_destroy_decompress(&cinfo);
+        return -1;
+    }
     const int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     const int inverted = cmyk && cinfo.saw_Adobe_marker;
     cinfo.out_color_space = cmyk ? JCS_CMYK : JCS_RGB; /* libjpeg-turbo expands grayscale */
