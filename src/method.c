@@ -220,10 +220,15 @@ void method_free(MethodState *s)
 
 /* The sparse kernels (sparse.h) learn the step's mask, weights and whether the weight gradient
  * must be dense (a mask update follows this step); a failure is out of memory. */
-static const float *sparse_step(MethodState *s, Model *m, long step, const float *weights)
+static int dense_grad_step(const MethodState *s, long step)
 {
     /* only RigL's grow score reads the dense gradient (SET grows at random) */
-    const int dense = method_updates_at(s, step) && s->ops->grow_score == grow_by_gradient;
+    return method_updates_at(s, step) && s->ops->grow_score == grow_by_gradient;
+}
+
+static const float *sparse_step(MethodState *s, Model *m, long step, const float *weights)
+{
+    const int dense = dense_grad_step(s, step);
     if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, s->active, weights, dense)) {
         if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
         exit(CIGL_ERR_RUNTIME);
@@ -237,10 +242,9 @@ const float *method_before_forward(MethodState *s, Model *m, long step)
         m->wgrad_scale = 1.0f;
         return sparse_step(s, m, step, m->params);
     }
-    /* the patterns follow the mask before the draw reads them (after a resume, say) */
-    sparse_step(s, m, step, NULL);
-    /* a dense-gradient step's backward reads the effective weights of every tensor */
-    method_draw(s, m, step, m->sparse && m->sparse->dense_wgrad);
+    /* a dense-gradient step's backward reads the effective weights of every tensor; the draw
+     * reads the mask, not the kernels' patterns, which follow it just below */
+    method_draw(s, m, step, m->sparse && dense_grad_step(s, step));
     m->wgrad_scale = s->inv_keep;
     sparse_step(s, m, step, s->weff);
     sparse_model_step_source(m, m->params, s->inv_keep);

@@ -68,6 +68,12 @@ struct RandomDraws {
     int may_draw_ahead;     /* the helper is still to be decided on (at the first draw) */
 };
 
+/* Chunks of DRAW_CHUNK groups of four flat indices that tensor t touches. */
+static long tensor_chunks(const ParamTensor *t)
+{
+    return (long)(((t->off + t->len - 1) / 4 - t->off / 4) / DRAW_CHUNK + 1);
+}
+
 static uint32_t draw_purpose(const MethodState *s)
 {
     return s->ops->draw == DRAW_RANDOM_MASK ? RNG_RANDOM_MASK : RNG_DROPOUT;
@@ -144,7 +150,7 @@ static void draw_drops_range(const MethodState *s, const Model *m, long step, lo
     for (int ti = 0; ti < m->n_tensors && base < c1; ti++) {
         const ParamTensor *t = &m->tensors[ti];
         if (!t->prunable) continue;
-        const long chunks = (long)(((t->off + t->len - 1) / 4 - t->off / 4) / DRAW_CHUNK + 1);
+        const long chunks = tensor_chunks(t);
         for (long g = c0 > base ? c0 - base : 0; g < chunks && base + g < c1; g++)
             drops_of_chunk(s, t, step, g, threshold, out);
         base += chunks;
@@ -365,7 +371,7 @@ int method_draws_init(MethodState *s, const Model *m)
         const ParamTensor *t = &m->tensors[ti];
         if (!t->prunable) continue;
         prunable += t->len;
-        r->chunks += (long)(((t->off + t->len - 1) / 4 - t->off / 4) / DRAW_CHUNK + 1);
+        r->chunks += tensor_chunks(t);
     }
     const size_t room = ahead_room(active, 1.0 - s->keep);
     const int threads = omp_get_max_threads();
