@@ -30,7 +30,7 @@ CFLAGS  += $(SANITIZE)
 LDLIBS  += $(PKG_LIBS) -fopenmp -lm
 CFLAGS  += -DCIGL_GIT_COMMIT='"$(GIT_COMMIT)"' -DCIGL_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp"'
 
-LIB_SRC   := $(filter-out src/main.c,$(wildcard src/*.c) $(wildcard datasets/*.c))
+LIB_SRC   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c) $(wildcard datasets/*.c))
 LIB_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 TEST_SRC  := $(wildcard tests/test_*.c)
 TEST_BIN  := $(patsubst tests/%.c,$(BUILD)/tests/%,$(TEST_SRC))
@@ -106,7 +106,7 @@ $(BUILD)/obj/%.o: %.c $(HEADERS)
 COMMIT_STAMP := $(BUILD)/commit-$(GIT_COMMIT).stamp
 $(COMMIT_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/commit-*.stamp && touch $@
-$(BUILD)/obj/src/main.o $(BUILD)/obj/src/provenance.o $(BUILD)/obj/src/train.o: $(COMMIT_STAMP)
+$(BUILD)/obj/src/cli/main.o $(BUILD)/obj/src/run/provenance.o $(BUILD)/obj/src/run/train.o: $(COMMIT_STAMP)
 
 $(BUILD)/libcigl.a: $(LIB_OBJ)
 	@rm -f $@
@@ -116,7 +116,7 @@ $(BUILD)/obj/mpi/comm_mpi.o: mpi/comm_mpi.c $(HEADERS)
 	@mkdir -p $(dir $@)
 	$(MPICC) $(CFLAGS) -c $< -o $@
 
-$(BUILD)/cigl: $(BUILD)/obj/src/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
+$(BUILD)/cigl: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 	$(LINK_CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libcigl.a
@@ -147,7 +147,7 @@ STATIC_LIBS := $(filter-out -lm -lpthread -ldl,$(shell $(PKG_CONFIG) --static --
 .PHONY: static
 static: deps
 	@$(MAKE) --no-print-directory $(BUILD)/cigl-static
-$(BUILD)/cigl-static: $(BUILD)/obj/src/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
+$(BUILD)/cigl-static: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 	$(LINK_CC) -static-libgcc -pthread $^ -o $@ -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic -lm -ldl
 	@if readelf -d $@ | grep NEEDED | grep -E 'openblas|hdf5|gfortran|gomp|libz|quadmath|sz|aec|png|jpeg'; then \
 	  echo "cigl: $@ still needs the libraries above dynamically"; rm -f $@; exit 1; fi

@@ -8,7 +8,7 @@ MULTIARCH=$(gcc -print-multiarch)
 INC="-Iinclude -Isrc -Idatasets -I/usr/include/$MULTIARCH/openblas-openmp -I/usr/include/hdf5/serial"
 INC="$INC -I/usr/include/libpng16 $(mpicc --showme:compile 2>/dev/null)"
 DEFS='-D_DEFAULT_SOURCE -DCIGL_GIT_COMMIT="x" -DCIGL_BUILD_FLAGS="x"' # quotes kept literally
-FILES=$(ls src/*.c mpi/*.c datasets/*.c)
+FILES=$(ls src/*/*.c mpi/*.c datasets/*.c)
 out="${BUILD}/analyze"
 mkdir -p "$out"
 
