@@ -5,7 +5,7 @@
  * the thread count, centre crop for evaluation). */
 #include "check.h"
 
-#include "../src/data_internal.h"
+#include "../src/data/data_internal.h"
 #include "cigl/data.h"
 #include "cigl/error.h"
 #include "cigl/image.h"
