@@ -40,6 +40,17 @@ typedef struct {
     double average_start;
     long average_every;
     int no_averaging;
+    int average_start_epoch; /* snapshots at the ends of epochs E.. (1-based); 0: --average-start */
+    /* where cigl's mechanics and the CigL authors' code differ (docs/method.md, "Mechanics"):
+     * --mechanics picks a side for every one not given on its own */
+    char mechanics[8];      /* cigl | authors */
+    char drop_score[8];     /* stored | masked: |W|, or |the step's forward weights| */
+    char z_timing[8];       /* cigl | authors: when Z is drawn relative to the optimiser step */
+    char regrown[8];        /* keep | zero: a weight dropped and grown back in one update */
+    char dense_layers[8];   /* fixed | update: density-1 (and nearly dense) layers at updates */
+    char drop_count[8];     /* round | ceil: k from f * n */
+    char update_step[8];    /* take | skip: the optimiser step at mask-update steps */
+    int zero_init_residual; /* the last BN of each residual block starts at gamma 0 */
     double dropout_rate;
     int mc_samples;
     char on_nonfinite[8];   /* "stop" or "skip" */
@@ -56,7 +67,7 @@ typedef struct {
     int dry_run;
     /* which options the user gave (index into train_options), to refuse ones that do not
      * apply to the chosen method */
-    unsigned char given[64];
+    unsigned char given[96];
 } Config;
 
 /* OPT_FLAG sets its int field to 1, OPT_FLAG_OFF (e.g. --no-rescale-kept) sets it to 0. */

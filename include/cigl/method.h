@@ -32,8 +32,20 @@ typedef struct {
 extern const MethodOps method_table[];
 const MethodOps *method_find(const char *name);
 
+/* The mechanisms where cigl and the CigL authors' code differ (docs/method.md, "Mechanics"),
+ * resolved from the options: 1 = the authors' way. */
+typedef struct {
+    int drop_masked;        /* --drop-score masked */
+    int z_authors;          /* --z-timing authors */
+    int regrown_zero;       /* --regrown zero */
+    int dense_update;       /* --dense-layers update */
+    int drop_ceil;          /* --drop-count ceil */
+    int skip_update_step;   /* --update-step skip */
+} MethodRules;
+
 struct MethodState {
     const MethodOps *ops;
+    MethodRules rules;
     Comm *comm;             /* rank 0 computes mask updates and broadcasts them (NULL: alone) */
     Config cfg;
     uint64_t seed;
@@ -54,6 +66,9 @@ struct MethodState {
     float *score;           /* grow-score scratch (largest tensor) */
     uint8_t *scratch_mask;  /* the mask before an update (ranks other than 0 apply the diff) */
     DropGrowScratch drop_grow; /* mask_drop_grow's selection buffers, kept between updates */
+    float *drop_by;         /* --drop-score masked: the drop's magnitudes (largest tensor) */
+    float *held;            /* --z-timing authors: what a weight the random mask drops holds in
+                             * the forward pass (its last update, -lr u; 0 after a mask change) */
     int masks_changed;      /* set by a mask update; the trainer clears it */
 
     /* averaging (CigL) */
@@ -68,6 +83,12 @@ struct MethodState {
     double replaced_sum;    /* sum over updates of new active / active */
     long dense_grad_steps;  /* steps whose dense weight gradient the method used */
 };
+
+/* --mechanics: every mechanism option left at auto takes cigl's or the authors' value (only
+ * those that apply to the method), and under authors CigL's snapshots start at epoch
+ * floor(--average-start x epochs) and kept weights are not rescaled, unless given. Call once,
+ * before method_validate; config.json then records the resolved values. */
+int method_resolve_mechanics(Config *c);
 
 /* Validates the method options against the chosen method (one-line errors, status 2). */
 int method_validate(const Config *c, long total_steps, long steps_per_epoch);

@@ -64,6 +64,9 @@ void model_free(Model *m);
 
 /* Kaiming-normal weights, zero biases, BN gamma 1 / beta 0, running mean 0 / var 1. */
 void model_init_params(Model *m, uint64_t seed);
+/* Scale 0 for the last batch norm of every residual branch of the resnets (--zero-init-residual);
+ * returns how many were set (0: the model has no such branch). */
+int model_zero_init_residual(Model *m);
 
 /* Forward pass over n <= max_batch samples of x (n x input). `weights` is the buffer the
  * layers read (m->params for dense training). Returns the logits (n x classes), which live in

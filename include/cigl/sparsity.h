@@ -44,6 +44,19 @@ void drop_grow_scratch_free(DropGrowScratch *sc);
 long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
                     size_t n, long k, DropGrowScratch *sc);
 
+/* Variations of mask_drop_grow (docs/method.md, "Mechanics"). drop_by: the values whose |.|
+ * ranks the drop (NULL: w itself). regrown_zero: an entry dropped and grown again is left as
+ * MASK_REGROWN_ZERO in the mask (weight and state untouched); the caller zeroes its weight,
+ * keeps its state and sets it to 1 (on every rank). */
+typedef struct {
+    const float *drop_by;
+    int regrown_zero;
+} DropGrowRule;
+#define MASK_REGROWN_ZERO 3
+long mask_drop_grow_rule(float *w, float *state, uint8_t *mask, uint8_t *ever,
+                         const float *grow_score, size_t n, long k, const DropGrowRule *rule,
+                         DropGrowScratch *sc);
+
 /* Drop fraction at step t: alpha / 2 * (1 + cos(pi * t / t_end)). */
 double drop_fraction(double alpha, long t, long t_end);
 

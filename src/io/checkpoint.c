@@ -23,7 +23,7 @@
 
 /* The state's buffers, either the live ones (writing) or freshly read ones (reading). */
 typedef struct {
-    float *params, *velocity, *bn, *avg, *snapshots, *snapshot_bn;
+    float *params, *velocity, *bn, *avg, *snapshots, *snapshot_bn, *held;
     uint8_t *mask, *active, *ever;
     long *counts;
     long long n_params, n_bn, n_tensors, n_snapshots; /* n_snapshots: stored (--no-averaging) */
@@ -31,6 +31,7 @@ typedef struct {
     long long updates_done, dense_grad_steps;
     double replaced_sum;
     int has_avg;
+    int has_held;           /* --z-timing authors' held updates (absent in older files: 0) */
 } Buffers;
 
 static int bad_checkpoint(const char *path, const char *fmt, ...)
@@ -73,6 +74,7 @@ static uint64_t state_checksum(const CheckpointInfo *in, const char *config, con
     h = checksum_bytes(h, b->ever, np);
     h = checksum_bytes(h, b->counts, sizeof(long) * (size_t)b->n_tensors);
     if (b->has_avg) h = checksum_bytes(h, b->avg, sizeof(float) * np);
+    if (b->has_held) h = checksum_bytes(h, b->held, sizeof(float) * np);
     if (b->n_snapshots) {
         h = checksum_bytes(h, b->snapshots, sizeof(float) * np * (size_t)b->n_snapshots);
         h = checksum_bytes(h, b->snapshot_bn,
@@ -94,6 +96,8 @@ static Buffers live_buffers(const Model *m, const Sgd *opt, const MethodState *m
     b.counts = ms->counts;
     b.avg = ms->avg;
     b.has_avg = ms->avg != NULL;
+    b.held = ms->held;
+    b.has_held = ms->held != NULL;
     b.n_params = (long long)m->n_params;
     b.n_bn = (long long)m->n_bn_stats;
     b.n_tensors = m->n_tensors;
@@ -113,6 +117,7 @@ static void buffers_free(Buffers *b)
     free(b->velocity);
     free(b->bn);
     free(b->avg);
+    free(b->held);
     free(b->snapshots);
     free(b->snapshot_bn);
     free(b->mask);
@@ -186,6 +191,7 @@ static int write_attrs(hid_t f, const CheckpointInfo *in, const char *config, co
     if (!rc) rc = h5_attr_int(f, "n_snapshots", b->n_snapshots);
     if (!rc) rc = h5_attr_int(f, "n_averaged", b->n_averaged);
     if (!rc) rc = h5_attr_int(f, "has_avg", b->has_avg);
+    if (!rc && b->has_held) rc = h5_attr_int(f, "has_held", 1);
     if (!rc) rc = h5_attr_int(f, "updates_done", b->updates_done);
     if (!rc) rc = h5_attr_int(f, "dense_grad_steps", b->dense_grad_steps);
     if (!rc) rc = h5_attr_double(f, "replaced_sum", b->replaced_sum);
@@ -208,6 +214,7 @@ static int write_buffers(hid_t f, const Buffers *b)
     if (!rc) rc = h5_write(g, "ever", H5T_NATIVE_UINT8, b->ever, 1, &np);
     if (!rc) rc = h5_write(g, "counts", H5T_NATIVE_LONG, b->counts, 1, &nt);
     if (!rc && b->has_avg) rc = h5_write(g, "avg", H5T_NATIVE_FLOAT, b->avg, 1, &np);
+    if (!rc && b->has_held) rc = h5_write(g, "held", H5T_NATIVE_FLOAT, b->held, 1, &np);
     if (!rc && b->n_snapshots) {
         hsize_t sd[2] = {(hsize_t)b->n_snapshots, np}, bd[2] = {(hsize_t)b->n_snapshots, nb + 1};
         rc = h5_write(g, "snapshots", H5T_NATIVE_FLOAT, b->snapshots, 2, sd);
@@ -342,6 +349,8 @@ static int read_sizes(hid_t f, const char *path, Buffers *b)
         h5_read_attr_double(f, "replaced_sum", &b->replaced_sum))
         return bad_checkpoint(path, "attribute has_avg or replaced_sum missing");
     b->has_avg = has_avg != 0;
+    long long has_held = 0;
+    b->has_held = !h5_read_attr_ll(f, "has_held", &has_held) && has_held != 0;
     if (b->n_params < 1 || b->n_params > MAX_PARAMS || b->n_bn > MAX_PARAMS ||
         b->n_tensors > 100000 || b->n_snapshots > MAX_SNAPSHOTS)
         return bad_checkpoint(path, "sizes out of range (n_params %lld, n_bn_stats %lld, "
@@ -385,12 +394,14 @@ static int alloc_buffers(Buffers *b, const char *path)
     b->ever = malloc(np);
     b->counts = malloc(sizeof(long) * ((size_t)b->n_tensors + 1));
     if (b->has_avg) b->avg = malloc(sizeof(float) * np);
+    if (b->has_held) b->held = malloc(sizeof(float) * np);
     if (ns) {
         b->snapshots = malloc(sizeof(float) * np * ns);
         b->snapshot_bn = malloc(sizeof(float) * (nb + 1) * ns);
     }
     if (!b->params || !b->velocity || !b->bn || !b->mask || !b->active || !b->ever ||
-        !b->counts || (b->has_avg && !b->avg) || (ns && (!b->snapshots || !b->snapshot_bn)))
+        !b->counts || (b->has_avg && !b->avg) || (b->has_held && !b->held) ||
+        (ns && (!b->snapshots || !b->snapshot_bn)))
         return cigl_fail(CIGL_ERR_RUNTIME, "out of memory reading checkpoint '%s'", path);
     return CIGL_OK;
 }
@@ -407,6 +418,8 @@ static int read_buffers(hid_t f, const char *path, Buffers *b)
     if (!rc) rc = read_array(f, path, "method/counts", H5T_NATIVE_LONG, b->counts, 1, &nt);
     if (!rc && b->has_avg)
         rc = read_array(f, path, "method/avg", H5T_NATIVE_FLOAT, b->avg, 1, &np);
+    if (!rc && b->has_held)
+        rc = read_array(f, path, "method/held", H5T_NATIVE_FLOAT, b->held, 1, &np);
     if (!rc && b->n_snapshots) {
         const hsize_t sd[2] = {(hsize_t)b->n_snapshots, np};
         const hsize_t bd[2] = {(hsize_t)b->n_snapshots, nb + 1};
@@ -495,6 +508,9 @@ static int check_fits(const char *path, const CheckpointInfo *in, const Buffers 
     if (b->has_avg != (ms->avg != NULL))
         return bad_checkpoint(path, "its averaging state does not match method '%s'",
                               ms->ops->name);
+    if (b->has_held != (ms->held != NULL))
+        return bad_checkpoint(path, "it was written %s --z-timing authors, this run is %s it",
+                              b->has_held ? "with" : "without", ms->held ? "with" : "without");
     return check_layout(path, m);
 }
 
@@ -534,6 +550,7 @@ int checkpoint_read_state(const char *path, CheckpointInfo *info, Model *m, Sgd 
     memcpy(ms->ever, b.ever, np);
     memcpy(ms->counts, b.counts, sizeof(long) * (size_t)m->n_tensors);
     if (b.has_avg) memcpy(ms->avg, b.avg, sizeof(float) * np);
+    if (b.has_held) memcpy(ms->held, b.held, sizeof(float) * np);
     if (b.n_snapshots) {
         memcpy(ms->snapshots, b.snapshots, sizeof(float) * np * (size_t)b.n_snapshots);
         memcpy(ms->snapshot_bn, b.snapshot_bn,

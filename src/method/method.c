@@ -67,11 +67,98 @@ int method_updates_at(const MethodState *s, long step)
     return s->ops->grow_score && done % s->cfg.update_interval == 0 && done < s->t_end;
 }
 
+/* --update-step skip: the authors' loop replaces the optimiser step by the mask update. */
+static int skips_step(const MethodState *s, long step)
+{
+    return s->rules.skip_update_step && method_updates_at(s, step);
+}
+
+/* The step whose random mask the forward pass of `step` uses: its own, or after skipped
+ * update steps (which draw none in the authors' loop) the last one drawn. */
+static long z_index(const MethodState *s, long step)
+{
+    while (step > 0 && skips_step(s, step - 1)) step--;
+    return step;
+}
+
+/* Steps done from which snapshots are taken: from the start of epoch --average-start-epoch
+ * (so its end is the first epoch-end snapshot, as the authors' begin_save), else
+ * ceil(--average-start x total steps). */
+static long snapshot_start(const Config *c, long total_steps, long steps_per_epoch)
+{
+    if (c->average_start_epoch > 0) return (long)(c->average_start_epoch - 1) * steps_per_epoch + 1;
+    return (long)ceil(c->average_start * (double)total_steps);
+}
+
 int method_snapshots_at(const Config *c, long step, long total_steps, long steps_per_epoch)
 {
     const long done = step + 1;
-    if ((double)done < ceil(c->average_start * (double)total_steps)) return 0;
+    if (done < snapshot_start(c, total_steps, steps_per_epoch)) return 0;
     return c->average_every > 0 ? done % c->average_every == 0 : done % steps_per_epoch == 0;
+}
+
+/* ---- mechanics (docs/method.md, "Mechanics") ------------------------------------------ */
+
+/* One mechanism option: its values on cigl's side and the authors'. */
+typedef struct {
+    const char *name;
+    size_t offset;
+    const char *cigl, *authors;
+    int cigl_only;          /* applies to cigl only (else to every method with mask updates) */
+} MechanicsOption;
+
+static const MechanicsOption mechanics_options[] = {
+    {"drop-score", offsetof(Config, drop_score), "stored", "masked", 1},
+    {"z-timing", offsetof(Config, z_timing), "cigl", "authors", 1},
+    {"regrown", offsetof(Config, regrown), "keep", "zero", 0},
+    {"dense-layers", offsetof(Config, dense_layers), "fixed", "update", 0},
+    {"drop-count", offsetof(Config, drop_count), "round", "ceil", 0},
+    {"update-step", offsetof(Config, update_step), "take", "skip", 0},
+    {NULL, 0, NULL, NULL, 0},
+};
+
+static int mechanics_applies(const MechanicsOption *o, const MethodOps *ops)
+{
+    return ops->grow_score && (!o->cigl_only || ops->averaging);
+}
+
+int method_resolve_mechanics(Config *c)
+{
+    const MethodOps *ops = method_find(c->method);
+    if (!ops) return CIGL_OK; /* method_validate names it */
+    const int authors = !strcmp(c->mechanics, "authors");
+    if (!authors && strcmp(c->mechanics, "cigl"))
+        return cigl_fail(CIGL_ERR_USAGE, "unknown --mechanics '%s'; expected cigl or authors",
+                         c->mechanics);
+    for (const MechanicsOption *o = mechanics_options; o->name; o++) {
+        char *v = (char *)c + o->offset;
+        if (!mechanics_applies(o, ops)) continue; /* left at auto; given: refused later */
+        if (!strcmp(v, "auto")) strcpy(v, authors ? o->authors : o->cigl);
+        if (strcmp(v, o->cigl) && strcmp(v, o->authors))
+            return cigl_fail(CIGL_ERR_USAGE, "unknown --%s '%s'; expected %s or %s", o->name, v,
+                             o->cigl, o->authors);
+    }
+    if (authors && ops->averaging) {
+        /* their kept weights enter the forward pass unscaled; their snapshots begin at epoch
+         * begin_save = int(0.8 x epochs) in the reference runs */
+        if (!config_given(c, "rescale-kept") && !config_given(c, "no-rescale-kept"))
+            c->rescale_kept = 0;
+        if (!c->average_start_epoch)
+            c->average_start_epoch = (int)fmax(1.0, floor(c->average_start * c->epochs));
+    }
+    return CIGL_OK;
+}
+
+static MethodRules method_rules(const Config *c)
+{
+    MethodRules r;
+    r.drop_masked = !strcmp(c->drop_score, "masked");
+    r.z_authors = !strcmp(c->z_timing, "authors");
+    r.regrown_zero = !strcmp(c->regrown, "zero");
+    r.dense_update = !strcmp(c->dense_layers, "update");
+    r.drop_ceil = !strcmp(c->drop_count, "ceil");
+    r.skip_update_step = !strcmp(c->update_step, "skip");
+    return r;
 }
 
 /* ---- validation ----------------------------------------------------------------------- */
@@ -99,9 +186,11 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
     }
     static const char *const sparse_opts[] = {"sparsity", "distribution", NULL};
     static const char *const update_opts[] = {"update-interval", "drop-fraction", "update-end",
-                                              NULL};
+                                              "mechanics", "regrown", "dense-layers",
+                                              "drop-count", "update-step", NULL};
     static const char *const cigl_opts[] = {"random-mask-rate", "rescale-kept", "no-rescale-kept",
                                             "average-start", "average-every", "no-averaging",
+                                            "average-start-epoch", "drop-score", "z-timing",
                                             NULL};
     static const char *const dropout_opts[] = {"dropout-rate", NULL};
     static const char *const mc_opts[] = {"mc-samples", NULL};
@@ -127,10 +216,31 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
     if (distribution_parse(c->distribution) < 0)
         return cigl_fail(CIGL_ERR_USAGE, "unknown --distribution '%s'; expected erk, er or "
                          "uniform", c->distribution);
-    if (ops->averaging && !c->no_averaging && c->average_start < c->update_end)
+    if (ops->averaging && !c->no_averaging && !c->average_start_epoch &&
+        c->average_start < c->update_end)
         return cigl_fail(CIGL_ERR_USAGE, "--average-start %g comes before --update-end %g: "
                          "averaging needs frozen masks; use --average-start >= %g",
                          c->average_start, c->update_end, c->update_end);
+    if (ops->averaging && c->average_start_epoch > c->epochs)
+        return cigl_fail(CIGL_ERR_USAGE, "--average-start-epoch %d is after the last epoch (%d); "
+                         "use an epoch from 1 to %d", c->average_start_epoch, c->epochs,
+                         c->epochs);
+    if (ops->averaging && !c->no_averaging && c->average_start_epoch) {
+        /* the first snapshot must see frozen masks (updates happen while done < t_end) */
+        const long first = snapshot_start(c, total_steps, steps_per_epoch);
+        const long t_end = update_end_step(c->update_end, total_steps);
+        long at = first;
+        while (at <= total_steps && !method_snapshots_at(c, at - 1, total_steps, steps_per_epoch))
+            at++;
+        if (at < t_end)
+            return cigl_fail(CIGL_ERR_USAGE, "--average-start-epoch %d takes a snapshot at step %ld, "
+                             "before the masks freeze at step %ld (--update-end %g); use a later "
+                             "epoch", c->average_start_epoch, at, t_end, c->update_end);
+    }
+    if (ops->averaging && !strcmp(c->z_timing, "authors") && !strcmp(c->kernels, "sparse"))
+        return cigl_fail(CIGL_ERR_USAGE, "--z-timing authors needs the dense weight gradient of "
+                         "every active weight, which the sparse kernels do not compute; use "
+                         "--kernels auto or dense");
     if (ops->averaging) {
         long planned = 0;
         for (long step = 0; step < total_steps; step++)
@@ -153,6 +263,7 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
     memset(s, 0, sizeof(*s));
     s->ops = method_find(c->method);
     s->cfg = *c;
+    s->rules = method_rules(c);
     s->seed = (uint64_t)c->seed;
     s->total_steps = total_steps;
     s->steps_per_epoch = steps_per_epoch;
@@ -178,6 +289,10 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
     if (s->ops->grow_score && drop_grow_scratch_reserve(&s->drop_grow, largest))
         return cigl_fail(CIGL_ERR_RUNTIME, "out of memory for the mask-update buffers (%zu "
                          "weights); use a node with more memory", largest);
+    if (s->rules.drop_masked) {
+        s->drop_by = cigl_malloc(sizeof(float) * largest, "drop magnitudes");
+        if (!s->drop_by) return CIGL_ERR_RUNTIME;
+    }
     const double density = s->ops->sparse ? 1.0 - c->sparsity : 1.0;
     s->n_prunable = sparsity_layer_counts(m, (Distribution)distribution_parse(c->distribution),
                                           density, s->counts);
@@ -191,6 +306,10 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
     if (s->ops->draw && rate > 0) {
         s->weff = cigl_malloc(sizeof(float) * n, "effective weights");
         if (!s->weff || method_draws_init(s, m)) return CIGL_ERR_RUNTIME;
+        if (s->rules.z_authors && s->ops->draw == DRAW_RANDOM_MASK) {
+            s->held = cigl_calloc(n, sizeof(float), "held updates");
+            if (!s->held) return CIGL_ERR_RUNTIME;
+        }
     }
     if (s->ops->averaging) {
         s->avg = cigl_calloc(n, sizeof(float), "averaged weights");
@@ -208,6 +327,8 @@ void method_free(MethodState *s)
     free(s->ever);
     free(s->weff);
     free(s->score);
+    free(s->drop_by);
+    free(s->held);
     free(s->scratch_mask);
     drop_grow_scratch_free(&s->drop_grow);
     free(s->avg);
@@ -236,6 +357,26 @@ static const float *sparse_step(MethodState *s, Model *m, long step, const float
     return weights;
 }
 
+/* --z-timing authors: the random mask of step z (none at step 0: the authors' first mask
+ * keeps everything) into s->active, and the forward weights into s->weff: kept weights (times
+ * 1/keep when rescaling), dropped ones what they hold, inactive ones 0. */
+static void authors_forward_weights(MethodState *s, const Model *m, long z)
+{
+    if (z == 0) memcpy(s->active, s->mask, m->n_params);
+    else method_draw(s, m, z, 1);
+    const float *w = m->params;
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        float *we = s->weff + t->off;
+        if (!t->prunable) {
+            memcpy(we, w + t->off, sizeof(float) * t->len);
+            continue;
+        }
+        for (size_t i = t->off; i < t->off + t->len; i++)
+            s->weff[i] = s->active[i] ? w[i] * s->inv_keep : s->mask[i] ? s->held[i] : 0.0f;
+    }
+}
+
 const float *method_before_forward(MethodState *s, Model *m, long step)
 {
     if (!s->weff) {
@@ -244,7 +385,12 @@ const float *method_before_forward(MethodState *s, Model *m, long step)
     }
     /* a dense-gradient step's backward reads the effective weights of every tensor; the draw
      * reads the mask, not the kernels' patterns, which follow it just below */
-    method_draw(s, m, step, m->sparse && dense_grad_step(s, step));
+    if (s->held) {
+        authors_forward_weights(s, m, z_index(s, step));
+        m->wgrad_scale = s->inv_keep;
+        return sparse_step(s, m, step, s->weff);
+    }
+    method_draw(s, m, z_index(s, step), m->sparse && dense_grad_step(s, step));
     m->wgrad_scale = s->inv_keep;
     sparse_step(s, m, step, s->weff);
     sparse_model_step_source(m, m->params, s->inv_keep);
@@ -263,6 +409,34 @@ void method_after_backward(MethodState *s, Model *m)
     }
 }
 
+/* The drop fraction of prunable tensor l (with n_active of its len weights active) at an
+ * update whose fraction is f; 0: the tensor is not updated. cigl never updates dense layers;
+ * the authors' adjust_prune_rate lowers the fraction of a layer under 20% sparse to its
+ * sparsity while the layer holds more than 1/L of the L layers' non-zeros (so a dense one is
+ * then left alone), and updates it at f otherwise. */
+static double layer_drop_fraction(const MethodState *s, long n_active, size_t len, double f)
+{
+    if (!s->rules.dense_update) return n_active >= (long)len ? 0.0 : f;
+    const double sparsity = 1.0 - (double)n_active / (double)len;
+    if (sparsity >= 0.2) return f;
+    long total = 0;
+    for (int l = 0; l < s->n_prunable; l++) total += s->counts[l];
+    const double share = (double)n_active / (double)total;
+    return share > 1.0 / s->n_prunable ? fmin(sparsity, f) : f;
+}
+
+/* --drop-score masked: the magnitudes the drop ranks are those of the weights the next
+ * forward pass reads, Z applied (the authors rank their module's weights, which hold Z (.) W). */
+static const float *drop_magnitudes(const MethodState *s, const Model *m, const ParamTensor *t)
+{
+    if (!s->rules.drop_masked) return NULL;
+    const float *w = m->params + t->off;
+    const uint8_t *act = s->active + t->off;
+    const float *held = s->held ? s->held + t->off : NULL;
+    for (size_t i = 0; i < t->len; i++) s->drop_by[i] = act[i] ? w[i] : held ? held[i] : 0.0f;
+    return s->drop_by;
+}
+
 /* Drop and grow on every sparse layer (rank 0 only under MPI). Returns the truly new count. */
 static long drop_and_grow(MethodState *s, Model *m, Sgd *opt, long step, long *active)
 {
@@ -273,12 +447,15 @@ static long drop_and_grow(MethodState *s, Model *m, Sgd *opt, long step, long *a
         const ParamTensor *t = &m->tensors[ti];
         if (!t->prunable) continue;
         const long n_active = s->counts[l++];
-        if (n_active >= (long)t->len) continue; /* dense layers are never updated */
-        const long k = (long)floor(f * (double)n_active + 0.5);
+        const double fl = layer_drop_fraction(s, n_active, t->len, f);
+        if (fl <= 0) continue;
+        const long k = s->rules.drop_ceil ? (long)ceil(fl * (double)n_active)
+                                          : (long)floor(fl * (double)n_active + 0.5);
         const float *score = s->ops->grow_score(s, m, step, t, s->score);
-        const long grown = mask_drop_grow(m->params + t->off, opt->velocity + t->off,
-                                          s->mask + t->off, s->ever + t->off, score, t->len, k,
-                                          &s->drop_grow);
+        const DropGrowRule rule = {drop_magnitudes(s, m, t), s->rules.regrown_zero};
+        const long grown = mask_drop_grow_rule(m->params + t->off, opt->velocity + t->off,
+                                               s->mask + t->off, s->ever + t->off, score, t->len,
+                                               k, &rule, &s->drop_grow);
         if (grown < 0) {
             cigl_fail(CIGL_ERR_RUNTIME, "out of memory during the mask update at step %ld; "
                       "use a node with more memory", step);
@@ -304,7 +481,7 @@ static long apply_received_mask(MethodState *s, Model *m, Sgd *opt, const uint8_
         long a = 0;
         for (size_t i = t->off; i < t->off + t->len; i++) {
             a += old[i];
-            if (old[i] == s->mask[i]) continue;
+            if ((old[i] != 0) == (s->mask[i] != 0)) continue; /* kept, or regrown at zero */
             m->params[i] = 0.0f;
             opt->velocity[i] = 0.0f;
             if (s->mask[i]) {
@@ -317,20 +494,38 @@ static long apply_received_mask(MethodState *s, Model *m, Sgd *opt, const uint8_
     return fresh;
 }
 
+/* --regrown zero: what the update marked MASK_REGROWN_ZERO (on every rank, after the mask was
+ * shared) gets weight 0, keeps its optimiser state and is active again. */
+static void settle_regrown(MethodState *s, Model *m)
+{
+    if (!s->rules.regrown_zero) return;
+    for (size_t i = 0; i < m->n_params; i++)
+        if (s->mask[i] == MASK_REGROWN_ZERO) {
+            s->mask[i] = 1;
+            m->params[i] = 0.0f;
+            if (s->held) s->held[i] = 0.0f;
+        }
+}
+
 static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
 {
     long fresh = 0, active = 0;
     method_quiesce_draws(s); /* the helper reads the mask */
+    memcpy(s->scratch_mask, s->mask, m->n_params);
     if (!s->comm || s->comm->size == 1) {
         fresh = drop_and_grow(s, m, opt, step, &active);
     } else {
-        memcpy(s->scratch_mask, s->mask, m->n_params);
         if (s->comm->rank == 0) drop_and_grow(s, m, opt, step, &active);
         if (s->comm->broadcast(s->comm, s->mask, m->n_params, 0)) s->comm->abort(s->comm, 1);
         active = 0;
         /* on rank 0 the values are already changed: this only counts */
         fresh = apply_received_mask(s, m, opt, s->scratch_mask, &active);
     }
+    settle_regrown(s, m);
+    /* a weight that joined the mask starts at 0 in the forward pass too (the authors' grow
+     * zeroes their module's weight) */
+    for (size_t i = 0; s->held && i < m->n_params; i++)
+        if (!s->scratch_mask[i] || !s->mask[i]) s->held[i] = 0.0f;
     s->updates_done++;
     s->dense_grad_steps++;
     s->replaced_sum += active ? (double)fresh / (double)active : 0;
@@ -352,7 +547,9 @@ static void take_snapshot(MethodState *s, Model *m)
         const ParamTensor *t = &m->tensors[ti];
         const float scale = t->prunable && s->weff ? s->inv_keep : 1.0f;
         for (size_t i = t->off; i < t->off + t->len; i++) {
-            const float we = s->active[i] ? m->params[i] * scale : 0.0f;
+            /* under --z-timing authors a dropped weight holds its update, as their module */
+            const float we = s->active[i] ? m->params[i] * scale
+                             : s->held && s->mask[i] ? s->held[i] : 0.0f;
             s->avg[i] = (float)((n * (double)s->avg[i] + (double)we) / (n + 1.0));
         }
     }
@@ -376,7 +573,8 @@ static void take_snapshot(MethodState *s, Model *m)
         const ParamTensor *t = &m->tensors[ti];
         const float scale = t->prunable && s->weff ? s->inv_keep : 1.0f;
         for (size_t i = t->off; i < t->off + t->len; i++)
-            dst[i] = s->active[i] ? m->params[i] * scale : 0.0f;
+            dst[i] = s->active[i] ? m->params[i] * scale
+                     : s->held && s->mask[i] ? s->held[i] : 0.0f;
     }
     memcpy(s->snapshot_bn + (size_t)(s->n_snapshots - 1) * (m->n_bn_stats + 1), m->bn_stats,
            sizeof(float) * m->n_bn_stats);
@@ -470,7 +668,16 @@ static void optimiser_step(const MethodState *s, Model *m, Sgd *opt, double lr)
 void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
 {
     method_after_backward(s, m);
-    optimiser_step(s, m, opt, lr);
+    if (skips_step(s, step)) {
+        /* the authors' loop: the mask update instead of the optimiser step */
+    } else if (s->held) {
+        /* the authors' order: the next step's mask first, then a step that moves only what
+         * it keeps (docs/method.md, "Mechanics") */
+        authors_forward_weights(s, m, step + 1);
+        sgd_step_held(opt, m->params, m->grads, m->n_params, lr, s->mask, s->active, s->held);
+    } else {
+        optimiser_step(s, m, opt, lr);
+    }
     method_after_step(s, m, opt, step);
 }
 

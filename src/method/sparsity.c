@@ -352,6 +352,14 @@ int drop_grow_scratch_reserve(DropGrowScratch *sc, size_t n)
 long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
                     size_t n, long k, DropGrowScratch *sc)
 {
+    const DropGrowRule plain = {NULL, 0};
+    return mask_drop_grow_rule(w, state, mask, ever, grow_score, n, k, &plain, sc);
+}
+
+long mask_drop_grow_rule(float *w, float *state, uint8_t *mask, uint8_t *ever,
+                         const float *grow_score, size_t n, long k, const DropGrowRule *rule,
+                         DropGrowScratch *sc)
+{
     if (k <= 0) return 0;
     DropGrowScratch local = {0};
     DropGrowScratch *buf = sc ? sc : &local;
@@ -360,7 +368,7 @@ long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const 
     uint8_t *chosen = buf->chosen;
     /* drop: the k active entries of smallest |w|, ties to the lower index; a dropped entry is
      * marked 2 until the grow decides whether it comes back */
-    const size_t c = collect_active(w, mask, n, pos, key);
+    const size_t c = collect_active(rule->drop_by ? rule->drop_by : w, mask, n, pos, key);
     if ((size_t)k > c) k = (long)c; /* grow candidates (n - c + k) >= k */
     select_first_k(key, c, (size_t)k, chosen, hist);
     size_t dropped = 0; /* their positions, ascending, at the front of pos */
@@ -383,7 +391,9 @@ long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const 
             if (state) state[i] = 0;
             fresh++;
         }
-        mask[i] = 1;
+        /* the authors' rule: a dropped one comes back at weight 0 (left to the caller, who
+         * tells every rank) */
+        mask[i] = mask[i] == 2 && rule->regrown_zero ? MASK_REGROWN_ZERO : 1;
         if (ever) ever[i] = 1;
     }
     for (size_t j = 0; j < dropped; j++) {

@@ -191,3 +191,23 @@ int model_build(Model *m, const char *name, Shape input, int classes, int max_ba
     model_init_params(m, seed);
     return CIGL_OK;
 }
+
+/* The last batch norm of every residual branch (a basic block's bn2, a bottleneck's bn3) gets
+ * scale 0, so each block starts as its shortcut (Goyal et al. 2017; the CigL authors' own
+ * ResNets do this). Returns the number of batch norms changed; 0: the model has none (refused
+ * by the caller). */
+int model_zero_init_residual(Model *m)
+{
+    int n = 0;
+    for (int ti = 0; ti < m->n_tensors; ti++) {
+        const ParamTensor *t = &m->tensors[ti];
+        if (t->kind != PARAM_BN_GAMMA || strncmp(t->name, "layer", 5)) continue;
+        const char *bn = strrchr(m->layers[t->layer].name, '.');
+        const int last = !strcmp(m->name, "resnet50") ? bn && !strcmp(bn, ".bn3")
+                                                       : bn && !strcmp(bn, ".bn2");
+        if (!last || strstr(m->layers[t->layer].name, "shortcut")) continue;
+        memset(m->params + t->off, 0, sizeof(float) * t->len);
+        n++;
+    }
+    return n;
+}

@@ -108,6 +108,22 @@ void sgd_step(Sgd *o, float *params, const float *grads, size_t n, double lr,
     sgd_step_range(o, params, grads, 0, n, lr, active);
 }
 
+void sgd_step_held(Sgd *o, float *params, const float *grads, size_t n, double lr,
+                   const unsigned char *mask, const unsigned char *kept, float *held)
+{
+    const SgdCoef c = sgd_coef(o, lr);
+    for (size_t i = 0; i < n; i++) {
+        if (!mask[i]) continue;
+        if (kept[i]) {
+            sgd_update(c, &params[i], grads[i], &o->velocity[i], o->decays[i]);
+            continue;
+        }
+        float w = 0.0f; /* the optimiser sees this weight at 0 and leaves it its update */
+        sgd_update(c, &w, grads[i], &o->velocity[i], o->decays[i]);
+        held[i] = w;
+    }
+}
+
 void sgd_step_pattern(Sgd *o, float *params, const float *grads, size_t off,
                       const SparseMatrix *s, double lr, const unsigned char *active)
 {

@@ -78,6 +78,36 @@ const OptionSpec train_options[] = {
         "cigl: take a snapshot every this many steps (0: at every epoch end)"),
     OPT("no-averaging", OPT_FLAG, no_averaging, "0", 0, 1,
         "cigl ablation: average the snapshots' predictions instead of their weights"),
+    OPT("average-start-epoch", OPT_INT, average_start_epoch, "0", 0, 100000,
+        "cigl: snapshots at the ends of epochs E to the last (1-based, the authors' begin_save); "
+        "0: by --average-start, or floor(--average-start x epochs) under --mechanics authors"),
+    OPT("mechanics", OPT_STRING, mechanics, "cigl", 0, 0,
+        "set, rigl, cigl, rigl-wdp, rigl-mcdp: cigl | authors: the default of every mechanism "
+        "below where cigl and the CigL authors' code differ (an option given on its own wins; "
+        "docs/method.md)"),
+    OPT("drop-score", OPT_STRING, drop_score, "auto", 0, 0,
+        "cigl: drop by |stored W| (stored) or by |the update step's forward weights|, Z "
+        "applied (masked; authors); auto: by --mechanics"),
+    OPT("z-timing", OPT_STRING, z_timing, "auto", 0, 0,
+        "cigl: cigl (Z drawn before each forward; dropped weights frozen) | authors (the next "
+        "Z drawn before the optimiser step, which moves only what it keeps; momentum of every "
+        "active weight integrates its gradient; dropped weights hold their last update); auto: "
+        "by --mechanics"),
+    OPT("regrown", OPT_STRING, regrown, "auto", 0, 0,
+        "a weight dropped and grown back in one update: keep (its weight) | zero (weight 0, "
+        "momentum kept; authors); auto: by --mechanics"),
+    OPT("dense-layers", OPT_STRING, dense_layers, "auto", 0, 0,
+        "density-1 layers at mask updates: fixed | update (the authors' rule: a layer under 20% "
+        "sparse is updated only while it holds at most 1/L of the non-zeros, and a dense one "
+        "then loses its smallest weights to zero); auto: by --mechanics"),
+    OPT("drop-count", OPT_STRING, drop_count, "auto", 0, 0,
+        "weights dropped per layer from f x n: round | ceil (authors); auto: by --mechanics"),
+    OPT("update-step", OPT_STRING, update_step, "auto", 0, 0,
+        "the optimiser step at mask-update steps: take | skip (authors; CigL's Z is then not "
+        "redrawn for the next step either); auto: by --mechanics"),
+    OPT("zero-init-residual", OPT_FLAG, zero_init_residual, "0", 0, 1,
+        "resnets: the last batch norm of each residual block starts with scale 0 (the authors' "
+        "own ResNets; not part of --mechanics)"),
     OPT("dropout-rate", OPT_DOUBLE, dropout_rate, "0.1", 0, 0.999,
         "rigl-wdp, rigl-mcdp: weight dropout rate on active weights"),
     OPT("mc-samples", OPT_INT, mc_samples, "10", 1, 100000,

@@ -210,6 +210,7 @@ static int share_state(Trainer *t)
     rc |= comm->broadcast(comm, counters, sizeof counters, 0);
     rc |= comm->broadcast(comm, &ms->replaced_sum, sizeof ms->replaced_sum, 0);
     if (ms->avg) rc |= comm->broadcast(comm, ms->avg, sizeof(float) * np, 0);
+    if (ms->held) rc |= comm->broadcast(comm, ms->held, sizeof(float) * np, 0);
     if (rc) return CIGL_ERR_RUNTIME;
     ms->n_snapshots = counters[0];
     ms->updates_done = counters[1];

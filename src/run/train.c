@@ -77,6 +77,7 @@ static int make_schedule(Trainer *t)
 static int trainer_setup(Trainer *t)
 {
     const Config *c = &t->cfg;
+    if (method_resolve_mechanics(&t->cfg)) return CIGL_ERR_USAGE;
     const int data_mode = data_mode_parse(c->data_mode);
     if (data_mode < 0)
         return cigl_fail(CIGL_ERR_USAGE, "--data-mode '%s': expected auto, memory or stream",
@@ -109,12 +110,20 @@ static int trainer_setup(Trainer *t)
     const Shape in = {t->ds.c, t->ds.h, t->ds.w};
     rc = model_build(&t->m, c->model, in, t->ds.classes, max_batch, (uint64_t)c->seed);
     if (rc) return rc;
+    if (c->zero_init_residual && !model_zero_init_residual(&t->m))
+        return cigl_fail(CIGL_ERR_USAGE, "--zero-init-residual: model '%s' has no residual "
+                         "branch ending in a batch norm (resnet20, resnet32, resnet56 and resnet50 "
+                         "have); drop the option", c->model);
     rc = sgd_init(&t->opt, &t->m, c->momentum, c->weight_decay, c->nesterov, c->decay_all);
     if (rc) return rc;
     rc = method_init(&t->ms, c, &t->m, t->total_steps, t->steps_per_epoch);
     if (rc) return rc;
     /* --kernels: dense or sparse kernels per conv/linear layer, from the mask (sparse.h) */
-    rc = sparse_model_setup(&t->m, (KernelsMode)sparse_kernels_parse(c->kernels), t->ms.mask);
+    /* --z-timing authors moves weights the random mask dropped: their dense gradient is
+     * needed, so every layer runs the dense path */
+    const KernelsMode kernels = t->ms.held ? KERNELS_DENSE
+                                           : (KernelsMode)sparse_kernels_parse(c->kernels);
+    rc = sparse_model_setup(&t->m, kernels, t->ms.mask);
     if (rc) return rc;
     t->ms.comm = t->comm;
     rc = grad_sync_init(&t->sync, t->comm, &t->m, (size_t)1 << 20);
