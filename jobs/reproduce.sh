@@ -106,13 +106,39 @@ write_paired_plan() {
         --momentum 0.9 --weight-decay 5e-4 --decay-all --schedule multistep --milestones 0.5,0.75
         --val-size 0 --threads 1 --checkpoint-minutes 10 --keep 1"
     local s
+    { paired_arms; } | grep -v '^#'
+}
+
+paired_arms() {
+    local s
+    # --draw-ahead off: two 1-thread runs share the 2 cores; the bits are the same either way
     for s in ${paired_seeds:-0 1 2 3 4}; do
-        # --draw-ahead off: two 1-thread runs share the 2 cores; the bits are the same either way
         "$here/plan.sh" --root "$root/paired" --sparsities 0.9 --seeds "$s" \
             --methods "rigl cigl cigl-snap=cigl" \
             --with cigl "--draw-ahead off" --with cigl-snap "--draw-ahead off --average-start 0.75" \
             -- $precipe
-    done | grep -v '^#'
+    done
+    # The authors' mechanics (docs/method.md, "Authors' mechanics"), all at once, for both
+    for s in ${paired_seeds:-0 1 2 3 4}; do
+        "$here/plan.sh" --root "$root/paired" --sparsities 0.9 --seeds "$s" \
+            --methods "cigl-authors=cigl rigl-authors=rigl" \
+            --with cigl-authors "--draw-ahead off --mechanics authors" \
+            --with rigl-authors "--mechanics authors" -- $precipe
+    done
+    # Each remaining difference alone, 3 seeds (the snapshot window is cigl-snap above)
+    local singles="cigl-norescale=cigl cigl-dropmasked=cigl cigl-ztiming=cigl cigl-regrownzero=cigl"
+    singles+=" cigl-denseceil=cigl cigl-skipstep=cigl cigl-zeroinit=cigl"
+    for s in ${paired_single_seeds:-0 1 2}; do
+        "$here/plan.sh" --root "$root/paired" --sparsities 0.9 --seeds "$s" \
+            --methods "$singles" \
+            --with cigl-norescale "--draw-ahead off --no-rescale-kept" \
+            --with cigl-dropmasked "--draw-ahead off --drop-score masked" \
+            --with cigl-ztiming "--draw-ahead off --z-timing authors" \
+            --with cigl-regrownzero "--draw-ahead off --regrown zero" \
+            --with cigl-denseceil "--draw-ahead off --dense-layers update --drop-count ceil" \
+            --with cigl-skipstep "--draw-ahead off --update-step skip" \
+            --with cigl-zeroinit "--draw-ahead off --zero-init-residual" -- $precipe
+    done
 }
 
 run_plan() { # plan file

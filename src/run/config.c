@@ -69,7 +69,7 @@ const OptionSpec train_options[] = {
         "cigl: probability that an active weight is dropped by the random mask each step "
         "(the paper's text uses 0.1)"),
     OPT("rescale-kept", OPT_FLAG, rescale_kept, "1", 0, 1,
-        "cigl: multiply kept weights by 1/(1-P) in the forward pass (the authors' default)"),
+        "cigl: multiply kept weights by 1/(1-P) in the forward pass (cigl's default; the authors' code cancels its own rescaling)"),
     OPT("no-rescale-kept", OPT_FLAG_OFF, rescale_kept, NULL, 0, 1,
         "cigl: the paper's plain form, no rescaling"),
     OPT("average-start", OPT_DOUBLE, average_start, "0.8", 0, 1,
