@@ -1,13 +1,15 @@
 #!/bin/sh
-# Runs every test binary and every tests/t_*.sh script; each prints "N passed, N failed" last.
-# A binary that crashes or prints no summary counts as one failure. Prints the aggregate last.
+# Runs every test binary and every tests/t_*.sh script; each prints "N passed, N failed" last,
+# or "N passed, N failed, N skipped" with a line "SKIP name: reason" per skipped check. A binary
+# that crashes or prints no summary counts as one failure. Prints the aggregate last.
 BUILD=${BUILD:-build}
 export BUILD
 # Idle OpenMP threads sleep instead of spinning, as the cigl command sets it (src/main.c): on a
 # machine busy with other work, spinning test binaries ran 50x slower (test_methods 75 s vs 1 s).
 OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 export OMP_WAIT_POLICY
-passed=0; failed=0
+. tests/summary.sh
+passed=0; failed=0; skipped=0
 mkdir -p "$BUILD/test-logs"
 for src in tests/test_*.c; do
     bin="$BUILD/tests/$(basename "$src" .c)"
@@ -27,13 +29,14 @@ for t in "$BUILD"/tests/test_* tests/t_*.sh; do
     rc=$?
     secs=$(( $(date +%s) - start ))
     summary=$(tail -n 1 "$log")
-    p=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-    f=$(echo "$summary" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    count_summary "$summary"
+    p=$sum_p; f=$sum_f; s=$sum_s
     if [ -z "$p" ]; then p=0; f=1; fi
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-    passed=$((passed + p)); failed=$((failed + f))
-    printf '%-28s %3d passed, %d failed  (%ds)\n' "$name" "$p" "$f" "$secs"
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    printf '%-28s %3d passed, %d failed, %d skipped  (%ds)\n' "$name" "$p" "$f" "$s" "$secs"
+    grep '^SKIP ' "$log" | sed 's/^/    /'
     if [ "$f" -ne 0 ]; then sed 's/^/    | /' "$log" | tail -n 40; fi
 done
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

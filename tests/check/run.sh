@@ -9,7 +9,8 @@
 #   fuzz:     clang libFuzzer build ~2 min, then 7 targets x FUZZ_SECONDS (30 s in CI)
 BUILD=${BUILD:-build}
 export BUILD ASAN_BUILD FUZZ_BUILD FUZZ_SECONDS
-passed=0; failed=0
+. tests/summary.sh
+passed=0; failed=0; skipped=0
 stage() { # name, script, build directory for its tests
     name=$1; script=$2; dir=$3
     start=$(date +%s)
@@ -17,16 +18,16 @@ stage() { # name, script, build directory for its tests
     out=$(BUILD=$dir "$script" 2>&1)
     rc=$?
     echo "$out" | sed '$d'
-    p=$(echo "$out" | tail -n 1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-    f=$(echo "$out" | tail -n 1 | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    count_summary "$(echo "$out" | tail -n 1)"
+    p=$sum_p; f=$sum_f; s=$sum_s
     [ -n "$p" ] || { p=0; f=1; echo "$(echo "$out" | tail -n 1)"; }
     [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-    passed=$((passed + p)); failed=$((failed + f))
-    echo "== $name: $p passed, $f failed ($(( $(date +%s) - start )) s)"
+    passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+    echo "== $name: $p passed, $f failed, $s skipped ($(( $(date +%s) - start )) s)"
 }
 stage sanitize tests/check/sanitize.sh "${ASAN_BUILD:-build-asan}"
 stage valgrind tests/check/valgrind.sh "$BUILD"
 stage analyze tests/check/analyze.sh "$BUILD"
 stage fuzz tests/check/fuzz.sh "$BUILD"
-echo "$passed passed, $failed failed"
+echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

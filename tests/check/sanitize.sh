@@ -33,7 +33,8 @@ SANITIZE_TESTS=${SANITIZE_TESTS:-"t_train_e2e t_mpi t_checkpoint t_data t_method
     t_metrics_reference t_sparsity_reference t_philox_reference t_fuzz_replay t_sparse_e2e"}
 if [ "$SANITIZE_TESTS" = all ]; then shells=$(ls tests/t_*.sh)
 else shells=$(for t in $SANITIZE_TESTS; do echo "tests/$t.sh"; done); fi
-p=0; f=0
+. tests/summary.sh
+p=0; f=0; s=0
 mkdir -p "$BUILD/test-logs"
 for src in tests/test_*.c; do # as run.sh: a unit test that did not build is a failure
     bin="$BUILD/tests/$(basename "$src" .c)"
@@ -45,12 +46,14 @@ for t in "$BUILD"/tests/test_* $shells; do
     start=$(date +%s)
     "$t" >"$log" 2>&1
     rc=$?
-    tp=$(tail -n 1 "$log" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-    tf=$(tail -n 1 "$log" | sed -n 's/^\([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+    count_summary "$(tail -n 1 "$log")"
+    tp=$sum_p; tf=$sum_f; ts=$sum_s
     [ -n "$tp" ] || { tp=0; tf=1; }
     [ "$rc" -ne 0 ] && [ "$tf" -eq 0 ] && tf=1
-    p=$((p + tp)); f=$((f + tf))
-    printf '%-28s %3d passed, %d failed  (%ds)\n' "$(basename "$t")" "$tp" "$tf" "$(( $(date +%s) - start ))"
+    p=$((p + tp)); f=$((f + tf)); s=$((s + ts))
+    printf '%-28s %3d passed, %d failed, %d skipped  (%ds)\n' "$(basename "$t")" "$tp" "$tf" "$ts" \
+        "$(( $(date +%s) - start ))"
+    grep '^SKIP ' "$log" | sed 's/^/    /'
     [ "$tf" -eq 0 ] || sed 's/^/    | /' "$log" | tail -n 30
 done
 reports=0
@@ -62,5 +65,5 @@ for r in "$logs"/*; do
 done
 if [ "$reports" -eq 0 ]; then p=$((p + 1)); echo "ok   no sanitizer reports"
 else f=$((f + reports)); echo "FAIL $reports sanitizer report(s)"; fi
-echo "$p passed, $f failed"
+echo "$p passed, $f failed, $s skipped"
 [ "$f" -eq 0 ]
