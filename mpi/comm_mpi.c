@@ -82,11 +82,35 @@ static int watch(Comm *c, MPI_Request *req, const char *what)
 }
 
 
+/* Every rank's host name, gathered by the first collective of the run (every rank makes the
+ * same first call), once the trainer has set the timeout: a data link that does not work hangs
+ * this first exchange too. */
+static int gather_hosts(Comm *c)
+{
+    static int done;
+    if (done || c->size == 1) return 0;
+    done = 1;
+    char (*h)[MPI_MAX_PROCESSOR_NAME] = calloc((size_t)c->size, sizeof *h);
+    if (!h) return 0;
+    int len = 0;
+    MPI_Get_processor_name(h[c->rank], &len);
+    MPI_Request req;
+    if (check(MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, h, MPI_MAX_PROCESSOR_NAME,
+                             MPI_CHAR, MPI_COMM_WORLD, &req), "allgather") ||
+        watch(c, &req, "the exchange of host names")) {
+        free(h);
+        return CIGL_ERR_RUNTIME;
+    }
+    hosts = h;
+    return 0;
+}
+
 /* A sum (or min/max) over all ranks, in place, watched. */
 static int allreduce(Comm *c, void *buf, int k, MPI_Datatype type, MPI_Op op, const char *what)
 {
     MPI_Request req;
-    if (check(MPI_Iallreduce(MPI_IN_PLACE, buf, k, type, op, MPI_COMM_WORLD, &req), what))
+    if (gather_hosts(c) ||
+        check(MPI_Iallreduce(MPI_IN_PLACE, buf, k, type, op, MPI_COMM_WORLD, &req), what))
         return CIGL_ERR_RUNTIME;
     return watch(c, &req, what) ? CIGL_ERR_RUNTIME : 0;
 }
@@ -122,6 +146,7 @@ static int mpi_minmax(Comm *c, uint64_t value, uint64_t *min, uint64_t *max)
 
 static int mpi_broadcast(Comm *c, void *buf, size_t bytes, int root)
 {
+    if (gather_hosts(c)) return CIGL_ERR_RUNTIME;
     for (size_t off = 0; off < bytes; off += PIECE) {
         const int k = (int)(bytes - off < PIECE ? bytes - off : PIECE);
         MPI_Request req;
@@ -134,6 +159,7 @@ static int mpi_broadcast(Comm *c, void *buf, size_t bytes, int root)
 
 static int mpi_gatherv(Comm *c, const void *buf, size_t bytes, void *all, const size_t *counts)
 {
+    if (gather_hosts(c)) return CIGL_ERR_RUNTIME;
     int *cnt = NULL, *disp = NULL;
     if (c->rank == 0) {
         cnt = malloc(sizeof(int) * c->size);
@@ -167,8 +193,8 @@ static int mpi_gatherv(Comm *c, const void *buf, size_t bytes, void *all, const 
 
 static int mpi_iallreduce(Comm *c, float *buf, size_t n, CommRequest *r)
 {
-    (void)c;
     if (n > INT_MAX) return cigl_fail(CIGL_ERR_RUNTIME, "gradient bucket too large");
+    if (gather_hosts(c)) return CIGL_ERR_RUNTIME;
     MPI_Request *req = malloc(sizeof(MPI_Request));
     if (!req) return cigl_fail(CIGL_ERR_RUNTIME, "out of memory");
     if (check(MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, req),
@@ -234,12 +260,6 @@ Comm *comm_world(int *argc, char ***argv)
     int len = 0;
     MPI_Get_library_version(version, &len);
     version[strcspn(version, ",\n")] = 0;
-    hosts = calloc((size_t)world.size, sizeof *hosts);
-    if (hosts) {
-        MPI_Get_processor_name(hosts[world.rank], &len);
-        MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR,
-                      MPI_COMM_WORLD);
-    }
     world.name = version;
     world.allreduce_float = mpi_allreduce_float;
     world.allreduce_double = mpi_allreduce_double;

@@ -57,6 +57,13 @@ nn_exec() {
     ip netns exec "$(nn_name "$_n")" nsenter -t "$exec_pid" -u -m -- "$@"
 }
 
+# nn_spawn N CMD...: nn_exec that replaces the calling shell. In the background
+# (`nn_spawn 1 mpirun ... &`, a subshell) $! is then CMD's own pid, to signal it.
+nn_spawn() {
+    _n=$1; shift
+    exec ip netns exec "$(nn_name "$_n")" nsenter -t "$(cat "$NN_DIR/holder$_n.pid")" -u -m -- "$@"
+}
+
 # netns_up SHARED_DIR: create both nodes; 0 when up, else 1 with the reason in NN_WHY (and
 # whatever was made already removed).
 netns_up() {
