@@ -96,4 +96,10 @@ one_line srun_without_mpi_refused "srun started independent processes" \
     env SLURM_NTASKS=2 "$CIGL" train $BASE --out "$T/bad3"
 check "refused_runs_leave_no_directory" "[ ! -e '$T/bad1' ] && [ ! -e '$T/bad2' ] && [ ! -e '$T/bad3' ]"
 
+# 6. BatchNorm normalising over fewer than 16 samples per rank per micro-batch: a warning (8
+#    samples: --batch-size 16 over 2 ranks), none at 32
+bn_warn() { $MPI -np 2 "$CIGL" train --data "$SUB" --val-size 500 --model resnet20 --dry-run \
+    --batch-size "$1" --out "$T/bn" 2>&1 >/dev/null | grep -c 'has BatchNorm, which gets'; }
+check "batchnorm_small_micro_batch_warns" "[ \"\$(bn_warn 16)\" = 1 ] && [ \"\$(bn_warn 64)\" = 0 ]"
+
 summary
