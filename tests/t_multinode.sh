@@ -89,7 +89,9 @@ wait_file() { # path, seconds: 0 once it exists
 }
 wait_gone() { # pid, seconds: 0 once it has ended
     i=0
-    while [ $i -lt $(($2 * 5)) ]; do kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; i=$((i + 1)); done
+    while [ $i -lt $(($2 * 5)) ]; do
+        kill -0 "$1" 2>/dev/null || return 0; sleep 0.2; i=$((i + 1))
+    done
     return 1
 }
 elapsed() { echo $(( $(date +%s) - $1 )); }
@@ -98,7 +100,8 @@ elapsed() { echo $(( $(date +%s) - $1 )); }
 hosts=$(across hostname 2>&1 | sort | tr '\n' ' ')
 check ranks_on_two_hosts "[ '$hosts' = '$(nn_name 1) $(nn_name 2) ' ]"
 nn_exec 1 mpirun --host "$(nn_name 1):2" -np 2 --bind-to none \
-    --mca btl_vader_single_copy_mechanism none "$C" train $A $STEPS --out "$T/one" >"$T/one.log" 2>&1
+    --mca btl_vader_single_copy_mechanism none "$C" train $A $STEPS --out "$T/one" \
+    >"$T/one.log" 2>&1
 across "$C" train $A $STEPS --out "$T/two" >"$T/two.log" 2>&1
 check two_nodes_identical_to_one_node "[ -f '$T/one/final.h5' ] && same '$T/one' '$T/two'"
 
@@ -138,11 +141,13 @@ t0=$(date +%s)
 term_run 20 "$T/term" "$(nn_name 1):2" 80
 echo "  SIGTERM, one node, odls_base_sigkill_timeout 20: mpirun exit $rc after $(elapsed $t0) s"
 # the ranks exit 75, but mpirun reports 1 after a SIGTERM (seen with Open MPI 4.1.4)
-check sigterm_slow_checkpoint_complete "[ '$rc' != hung ] && complete '$T/term' && grep -q 'stopped by SIGTERM.*exit status 75' '$T/term.log'"
+check sigterm_slow_checkpoint_complete "[ '$rc' != hung ] && complete '$T/term' &&
+    grep -q 'stopped by SIGTERM.*exit status 75' '$T/term.log'"
 # what a write cut short by SIGKILL leaves (the control above may die before it gets that far)
 : >"$T/term/checkpoints/step-000000030.h5.tmp.4242"
 across "$C" train $A $STEPS --resume auto --out "$T/term" >>"$T/term.log" 2>&1
-check resume_removes_tmp "grep -q 'removed 1 incomplete checkpoint' '$T/term.log' && ! ls '$T/term/checkpoints/'*.tmp.* >/dev/null 2>&1"
+check resume_removes_tmp "grep -q 'removed 1 incomplete checkpoint' '$T/term.log' &&
+    ! ls '$T/term/checkpoints/'*.tmp.* >/dev/null 2>&1"
 check sigterm_resume_identical "same '$T/one' '$T/term'"
 term_run 20 "$T/term2" "$(nn_name 1),$(nn_name 2)" 30
 echo "  SIGTERM, two nodes: mpirun after 30 s: $rc"
@@ -176,7 +181,8 @@ cut_run 8 "$T/cut" 40
 echo "  data link cut, --comm-timeout 8: the job ended after $s s"
 grep 'no progress' "$T/cut.log" | sed 's/^/  | /'
 check cut_link_watchdog_names_rank_and_peer \
-    "[ '$s' != hung ] && grep -q 'rank [01] (host cgm-n[12]): no progress in a collective for .* peer rank [01] on host cgm-n[12]' '$T/cut.log'"
+    "[ '$s' != hung ] && grep -q 'rank [01] (host $NN_PREFIX-n[12]): no progress in a collective \
+for .* peer rank [01] on host $NN_PREFIX-n[12]' '$T/cut.log'"
 cut_run 0 "$T/hang" 25
 echo "  data link cut, --comm-timeout 0: $s"
 check cut_link_without_watchdog_hangs "[ '$s' = hung ]"
