@@ -1,7 +1,8 @@
 #!/bin/bash
-# jobs/cigl.sbatch across two SLURM nodes. Two network namespaces (cgs-n1, cgs-n2) joined by a
-# veth pair (10.78.0.1, 10.78.0.2 inside them only), each node with its own hostname and a
-# private /tmp; a private munged on the host (its socket is a file, reachable from both),
+# jobs/cigl.sbatch across two SLURM nodes: the namespace nodes cgs-n1 and cgs-n2 of
+# tests/netns_lib.sh (10.78.0.1 and 10.78.0.2 on cgs0, a decoy interface, own hostnames and
+# /tmp; CIGL_NET_IF=cgs0 must keep MPI off the decoy); a private munged on the host (its
+# socket is a file, reachable from both),
 # slurmctld and slurmd cgs-n1 in cgs-n1, slurmd cgs-n2 in cgs-n2, all files under one temp dir
 # outside /tmp (the shared "file system"), SLURM_CONF pointing there. Checks:
 #  1. `sbatch -N 2 -n 2` (srun --mpi=pmix, TCP between the nodes) ends with final.h5 identical
@@ -14,7 +15,8 @@
 # Needs root, ip netns, unshare, slurm-wlm and munge; each check is skipped with the reason
 # otherwise. Everything made is removed on any exit.
 . tests/lib.sh
-NS1=cgs-n1; NS2=cgs-n2
+. tests/netns_lib.sh
+NN_PREFIX=cgs NN_NET=10.78
 T=$(mktemp -d /var/tmp/cgs-slurm-mn.XXXXXX)
 chmod 755 "$T"
 HOME_DIR=$(pwd)
@@ -26,22 +28,22 @@ CHECKS="two_node_identical_to_one_node usr2_requeue_checkpointed usr2_requeue_re
     drained_node_job_resumes_on_other_node drained_resume_identical lost_node_detected_requeued
     lost_node_resumed_from_periodic_checkpoint lost_node_resumed_identical"
 
-in1() { ip netns exec "$NS1" "$@"; }   # SLURM commands reach slurmctld from cgs-n1
-kill_ns() { # every process in a namespace
-    local p; for p in $(ip netns pids "$1" 2>/dev/null); do kill -9 "$p" 2>/dev/null; done
+in1() { nn_exec 1 "$@"; }   # SLURM commands reach slurmctld from cgs-n1
+kill_node() { # every process of node N but the namespace's holder: a node lost at once
+    local p h; h=$(cat "$NN_DIR/holder$1.pid" 2>/dev/null)
+    for p in $(nn_pids "$1"); do [ "$p" = "$h" ] || kill -9 "$p" 2>/dev/null; done
 }
 cleanup() {
-    if [ -f "$T/slurm.conf" ] && ip netns list 2>/dev/null | grep -q "^$NS1"; then
-        SLURM_CONF=$T/slurm.conf timeout 10 ip netns exec "$NS1" scancel --full --quiet \
-            --user root 2>/dev/null
+    if [ -f "$T/slurm.conf" ] && [ -f "$NN_DIR/holder1.pid" ]; then
+        SLURM_CONF=$T/slurm.conf timeout 10 nn_exec 1 scancel --full --quiet --user root \
+            2>/dev/null
         sleep 1
     fi
     for f in "$T"/slurmd-*.pid "$T/slurmctld.pid" "$T/munge/pid"; do
         [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null
     done
     sleep 0.5
-    kill_ns "$NS1"; kill_ns "$NS2"
-    ip netns del "$NS1" 2>/dev/null; ip netns del "$NS2" 2>/dev/null
+    netns_down
     [ -f "$T/munge/pid" ] && kill -9 "$(cat "$T/munge/pid")" 2>/dev/null
     [ -n "${CIGL_TEST_KEEP:-}" ] && echo "kept $T" || rm -rf "$T"
 }
@@ -50,28 +52,22 @@ trap 'exit 1' INT TERM
 skip_all() { for c in $CHECKS; do skip "$c" "$1"; done; summary; exit $?; }
 
 # --- what the test needs ---
-[ "$(id -u)" = 0 ] || skip_all "needs root (network namespaces)"
-for c in ip unshare nsenter munged munge slurmctld slurmd sbatch scontrol squeue scancel h5diff; do
-    command -v $c >/dev/null || skip_all "$c is not installed (apt-get install iproute2 slurm-wlm munge)"
+why=$(netns_why); [ -z "$why" ] || skip_all "$why"
+for c in munged munge slurmctld slurmd sbatch scontrol squeue scancel h5diff; do
+    command -v $c >/dev/null || skip_all "$c is not installed (apt-get install slurm-wlm munge)"
 done
-ip netns list 2>/dev/null | grep -q "^cgs-n[12]" && skip_all "namespaces $NS1/$NS2 exist already"
 
 # --- two namespace nodes ---
-ns_up() {
-    ip netns add "$NS1" && ip netns add "$NS2" || return 1
-    ip link add cgs-v1 netns "$NS1" type veth peer name cgs-v2 netns "$NS2" || return 1
-    in1 ip addr add 10.78.0.1/24 dev cgs-v1 && in1 ip link set cgs-v1 up && in1 ip link set lo up &&
-    ip netns exec "$NS2" ip addr add 10.78.0.2/24 dev cgs-v2 &&
-    ip netns exec "$NS2" ip link set cgs-v2 up && ip netns exec "$NS2" ip link set lo up
-}
-ns_up || skip_all "cannot create network namespaces with a veth pair here"
-# a command on a node: its network, its hostname, a private /tmp (nsenter, not `ip netns exec`,
-# which mounts a new /sys without the cgroup file system slurmd needs)
-on_node() { # node, command...
-    local ns=cgs-$1; shift
-    nsenter --net="/run/netns/$ns" unshare -u -m --propagation private sh -c \
-        'hostname "$0" && mount -t tmpfs tmpfs /tmp && exec "$@"' "$ns" "$@"
-}
+netns_up "$T" || skip_all "$NN_WHY"
+# `ip netns exec` mounts a new /sys, without the cgroup file system slurmd looks for: each
+# node gets a cgroup v1 layout (a tmpfs, the systemd and freezer hierarchies) in its own mount
+# namespace
+for n in 1 2; do
+    nn_exec $n sh -c 'cg=/sys/fs/cgroup; mount -t tmpfs cgs-cgroup $cg &&
+        mkdir $cg/systemd $cg/freezer && mount -t cgroup -o none,name=systemd cgroup $cg/systemd &&
+        mount -t cgroup -o freezer cgroup $cg/freezer' 2>>"$T/cgroup.err" ||
+        skip_all "cannot mount the cgroup file system in a node: $(head -c 200 "$T/cgroup.err")"
+done
 
 # --- munge, slurmctld, two slurmd ---
 mkdir -p "$T/munge" "$T/state" "$T/log" && chmod 755 "$T/munge"
@@ -117,10 +113,10 @@ NodeName=cgs-n2 NodeAddr=10.78.0.2 CPUs=$C RealMemory=1000 State=UNKNOWN
 PartitionName=debug Nodes=cgs-n[1-2] Default=YES MaxTime=INFINITE State=UP
 EOF
 export SLURM_CONF=$T/slurm.conf
-start_slurmd() { on_node "$1" slurmd -N "cgs-$1" -f "$SLURM_CONF" 2>>"$T/log/d-$1.err"; }
-on_node n1 slurmctld -c -f "$SLURM_CONF" 2>"$T/log/ctld.err" ||
-    skip_all "slurmctld did not start: $(tail -n 2 "$T/log/slurmctld.log" 2>/dev/null | head -c 300)"
-start_slurmd n1 && start_slurmd n2 ||
+start_slurmd() { nn_exec "$1" slurmd -N "cgs-n$1" -f "$SLURM_CONF" 2>>"$T/log/d-$1.err"; }
+nn_exec 1 slurmctld -c -f "$SLURM_CONF" 2>"$T/log/ctld.err" ||
+    skip_all "slurmctld did not start: $(tail -n 2 "$T/log/slurmctld.log" | head -c 300)"
+start_slurmd 1 && start_slurmd 2 ||
     skip_all "slurmd did not start: $(cat "$T"/log/d-*.err | head -c 300)"
 idle() { [ "$(in1 sinfo -h -N -n "$1" -o %t 2>/dev/null)" = idle ]; }
 for i in $(seq 150); do idle cgs-n1 && idle cgs-n2 && break; sleep 0.2; done
@@ -136,7 +132,6 @@ ARGS=(--data "$T/sub.h5" --model resnet20 --method cigl --sparsity 0.9 --batch-s
       --epochs 2 --val-size 100 --update-interval 10 --update-end 0.5 --average-start 0.5
       --average-every 5 --check-every 4)
 export CIGL=$CIGL_ABS CIGL_HOME=$HOME_DIR OMPI_MCA_rmaps_base_oversubscribe=1
-export CIGL_NET_IF=10.78.0.0/24
 
 same_model() { # run dir: final.h5 identical to the reference in weights, masks and BN
     local g
@@ -156,14 +151,13 @@ wait_steps() { # run dir, n: until the run has written n epoch lines or a checkp
     done
     return 1
 }
-pmix_gone() { ! ls "$T"/spool-* 2>/dev/null | grep -q pmix; }
-follow() { # job id: until it leaves the queue; lets a requeued job start once its sockets are gone
-    local line
+follow() { # job id: until it leaves the queue; a requeued job starts at once, not after
+    local line   # SLURM's delay (cigl.sbatch gives its restarted step a new id and PMIx socket)
     while [ "$(left)" -gt 0 ]; do
         line=$(in1 squeue -h -j "$1" -o '%t %r' 2>/dev/null)
         [ -z "$line" ] && return 0
         case "$line" in "PD BeginTime"*)
-            pmix_gone && in1 scontrol update JobId="$1" StartTime=now 2>/dev/null ;;
+            in1 scontrol update JobId="$1" StartTime=now 2>/dev/null ;;
         esac
         sleep 0.3
     done
@@ -181,6 +175,7 @@ submit() { # sbatch options... -- run dir: the job id
 CIGL_RANKS=2 timeout "$(left)" jobs/cigl.sbatch "${ARGS[@]}" --out "$T/ref" >"$T/ref.log" 2>&1
 [ -f "$T/ref/final.h5" ] || { bad reference_run; tail -n 5 "$T/ref.log"; summary; exit 1; }
 echo "  reference (1 node x 2 ranks): $(( $(date +%s) - t0 )) s"
+export CIGL_NET_IF=$NN_IF   # the jobs' MPI traffic: cgs0, never the decoy
 
 # 1. two nodes, one rank each
 jid=$(submit -N 2 -n 2 -c 1 -- "$T/two")
@@ -226,7 +221,7 @@ done
 lost_ok=0; st=""
 if ls "$T/lost/checkpoints/"step-*.h5 >/dev/null 2>&1; then
     k0=$(date +%s%N)
-    kill_ns "$NS2"
+    kill_node 2
     ck=$(ls "$T/lost/checkpoints/" | grep '^step-.*\.h5$' | sort -V | tail -n 1)
     while [ "$(left)" -gt 0 ]; do   # detected: the job is back in the queue
         st=$(in1 scontrol show job "$jid" 2>/dev/null)
@@ -238,11 +233,10 @@ if ls "$T/lost/checkpoints/"step-*.h5 >/dev/null 2>&1; then
     echo "  lost node: $(echo "$st" | grep -o 'JobState=[A-Z_]* Reason=[^ ]*') after" \
         "$(( (k1 - k0) / 1000000 )) ms; newest checkpoint then $ck;" \
         "cgs-n2: $(in1 sinfo -h -N -n cgs-n2 -o '%t %E')"
-    # the node "reboots": its killed slurmstepd left the step's PMIx socket in the spool, and
-    # the requeued job's step (the same job and step id) cannot bind it while it is there
+    # slurmd comes back without a reboot: the killed step's PMIx socket stays in the spool and
+    # its /tmp/spmix_appdir_* in the node's /tmp (cigl.sbatch starts the next step with a new id)
     ls "$T/spool-cgs-n2" | grep pmix | sed 's/^/  left by the killed step: /'
-    rm -rf "$T/spool-cgs-n2/"*pmix*
-    start_slurmd n2
+    start_slurmd 2
     follow "$jid"
     lost_ok=1
 fi
