@@ -36,6 +36,16 @@ timeout 300 jobs/local.sh -n 1 --logs "$T/logs" "$T/lplan.txt" >"$T/local.out" 2
 check "local_shape_sets_ranks" "[ $rc -eq 1 ] && grep -q '\"ranks\": 2' '$T/l2/final.json' &&
     grep -q 'needs a cluster' '$T/local.out' && [ ! -e '$T/l3' ]"
 
+# sweep.sbatch (array task environment without a cluster): a line whose shape the allocation
+# lacks is refused; a matching one runs
+{ echo "@nodes=2 tasks=2 $(printf '%q ' "${R[@]}") --out $T/sw0"
+  echo "@tasks=1 threads=1 $(printf '%q ' "${R[@]}") --out $T/sw1"; } >"$T/splan.txt"
+sw() { SLURM_ARRAY_TASK_ID=$1 SLURM_JOB_NUM_NODES=1 SLURM_NTASKS=1 SLURM_CPUS_PER_TASK=1 \
+    timeout 120 bash jobs/sweep.sbatch "$T/splan.txt" >"$T/sw$1.log" 2>&1; }
+sw 0; rc0=$?; sw 1; rc1=$?
+check "sweep_shape_mismatch_refused_match_runs" "[ $rc0 -eq 2 ] && grep -q submit.sh '$T/sw0.log' &&
+    [ ! -e '$T/sw0' ] && [ $rc1 -eq 0 ] && [ -f '$T/sw1/final.json' ]"
+
 # staging: copied once, reused while the content hash matches, copied again after an in-place
 # change of the same size
 cp "$T/sub.h5" "$T/src.h5"
