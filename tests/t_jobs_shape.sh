@@ -46,6 +46,18 @@ sw 0; rc0=$?; sw 1; rc1=$?
 check "sweep_shape_mismatch_refused_match_runs" "[ $rc0 -eq 2 ] && grep -q submit.sh '$T/sw0.log' &&
     [ ! -e '$T/sw0' ] && [ $rc1 -eq 0 ] && [ -f '$T/sw1/final.json' ]"
 
+# cigl.sbatch in a (simulated) 2-node allocation of 64 CPUs each: 2 ranks x 4 threads refused;
+# without -c the threads are the node's CPUs per task, which fill it (it stops later, at
+# CIGL_LAUNCHER=direct, having passed the check)
+al() { env SLURM_JOB_ID=1 SLURM_NTASKS=2 SLURM_JOB_NUM_NODES=2 SLURM_JOB_CPUS_PER_NODE='64(x2)' \
+    SLURM_CPUS_ON_NODE=64 SLURM_TASKS_PER_NODE='1(x2)' "$@" bash jobs/cigl.sbatch --data x \
+    --out "$T/idle"; }
+al SLURM_CPUS_PER_TASK=4 CIGL_LAUNCHER=mpirun >"$T/idle1.log" 2>&1; rc1=$?
+al CIGL_LAUNCHER=direct >"$T/idle2.log" 2>&1
+check "idle_allocation_refused" "[ $rc1 -eq 2 ] && grep -q 'use 8 of the 128 CPUs' '$T/idle1.log'"
+check "threads_fill_node_without_c" "! grep -q 'CPUs' '$T/idle2.log' &&
+    grep -q 'direct runs one process' '$T/idle2.log'"
+
 # staging: copied once, reused while the content hash matches, copied again after an in-place
 # change of the same size
 cp "$T/sub.h5" "$T/src.h5"
