@@ -1,6 +1,12 @@
 /* The communication interface over MPI (Open MPI). MPI_THREAD_FUNNELED: only the main thread
  * calls MPI; OpenMP threads do compute only. Errors return (MPI_ERRORS_RETURN) so cigl can
- * print one line and abort every rank cleanly instead of hanging. */
+ * print one line and abort every rank cleanly instead of hanging.
+ *
+ * Every collective is nonblocking and completed by poll(), the watchdog: a peer that is gone
+ * without a word (a cut link, a frozen node) makes MPI wait forever, since TCP notices nothing
+ * while no packet arrives. After Comm.timeout seconds in one collective the rank names what it
+ * waited for and calls MPI_Abort (mpi/README.md, "Watchdog"). Each call reduces in the same
+ * order whatever the timeout, so results do not depend on it. */
 #include "cigl/comm.h"
 #include "cigl/error.h"
 
@@ -9,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* MPI counts are int: large buffers travel in pieces of at most this many elements. */
 #define PIECE ((size_t)1 << 30)
@@ -22,44 +29,104 @@ static int check(int rc, const char *what)
     return cigl_fail(CIGL_ERR_RUNTIME, "MPI %s failed: %s", what, msg);
 }
 
+/* Every rank's host name (gathered at start), to name the peers in the watchdog's message. */
+static char (*hosts)[MPI_MAX_PROCESSOR_NAME];
+
+static double seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void no_progress(Comm *c, const char *what, double waited)
+{
+    char peers[512] = "";
+    size_t len = 0;
+    int named = 0;
+    for (int r = 0; r < c->size && len < sizeof peers - 64; r++) {
+        if (r == c->rank) continue;
+        if (named == 4) {
+            len += (size_t)snprintf(peers + len, sizeof peers - len, ", ... (%d peers)",
+                                    c->size - 1);
+            break;
+        }
+        len += (size_t)snprintf(peers + len, sizeof peers - len, "%speer rank %d on host %s",
+                                named++ ? ", " : "", r, hosts ? hosts[r] : "?");
+    }
+    fprintf(stderr, "cigl: rank %d (host %s): no progress in a collective for %.0f s (waiting on "
+            "%s with %s); aborting (--comm-timeout %.0f: a lost node or link, or a peer stuck "
+            "outside MPI)\n", c->rank, hosts ? hosts[c->rank] : "?", waited, what, peers,
+            c->timeout);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, 1);
+    exit(1); /* MPI_Abort does not return; if it did, this rank still must not go on */
+}
+
+/* Completes a request: MPI_Test in a loop (which also drives Open MPI's progress), yielding the
+ * core after the first millisecond so that an oversubscribed node is not starved. */
+static int watch(Comm *c, MPI_Request *req, const char *what)
+{
+    if (c->timeout <= 0) return check(MPI_Wait(req, MPI_STATUS_IGNORE), what);
+    const double t0 = seconds();
+    for (long i = 0;; i++) {
+        int done = 0;
+        const int rc = MPI_Test(req, &done, MPI_STATUS_IGNORE);
+        if (rc != MPI_SUCCESS) return check(rc, what);
+        if (done) return 0;
+        if (i < 1000) continue;
+        const double waited = seconds() - t0;
+        if (waited > c->timeout) no_progress(c, what, waited);
+        if (waited > 1e-3) nanosleep(&(struct timespec){0, 50000L}, NULL);
+    }
+}
+
+
+/* A sum (or min/max) over all ranks, in place, watched. */
+static int allreduce(Comm *c, void *buf, int k, MPI_Datatype type, MPI_Op op, const char *what)
+{
+    MPI_Request req;
+    if (check(MPI_Iallreduce(MPI_IN_PLACE, buf, k, type, op, MPI_COMM_WORLD, &req), what))
+        return CIGL_ERR_RUNTIME;
+    return watch(c, &req, what) ? CIGL_ERR_RUNTIME : 0;
+}
+
 static int mpi_allreduce_float(Comm *c, float *buf, size_t n)
 {
-    (void)c;
     for (size_t off = 0; off < n; off += PIECE) {
         const int k = (int)(n - off < PIECE ? n - off : PIECE);
-        if (check(MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD),
-                  "allreduce")) return CIGL_ERR_RUNTIME;
+        if (allreduce(c, buf + off, k, MPI_FLOAT, MPI_SUM, "an allreduce of floats"))
+            return CIGL_ERR_RUNTIME;
     }
     return 0;
 }
 
 static int mpi_allreduce_double(Comm *c, double *buf, size_t n)
 {
-    (void)c;
     for (size_t off = 0; off < n; off += PIECE) {
         const int k = (int)(n - off < PIECE ? n - off : PIECE);
-        if (check(MPI_Allreduce(MPI_IN_PLACE, buf + off, k, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD),
-                  "allreduce")) return CIGL_ERR_RUNTIME;
+        if (allreduce(c, buf + off, k, MPI_DOUBLE, MPI_SUM, "an allreduce of doubles"))
+            return CIGL_ERR_RUNTIME;
     }
     return 0;
 }
 
 static int mpi_minmax(Comm *c, uint64_t value, uint64_t *min, uint64_t *max)
 {
-    (void)c;
-    uint64_t v = value;
-    if (check(MPI_Allreduce(&v, min, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD), "allreduce") ||
-        check(MPI_Allreduce(&v, max, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD), "allreduce"))
+    *min = *max = value;
+    if (allreduce(c, min, 1, MPI_UINT64_T, MPI_MIN, "a min/max check") ||
+        allreduce(c, max, 1, MPI_UINT64_T, MPI_MAX, "a min/max check"))
         return CIGL_ERR_RUNTIME;
     return 0;
 }
 
 static int mpi_broadcast(Comm *c, void *buf, size_t bytes, int root)
 {
-    (void)c;
     for (size_t off = 0; off < bytes; off += PIECE) {
         const int k = (int)(bytes - off < PIECE ? bytes - off : PIECE);
-        if (check(MPI_Bcast((char *)buf + off, k, MPI_BYTE, root, MPI_COMM_WORLD), "broadcast"))
+        MPI_Request req;
+        if (check(MPI_Ibcast((char *)buf + off, k, MPI_BYTE, root, MPI_COMM_WORLD, &req),
+                  "broadcast") || watch(c, &req, "a broadcast"))
             return CIGL_ERR_RUNTIME;
     }
     return 0;
@@ -89,8 +156,10 @@ static int mpi_gatherv(Comm *c, const void *buf, size_t bytes, void *all, const 
             total += counts[r];
         }
     }
-    const int rc = check(MPI_Gatherv(buf, (int)bytes, MPI_BYTE, all, cnt, disp, MPI_BYTE, 0,
-                                     MPI_COMM_WORLD), "gather");
+    MPI_Request req;
+    int rc = check(MPI_Igatherv(buf, (int)bytes, MPI_BYTE, all, cnt, disp, MPI_BYTE, 0,
+                                MPI_COMM_WORLD, &req), "gather");
+    if (!rc) rc = watch(c, &req, "a gather of predictions");
     free(cnt);
     free(disp);
     return rc ? CIGL_ERR_RUNTIME : 0;
@@ -122,9 +191,8 @@ static int mpi_test(Comm *c, CommRequest *r)
 
 static int mpi_wait(Comm *c, CommRequest *r)
 {
-    (void)c;
     if (!r->impl) return 0;
-    const int rc = check(MPI_Wait((MPI_Request *)r->impl, MPI_STATUS_IGNORE), "wait");
+    const int rc = watch(c, (MPI_Request *)r->impl, "a gradient allreduce");
     free(r->impl);
     r->impl = NULL;
     return rc ? CIGL_ERR_RUNTIME : 0;
@@ -166,6 +234,12 @@ Comm *comm_world(int *argc, char ***argv)
     int len = 0;
     MPI_Get_library_version(version, &len);
     version[strcspn(version, ",\n")] = 0;
+    hosts = calloc((size_t)world.size, sizeof *hosts);
+    if (hosts) {
+        MPI_Get_processor_name(hosts[world.rank], &len);
+        MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, hosts, MPI_MAX_PROCESSOR_NAME, MPI_CHAR,
+                      MPI_COMM_WORLD);
+    }
     world.name = version;
     world.allreduce_float = mpi_allreduce_float;
     world.allreduce_double = mpi_allreduce_double;

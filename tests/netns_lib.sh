@@ -15,10 +15,14 @@
 #
 # Network (addresses only inside the namespaces; the host's interfaces and routes are untouched):
 #   ${NN_PREFIX}0        veth pair between the nodes, $NN_NET.0.1/24 and $NN_NET.0.2/24
+#   ${NN_PREFIX}mgmt     a second veth pair, $NN_NET.2.1/24 and $NN_NET.2.2/24: a management network
+#                        for Open MPI's out-of-band channel (oob_tcp_if_include), as clusters
+#                        keep one beside the data network; the host names resolve to it.
 #   ${NN_PREFIX}decoy    an interface in each node, $NN_NET.1.1/24 and $NN_NET.1.2/24: the same
 #                        subnet on both, so Open MPI takes it for a route between the nodes, but
 #                        it leads nowhere (no neighbour answers). Only a correct if_include works.
-# NN_IF is the good interface's name (the same in both nodes), NN_DECOY the decoy's.
+# NN_IF is the data interface's name (the same in both nodes), NN_MGMT the management one's,
+# NN_DECOY the decoy's.
 # NN_AGENT is an rsh agent for Open MPI's plm_rsh_agent: `agent HOST CMD...` runs CMD on HOST
 # through `ip netns exec` and nsenter into the node's holder.
 # Names stay short: Linux allows 15 characters for an interface.
@@ -27,6 +31,7 @@ NN_PREFIX=${NN_PREFIX:-cgm}
 NN_NET=${NN_NET:-10.77}
 NN_IF=${NN_PREFIX}0
 NN_DECOY=${NN_PREFIX}decoy
+NN_MGMT=${NN_PREFIX}mgmt
 NN_WHY=""
 NN_DIR=""
 NN_AGENT=""
@@ -63,7 +68,7 @@ hides behind its own tmpfs"; return 1 ;; esac
     mkdir -p "$NN_DIR" || { NN_WHY="cannot create $NN_DIR"; return 1; }
     netns_down_quiet
     _a=$(nn_name 1); _b=$(nn_name 2)
-    printf '127.0.0.1 localhost\n%s.0.1 %s\n%s.0.2 %s\n' "$NN_NET" "$_a" "$NN_NET" "$_b" \
+    printf '127.0.0.1 localhost\n%s.2.1 %s\n%s.2.2 %s\n' "$NN_NET" "$_a" "$NN_NET" "$_b" \
         >"$NN_DIR/hosts"
     if ! nn_make_net >"$NN_DIR/setup.log" 2>&1; then
         NN_WHY="network set-up failed: $(tail -n 2 "$NN_DIR/setup.log" | tr '\n' ' ')"
@@ -108,10 +113,16 @@ EOF
 nn_make_net() { # (commands chained: set -e does not act inside `if`)
     ip netns add "$_a" && ip netns add "$_b" &&
         ip link add "$NN_PREFIX-va" type veth peer name "$NN_PREFIX-vb" &&
-        ip link set "$NN_PREFIX-va" netns "$_a" && ip link set "$NN_PREFIX-vb" netns "$_b" ||
+        ip link set "$NN_PREFIX-va" netns "$_a" && ip link set "$NN_PREFIX-vb" netns "$_b" &&
+        ip link add "$NN_PREFIX-ma" type veth peer name "$NN_PREFIX-mb" &&
+        ip link set "$NN_PREFIX-ma" netns "$_a" && ip link set "$NN_PREFIX-mb" netns "$_b" ||
         return 1
     for n in 1 2; do
-        ns=$(nn_name $n); v=$NN_PREFIX-va; [ $n = 2 ] && v=$NN_PREFIX-vb
+        ns=$(nn_name $n); v=$NN_PREFIX-va; m=$NN_PREFIX-ma
+        [ $n = 2 ] && { v=$NN_PREFIX-vb; m=$NN_PREFIX-mb; }
+        ip -n "$ns" link set "$m" name "$NN_MGMT" &&
+            ip -n "$ns" addr add "$NN_NET.2.$n/24" dev "$NN_MGMT" &&
+            ip -n "$ns" link set "$NN_MGMT" up || return 1
         ip -n "$ns" link set "$v" name "$NN_IF" &&
             ip -n "$ns" addr add "$NN_NET.0.$n/24" dev "$NN_IF" &&
             ip -n "$ns" link set "$NN_IF" up && ip -n "$ns" link set lo up || return 1
@@ -127,9 +138,10 @@ nn_make_net() { # (commands chained: set -e does not act inside `if`)
 # Every process still in a node: pids (holders, ranks, orted).
 nn_pids() { ip netns pids "$(nn_name "$1")" 2>/dev/null; }
 
-# nn_link up|down: take the link between the nodes up or down (both ends).
+# nn_link up|down [IF]: take the data link (or IF) between the nodes up or down (both ends).
 nn_link() {
-    ip -n "$(nn_name 1)" link set "$NN_IF" "$1" && ip -n "$(nn_name 2)" link set "$NN_IF" "$1"
+    ip -n "$(nn_name 1)" link set "${2:-$NN_IF}" "$1" &&
+        ip -n "$(nn_name 2)" link set "${2:-$NN_IF}" "$1"
 }
 
 netns_down_quiet() {
@@ -143,6 +155,8 @@ netns_down_quiet() {
     # the veth's host-side name exists only while a set-up is half done
     ip link delete "$NN_PREFIX-va" 2>/dev/null
     ip link delete "$NN_PREFIX-vb" 2>/dev/null
+    ip link delete "$NN_PREFIX-ma" 2>/dev/null
+    ip link delete "$NN_PREFIX-mb" 2>/dev/null
     [ -n "$NN_DIR" ] && rm -f "$NN_DIR"/holder*.pid
     return 0
 }

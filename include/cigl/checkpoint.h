@@ -72,4 +72,8 @@ int checkpoint_find_latest(const char *dir, char *path, size_t cap);
 /* Deletes all but the `keep` newest checkpoints in `dir` (keep >= 1). */
 void checkpoint_rotate(const char *dir, int keep);
 
+/* Deletes the temporary files (step-....h5.tmp.PID) that a write cut short by SIGKILL, a lost
+ * node or a full disk leaves in dir; returns how many. Only while no run writes there. */
+int checkpoint_remove_partial(const char *dir);
+
 #endif

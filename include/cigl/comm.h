@@ -29,6 +29,9 @@ struct Comm {
     /* Ends every rank: a clean MPI_Abort after rank `rank` printed its one-line error. */
     void (*abort)(Comm *c, int status);
     void (*finalize)(Comm *c);
+    /* Watchdog (--comm-timeout): a rank that waits this many seconds in one collective prints
+     * what it waited for and aborts the job; 0 waits forever. Set by the trainer. */
+    double timeout;
 };
 
 /* The one-process communicator (every collective is the identity). */

@@ -29,6 +29,7 @@ typedef struct {
     int eval_batch_size;
     int accumulate;         /* micro-batches per rank per global batch */
     long check_every;       /* steps between cross-rank weight checks (0: each epoch) */
+    double comm_timeout;    /* watchdog: seconds in one collective before aborting (0: off) */
     /* sparse training (METHOD.md) */
     char method[16];
     double sparsity;

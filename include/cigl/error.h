@@ -17,6 +17,9 @@ enum {
 /* Prints "cigl: <message>" on stderr and returns `status`, so callers can write
  * `return cigl_fail(CIGL_ERR_USAGE, "...")`. */
 int cigl_fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* 1: every message is flushed at once, even where stderr is fully buffered (MPI ranks other
+ * than 0 buffer it during set-up, whose errors rank 0 reports for all). */
+void cigl_fail_flush(int on);
 #ifdef __clang_analyzer__
 /* For clang-tidy's path analysis (make check), which does not see error.c: the result is the
  * status, so `rc = p ? CIGL_OK : cigl_fail(...)` is known non-zero when p is NULL. */

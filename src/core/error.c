@@ -6,6 +6,10 @@
 
 #undef cigl_fail /* error.h's macro for the static analyser models callers, not this */
 
+static int flush_each;
+
+void cigl_fail_flush(int on) { flush_each = on; }
+
 int cigl_fail(int status, const char *fmt, ...)
 {
     va_list ap;
@@ -13,6 +17,7 @@ int cigl_fail(int status, const char *fmt, ...)
     fputs("cigl: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
+    if (flush_each) fflush(stderr);
     va_end(ap);
     return status;
 }

@@ -85,3 +85,19 @@ void checkpoint_rotate(const char *dir, int keep)
     }
     free(steps);
 }
+
+int checkpoint_remove_partial(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    char path[1200];
+    for (struct dirent *e; (e = readdir(d));) {
+        const char *tmp = strstr(e->d_name, ".h5.tmp.");
+        if (strncmp(e->d_name, "step-", 5) != 0 || !tmp) continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) == 0) n++;
+    }
+    closedir(d);
+    return n;
+}

@@ -68,6 +68,6 @@ Comm *comm_single(void)
     static Comm single = {0, 1, "single process", NULL, single_allreduce_float,
                           single_allreduce_double, single_minmax, single_broadcast,
                           single_gatherv, single_iallreduce, single_test, single_wait,
-                          single_abort, single_finalize};
+                          single_abort, single_finalize, 0.0};
     return &single;
 }

@@ -29,6 +29,9 @@ const OptionSpec train_options[] = {
         "micro-batches per rank: the global batch stays --batch-size whatever the rank count"),
     OPT("check-every", OPT_LONG, check_every, "0", 0, 1e15,
         "steps between checks that all ranks hold identical weights (0: each epoch)"),
+    OPT("comm-timeout", OPT_DOUBLE, comm_timeout, "600", 0, 1e9,
+        "seconds a rank may wait in one collective before it aborts the job naming its peers "
+        "(0: forever); outlasts a checkpoint write, evaluation or BN pass on a slow filesystem"),
     OPT("lr", OPT_DOUBLE, lr, "0.1", 0, 1e6, "base learning rate"),
     OPT("momentum", OPT_DOUBLE, momentum, "0.9", 0, 0.999999, "SGD momentum"),
     OPT("nesterov", OPT_FLAG, nesterov, "0", 0, 1, "Nesterov momentum"),

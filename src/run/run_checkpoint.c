@@ -24,7 +24,7 @@ static int may_change(const char *name)
     static const char *const names[] = {
         "data", "out", "threads", "max-steps", "eval-batch-size", "check-every", "accumulate",
         "checkpoint-every", "checkpoint-minutes", "keep", "resume", "overwrite", "config",
-        "dry-run", "kernels", "data-mode", "draw-ahead", NULL};
+        "dry-run", "kernels", "data-mode", "draw-ahead", "comm-timeout", NULL};
     for (int i = 0; names[i]; i++)
         if (!strcmp(names[i], name)) return 1;
     return 0;
@@ -109,6 +109,11 @@ static int inspect(const Trainer *t, StartNote *note, char **json)
             note->finished = 1;
             return CIGL_OK;
         }
+        /* the run that wrote them is gone (this one resumes it): they would only fill the disk */
+        const int partial = checkpoint_remove_partial(t->ckpt_dir);
+        if (partial)
+            fprintf(stderr, "cigl: removed %d incomplete checkpoint file(s) (*.tmp.*) of an "
+                    "interrupted write in '%s'\n", partial, t->ckpt_dir);
         note->found = checkpoint_find_latest(t->ckpt_dir, note->path, sizeof note->path);
         if (!note->found) return CIGL_OK;
     } else {

@@ -110,6 +110,15 @@ static int trainer_setup(Trainer *t)
     const Shape in = {t->ds.c, t->ds.h, t->ds.w};
     rc = model_build(&t->m, c->model, in, t->ds.classes, max_batch, (uint64_t)c->seed);
     if (rc) return rc;
+    /* BN normalises with each rank's own micro-batch: below ~16 samples its statistics get
+     * noisy (the BN paper's and Goyal et al.'s per-worker batches are 32) */
+    if (t->m.n_bn_stats && micro_batch < 16 && t->comm->size * c->accumulate > 1 &&
+        t->comm->rank == 0)
+        fprintf(stderr, "cigl: warning: model '%s' has BatchNorm, which gets %d samples per "
+                "rank per micro-batch (--batch-size %d / %d rank(s) / --accumulate %d); fewer "
+                "than 16 make its batch statistics noisy: use fewer ranks or a larger "
+                "--batch-size\n", c->model, micro_batch, c->batch_size, t->comm->size,
+                c->accumulate);
     if (c->zero_init_residual && !model_zero_init_residual(&t->m))
         return cigl_fail(CIGL_ERR_USAGE, "--zero-init-residual: model '%s' has no residual "
                          "branch ending in a batch norm (resnet20, resnet32, resnet56 and resnet50 "
@@ -600,7 +609,9 @@ int train_run(const Config *options, Comm *comm, int argc, char **argv)
     t.test_nan_step = nan_at ? strtol(nan_at, NULL, 10) : 0;
     const Config *c = &t.cfg; /* the options after resolving --resume */
     const char *ntasks = getenv("SLURM_NTASKS");
+    comm->timeout = options->comm_timeout;
     int rc = run_resolve_start(&t);
+    comm->timeout = c->comm_timeout; /* a resumed run's options */
     if (!rc && t.finished) {
         if (comm->rank == 0)
             printf("cigl: the run in '%s' is finished (final.json exists); nothing to do\n",
@@ -624,6 +635,10 @@ int train_run(const Config *options, Comm *comm, int argc, char **argv)
     if (!rc && comm->rank == 0) rc = run_load_checkpoint(&t);
     if (!rc && comm->rank == 0) rc = prepare_run_dir(&t);
     rc = agree_on_setup(comm, rc);
+    if (!rc && comm->rank != 0) { /* past set-up, an error may be this rank's alone: say it now */
+        fflush(stderr);
+        cigl_fail_flush(1);
+    }
     FinalResult r;
     memset(&r, 0, sizeof(r));
     /* from here every phase is collective: a failure on one rank ends them all */
