@@ -1,10 +1,10 @@
 #!/bin/bash
 # jobs/cigl.sbatch across two SLURM nodes: the namespace nodes cgs-n1 and cgs-n2 of
-# tests/netns_lib.sh (10.78.0.1 and 10.78.0.2 on cgs0, a decoy interface, own hostnames and
-# /tmp; CIGL_NET_IF=cgs0 must keep MPI off the decoy); a private munged on the host (its
-# socket is a file, reachable from both),
-# slurmctld and slurmd cgs-n1 in cgs-n1, slurmd cgs-n2 in cgs-n2, all files under one temp dir
-# outside /tmp (the shared "file system"), SLURM_CONF pointing there. Checks:
+# tests/netns_lib.sh (10.78.0.1 and 10.78.0.2 on cgs0, a management link, a decoy interface,
+# own hostnames and /tmp; CIGL_NET_IF and CIGL_OOB_IF must keep MPI off the decoy); a
+# private munged on the host (its socket is a file, reachable from both), slurmctld and slurmd
+# cgs-n1 in cgs-n1, slurmd cgs-n2 in cgs-n2, all files under one temp dir outside /tmp (the
+# shared "file system"), SLURM_CONF pointing there. Checks:
 #  1. `sbatch -N 2 -n 2` (srun --mpi=pmix, TCP between the nodes) ends with final.h5 identical
 #     to a 2-rank run on one node (mpirun, shared memory);
 #  2. `scancel --batch --signal=USR2` on a 2-node job: checkpoint, marker, requeue, exact resume;
@@ -175,7 +175,7 @@ submit() { # sbatch options... -- run dir: the job id
 CIGL_RANKS=2 timeout "$(left)" jobs/cigl.sbatch "${ARGS[@]}" --out "$T/ref" >"$T/ref.log" 2>&1
 [ -f "$T/ref/final.h5" ] || { bad reference_run; tail -n 5 "$T/ref.log"; summary; exit 1; }
 echo "  reference (1 node x 2 ranks): $(( $(date +%s) - t0 )) s"
-export CIGL_NET_IF=$NN_IF   # the jobs' MPI traffic: cgs0, never the decoy
+export CIGL_NET_IF=$NN_IF CIGL_OOB_IF=$NN_MGMT   # data link and management link, not the decoy
 
 # 1. two nodes, one rank each
 jid=$(submit -N 2 -n 2 -c 1 -- "$T/two")
