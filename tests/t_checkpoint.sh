@@ -32,7 +32,9 @@ same_final() { # dir_a dir_b: weights, masks and BN statistics bit for bit
 for spec in "dense" "static --sparsity 0.9" "set --sparsity 0.9 $U" "rigl --sparsity 0.9 $U" \
             "cigl --sparsity 0.9 --average-every 5 $U" \
             "cigl --sparsity 0.9 --average-every 5 --no-averaging $U" \
-            "rigl-wdp --sparsity 0.9 $U" "rigl-mcdp --sparsity 0.9 --mc-samples 3 $U"; do
+            "rigl-wdp --sparsity 0.9 $U" "rigl-mcdp --sparsity 0.9 --mc-samples 3 $U" \
+            "cigl --sparsity 0.9 --average-every 5 --mechanics authors --average-start-epoch 3 --update-end 0.6 $U" \
+            "rigl --sparsity 0.9 --mechanics authors $U"; do
     name=$(echo "$spec" | sed 's/ --update-interval 10//' | tr ' ' '_' | tr -d '-' | cut -c1-40)
     m=$(echo "$spec" | cut -d' ' -f1)
     args="$BASE --model mlp --method $spec"
