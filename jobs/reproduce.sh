@@ -51,13 +51,13 @@ if [ -z "$data" ]; then
     fi
 fi
 
-# The recipe of the reference subset (issue 8), shared by every part: SGD Nesterov 0.9, weight
+# The recipe of the reference subset (PLAN.md), shared by every part: SGD Nesterov 0.9, weight
 # decay 5e-4, lr 0.1 x0.1 at 50% and 75%, batch 128, 8 epochs, no augmentation, ERK, masks
 # updated every 100 steps until 75% with drop fraction 0.3, random mask rate 0.01, averaging
 # from 80% every 100 steps, 5000 validation samples for temperature scaling. None of it was
-# tuned: these are the CigL authors' defaults (METHOD.md), fixed before any run. The breadth
+# tuned: these are the CigL authors' defaults (docs/method.md), fixed before any run. The breadth
 # part adds CigL at the random mask rate of the paper's text (0.1, label cigl-p0.1) next to the
-# authors' code's 0.01: both values are METHOD.md's, neither chosen by looking at results.
+# authors' code's 0.01: both are in docs/method.md, neither chosen by looking at results.
 recipe="--data $data --epochs 8 --batch-size 128 --lr 0.1 --nesterov --momentum 0.9
         --weight-decay 5e-4 --schedule multistep --milestones 0.5,0.75 --val-size 5000
         --checkpoint-minutes 10 --keep 1"

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Checkpoints and resuming (issue 6): exact resume for every method on 1 and 2 ranks, resume on
+# Checkpoints, resuming (docs/checkpoints.md): exact resume, every method, 1 and 2 ranks; resume on
 # another rank count, --resume auto / --overwrite / --config / --dry-run, refused options,
 # corrupt, truncated and foreign checkpoints, SIGKILL during a checkpoint write and a full
 # disk. Runs are stopped at a known step through the real signal path
@@ -178,7 +178,7 @@ else
     check "file_limit_old_checkpoint_resumes_exactly" "grep -q 'step-000000031.h5' '$T/full2.log' && same_final '$T/lfull' '$F/run'"
 fi
 
-# --- the layout is readable with h5py (documented in the README) ------------------------------
+# --- the layout is readable with h5py (docs/checkpoints.md) -----------------------------------
 check "checkpoint_readable_with_h5py" "$PY - '$CK' <<'PYEOF'
 import sys, h5py, json
 f = h5py.File(sys.argv[1], 'r')
