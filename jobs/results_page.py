@@ -21,6 +21,10 @@ PARTS = [
     ("breadth/lenet5", "Breadth: lenet5",
      "every method and baseline at 80/90/95/99% sparsity (PLAN.md)."),
     ("wrn", "wrn-22-2 at 95%", "RigL and CigL, one seed."),
+    ("demo", "The demo's set-up: mlp at 95%, 25 epochs on 5000 images",
+     "`make demo` (tests/demo.sh) at seeds 0-3, 2 MPI ranks: RigL, and CigL at random mask "
+     "rate 0.1 with snapshots every 50 steps from 80%; 1000 held-out images for temperature "
+     "scaling, the whole test set."),
     ("long/mlp", "Longer training: mlp, 40 epochs",
      "dense, RigL, CigL (random mask rate 0.01 and 0.1) at 90% and 95%, 3 seeds, 5x the "
      "recipe's epochs (PLAN.md)."),
