@@ -41,7 +41,6 @@ BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRC))
 FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-HEADERS   := $(wildcard include/cigl/*.h)
 
 # MPI: with mpicc the cigl binary is linked against Open MPI (mpi/comm_mpi.c); without it the
 # same binary runs single-process (mpi/comm_none.c). The library and unit tests never need MPI.
@@ -98,9 +97,15 @@ deps:
 
 build: $(BUILD)/cigl $(BUILD)/libcigl.a
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+# Every compile writes the headers it read to a .d file beside its output (-MMD; -MP adds an
+# empty rule per header, so a deleted header does not stop the build), included below: editing
+# any header, public or private, rebuilds exactly the objects and programs that include it.
+# A program built from one source in one step names its .d file itself (DEPFLAGS).
+DEPFLAGS = -MMD -MP -MF $@.d -MT $@
+
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # Objects that embed the git commit are rebuilt when HEAD moves.
 COMMIT_STAMP := $(BUILD)/commit-$(GIT_COMMIT).stamp
@@ -112,28 +117,30 @@ $(BUILD)/libcigl.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/obj/mpi/comm_mpi.o: mpi/comm_mpi.c $(HEADERS)
+$(BUILD)/obj/mpi/comm_mpi.o: mpi/comm_mpi.c
 	@mkdir -p $(dir $@)
-	$(MPICC) $(CFLAGS) -c $< -o $@
+	$(MPICC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/cigl: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 	$(LINK_CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libcigl.a
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
-$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/fuzz.h $(BUILD)/libcigl.a
+# The replay driver is its own object: with two sources in one gcc call, -MF would keep only
+# the second one's headers.
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c $(BUILD)/obj/tests/fuzz/replay_main.o $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< tests/fuzz/replay_main.c $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libcigl.a
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
 # `make static`: $(BUILD)/cigl-static for machines without OpenBLAS, HDF5 or the image libraries
 # (jobs/bundle.sh ships it). Static: every library of PKGS (OpenBLAS's OpenMP build, HDF5 with
@@ -202,3 +209,6 @@ _check: build
 
 clean:
 	rm -rf $(BUILD)
+
+# The header lists written by -MMD (none before the first build).
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
