@@ -53,7 +53,7 @@ COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
 LINK_CC   := $(CC)
 endif
 
-.PHONY: all deps build test demo bench reproduce clean _test _demo _bench check check-deps _check \
+.PHONY: all deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench check check-deps _check \
         _check_bins _fuzz_bins
 
 # Public targets check the dependencies first, then re-enter make so that pkg-config's answers
@@ -62,6 +62,9 @@ all: deps
 	@$(MAKE) --no-print-directory build
 test: deps
 	@$(MAKE) --no-print-directory _test
+# The unit test binaries only (tests/test_*.c), under a minute; T=pattern filters both.
+test-quick: deps
+	@$(MAKE) --no-print-directory _test_quick
 demo: deps
 	@$(MAKE) --no-print-directory _demo
 bench: deps
@@ -163,7 +166,11 @@ $(BUILD)/cigl-static: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 # A test that does not compile is reported as a failure by run.sh, not a stop of everything.
 _test: build
 	@$(MAKE) --no-print-directory -k $(TEST_BIN) $(REPLAY_BIN) || true
-	@BUILD=$(BUILD) tests/run.sh
+	@BUILD=$(BUILD) T="$(T)" tests/run.sh
+
+_test_quick: $(BUILD)/libcigl.a
+	@$(MAKE) --no-print-directory -k $(TEST_BIN) || true
+	@BUILD=$(BUILD) T="$(T)" QUICK=1 tests/run.sh
 
 _demo: build
 	@BUILD=$(BUILD) tests/demo.sh
