@@ -126,7 +126,7 @@ static int trainer_setup(Trainer *t)
     rc = sparse_model_setup(&t->m, kernels, t->ms.mask);
     if (rc) return rc;
     t->ms.comm = t->comm;
-    rc = grad_sync_init(&t->sync, t->comm, &t->m, (size_t)1 << 20);
+    rc = grad_sync_init(&t->sync, t->comm, &t->m, CIGL_GRAD_BUCKET_FLOATS);
     if (!rc) rc = grad_sync_set_mask(&t->sync, t->ms.ops->sparse ? t->ms.mask : NULL);
     if (rc) return rc;
     if (c->accumulate > 1) {
