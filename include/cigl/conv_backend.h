@@ -23,6 +23,11 @@ int conv_backend_onednn_built(void);
 /* Selects the backend (CONV_BACKEND_ONEDNN without oneDNN built in: -1, nothing changed). */
 int conv_backend_set(ConvBackend b);
 ConvBackend conv_backend_get(void);
+/* The CLI's --conv-backend NAME: parses it, selects the backend and writes back the name of
+ * the one selected (auto resolved), so that config.json and a checkpoint's options name what
+ * ran and a resumed run on a build without oneDNN refuses instead of computing other bits.
+ * CIGL_ERR_USAGE (reported) for an unknown name or onednn in a build without it. */
+int conv_backend_select(char *name, size_t cap);
 
 /* The conv layer's hooks: 1 when oneDNN did the pass, 0 when the caller must run its own
  * kernels (backend own, or oneDNN refused the shape: a warning is printed once). Backward

@@ -14,6 +14,8 @@
  * by ctx->wgrad_scale when that is not 1. */
 #include "cigl/conv_backend.h"
 
+#include "cigl/error.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +50,19 @@ int conv_backend_set(ConvBackend b)
 }
 
 ConvBackend conv_backend_get(void) { return current; }
+
+int conv_backend_select(char *name, size_t cap)
+{
+    const int b = conv_backend_parse(name);
+    if (b < 0)
+        return cigl_fail(CIGL_ERR_USAGE, "--conv-backend '%s': expected auto, own or onednn",
+                         name);
+    if (conv_backend_set((ConvBackend)b))
+        return cigl_fail(CIGL_ERR_USAGE, "--conv-backend onednn: this cigl is built without "
+                         "oneDNN (ONEDNN=0, as make static does); use own or auto");
+    snprintf(name, cap, "%s", conv_backend_name((ConvBackend)b));
+    return CIGL_OK;
+}
 
 #ifndef CIGL_ONEDNN
 
