@@ -96,6 +96,7 @@ typedef struct {
 typedef struct {
     int n, c, h, w, oc, oh, ow, k, s, p, bias, threads;
     int failed;                 /* creation failed: the own kernels run this geometry */
+    int same_diff_dst;          /* both backward primitives read dy in the same blocked layout */
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
     Port f_src, f_wei, f_bias, f_dst;        /* forward */
     Port d_diff_dst, d_wei, d_diff_src;      /* backward data (d_diff_src reorders with a sum) */
@@ -210,6 +211,9 @@ static int entry_build(Entry *e)
         port_init(&e->w_diff_dst, &dst, md_of(wpd, dnnl_query_diff_dst_md), 1, 0) ||
         port_init(&e->w_diff_wei, &wei, md_of(wpd, dnnl_query_diff_weights_md), 0, 0))
         goto fail;
+    e->same_diff_dst = e->d_diff_dst.reorder && e->w_diff_dst.reorder &&
+                       dnnl_memory_desc_equal(md_of(dpd, dnnl_query_diff_dst_md),
+                                              md_of(wpd, dnnl_query_diff_dst_md));
     if (getenv("CIGL_ONEDNN_VERBOSE")) {
         const char *fi = "", *di = "", *wi = "";
         dnnl_primitive_desc_query(fpd, dnnl_query_impl_info_str, 0, &fi);
@@ -340,10 +344,12 @@ int conv_onednn_backward(const Layer *l, const LayerCtx *ctx, const float *x, co
                                      {DNNL_ARG_DIFF_SRC, e->d_diff_src.prim}};
         if (exec(e->bwd_data, 3, a) || port_out_end(&e->d_diff_src)) goto fail;
     }
-    if (port_in(&e->w_src, x) || port_in(&e->w_diff_dst, dy) || port_out_begin(&e->w_diff_wei, dw))
-        goto fail;
-    const dnnl_exec_arg_t b[] = {{DNNL_ARG_SRC, e->w_src.prim},
-                                 {DNNL_ARG_DIFF_DST, e->w_diff_dst.prim},
+    /* dy in the layout both backward primitives read is reordered once */
+    dnnl_memory_t ddst = e->w_diff_dst.prim;
+    if (dx && e->same_diff_dst) ddst = e->d_diff_dst.prim;
+    else if (port_in(&e->w_diff_dst, dy)) goto fail;
+    if (port_in(&e->w_src, x) || port_out_begin(&e->w_diff_wei, dw)) goto fail;
+    const dnnl_exec_arg_t b[] = {{DNNL_ARG_SRC, e->w_src.prim}, {DNNL_ARG_DIFF_DST, ddst},
                                  {DNNL_ARG_DIFF_WEIGHTS, e->w_diff_wei.prim}};
     if (exec(e->bwd_weights, 3, b) || port_out_end(&e->w_diff_wei)) goto fail;
     dnnl_stream_wait(stream);
