@@ -4,12 +4,12 @@
  *
  * One step is bench_train's (tests/bench/README.md): model_forward (train mode) +
  * softmax_xent + model_backward + sgd_step on random 1x28x28 inputs, batch 128. Every round
- * times own and onednn in the same process back to back (the order alternates between rounds)
- * and then runs torch_bench.py once; each backend's round value is the median of --reps blocks
- * of steps lasting at least --min-time. The ratios are taken within a round, so that a
- * neighbour's load that comes and goes between rounds cancels; the summary is the median of
- * the rounds' ratios. The load average is printed before and after, since the machine is
- * shared.
+ * times --reps pairs of blocks (each at least --min-time of steps), own and onednn back to back
+ * in one process, which one first alternating, then runs torch_bench.py once. onednn/own is
+ * the median of all pairs' ratios: on a shared machine a neighbour's load comes and goes within
+ * seconds, and a pair's two blocks see nearly the same. The torch ratios compare each round's
+ * medians (torch cannot share the process) and are summarised by their median over rounds,
+ * so they are noisier. The load average is printed with every round.
  *
  * PyTorch runs with GOMP_SPINCOUNT=20000 (its faster setting for convolutions, README's "OpenMP
  * wait settings"); cigl with the caller's OMP_WAIT_POLICY (run.sh: PASSIVE, as the CLI).
@@ -30,7 +30,7 @@
 #include <string.h>
 #include <time.h>
 
-enum { MAX_REPS = 64, MAX_ROUNDS = 64 };
+enum { MAX_REPS = 32, MAX_ROUNDS = 32 };
 
 typedef struct {
     int threads, batch, rounds, reps, torch;
@@ -53,7 +53,7 @@ static int cmp_double(const void *a, const void *b)
 
 static double median(const double *v, int n)
 {
-    double s[MAX_ROUNDS > MAX_REPS ? MAX_ROUNDS : MAX_REPS];
+    double s[MAX_ROUNDS * MAX_REPS];
     memcpy(s, v, sizeof(double) * (size_t)n);
     qsort(s, (size_t)n, sizeof(double), cmp_double);
     return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
@@ -113,23 +113,39 @@ static void train_step(Bench *b)
     sgd_step(&b->opt, m->params, m->grads, m->n_params, 0.01, NULL);
 }
 
-/* Median step time (ms) of o->reps blocks of at least o->min_time seconds on backend be. */
-static double time_backend(Bench *b, const Opts *o, ConvBackend be)
+/* One block of steps lasting at least o->min_time on backend be: ms per step. */
+static double block_ms(Bench *b, const Opts *o, ConvBackend be)
 {
     conv_backend_set(be);
-    train_step(b); /* primitives of a new batch size are created outside the clock */
-    double ms[MAX_REPS];
+    int steps = 0;
+    const double t0 = now();
+    double t;
+    do {
+        train_step(b);
+        steps++;
+    } while ((t = now() - t0) < o->min_time);
+    return 1e3 * t / steps;
+}
+
+/* o->reps pairs of blocks, own and onednn back to back (which goes first alternates), so that
+ * each pair's ratio sees the same load: medians of own's and onednn's blocks into *own and
+ * *dnn, the pairs' ratios (onednn / own) appended to ratios[*nr]. */
+static void time_pairs(Bench *b, const Opts *o, int round, double *own, double *dnn,
+                       double *ratios, int *nr)
+{
+    double a[MAX_REPS], d[MAX_REPS];
     for (int r = 0; r < o->reps; r++) {
-        int steps = 0;
-        const double t0 = now();
-        double t;
-        do {
-            train_step(b);
-            steps++;
-        } while ((t = now() - t0) < o->min_time);
-        ms[r] = 1e3 * t / steps;
+        if ((round + r) % 2 == 0) {
+            a[r] = block_ms(b, o, CONV_BACKEND_OWN);
+            d[r] = block_ms(b, o, CONV_BACKEND_ONEDNN);
+        } else {
+            d[r] = block_ms(b, o, CONV_BACKEND_ONEDNN);
+            a[r] = block_ms(b, o, CONV_BACKEND_OWN);
+        }
+        ratios[(*nr)++] = d[r] / a[r];
     }
-    return median(ms, o->reps);
+    *own = median(a, o->reps);
+    *dnn = median(d, o->reps);
 }
 
 /* One run of torch_bench.py for the model: its median step (ms), or -1. */
@@ -159,19 +175,16 @@ static int bench_model(const char *name, const Opts *o)
         fprintf(stderr, "bench_conv_backend: cannot build model %s\n", name);
         return 1;
     }
-    double own[MAX_ROUNDS], dnn[MAX_ROUNDS], tor[MAX_ROUNDS];
-    double r_dnn_own[MAX_ROUNDS], r_dnn_tor[MAX_ROUNDS], r_own_tor[MAX_ROUNDS];
-    int nt = 0;
+    double own[MAX_ROUNDS], dnn[MAX_ROUNDS], tor[MAX_ROUNDS], pairs[MAX_ROUNDS * MAX_REPS];
+    double r_dnn_tor[MAX_ROUNDS], r_own_tor[MAX_ROUNDS];
+    int nt = 0, np = 0;
+    /* primitives and workspaces of both backends are created outside the clock */
+    block_ms(&b, o, CONV_BACKEND_OWN);
+    block_ms(&b, o, CONV_BACKEND_ONEDNN);
     for (int r = 0; r < o->rounds; r++) {
-        if (r % 2 == 0) {
-            own[r] = time_backend(&b, o, CONV_BACKEND_OWN);
-            dnn[r] = time_backend(&b, o, CONV_BACKEND_ONEDNN);
-        } else {
-            dnn[r] = time_backend(&b, o, CONV_BACKEND_ONEDNN);
-            own[r] = time_backend(&b, o, CONV_BACKEND_OWN);
-        }
+        const int np0 = np;
+        time_pairs(&b, o, r, &own[r], &dnn[r], pairs, &np);
         tor[r] = o->torch ? time_torch(name, o) : -1;
-        r_dnn_own[r] = dnn[r] / own[r];
         if (tor[r] > 0) {
             r_dnn_tor[nt] = dnn[r] / tor[r];
             r_own_tor[nt++] = own[r] / tor[r];
@@ -179,14 +192,14 @@ static int bench_model(const char *name, const Opts *o)
         char la[128];
         loadavg(la, sizeof la);
         printf("  round %d: own %.1f ms, onednn %.1f ms, torch %.1f ms; onednn/own %.3f (load %s)\n",
-               r + 1, own[r], dnn[r], tor[r], r_dnn_own[r], la);
+               r + 1, own[r], dnn[r], tor[r], median(pairs + np0, np - np0), la);
         printf("BENCH {\"kind\":\"conv_backend_round\",\"model\":\"%s\",\"round\":%d,"
                "\"own_ms\":%.3f,\"onednn_ms\":%.3f,\"torch_ms\":%.3f,\"load\":\"%s\"}\n",
                name, r + 1, own[r], dnn[r], tor[r], la);
         fflush(stdout);
     }
     const double m_own = median(own, o->rounds), m_dnn = median(dnn, o->rounds);
-    const double q = median(r_dnn_own, o->rounds);
+    const double q = median(pairs, np);
     const double qt = nt ? median(r_dnn_tor, nt) : -1, qo = nt ? median(r_own_tor, nt) : -1;
     const double m_tor = nt ? median(tor, o->rounds) : -1; /* -1s sort first when some failed */
     printf("%s: own %.1f ms, onednn %.1f ms, torch %.1f ms per step (medians of %d rounds); "
