@@ -8,7 +8,7 @@ OPT     ?= -O2
 PKGS    := openblas hdf5 zlib libpng libjpeg
 DEBS    := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools zlib1g-dev \
            libpng-dev libjpeg62-turbo-dev openmpi-bin libopenmpi-dev dataset-fashion-mnist \
-           python3-numpy python3-h5py
+           python3-numpy python3-h5py libdnnl-dev
 # OpenBLAS's OpenMP build, so BLAS and our own OpenMP loops share one thread pool: with the
 # pthread build the idle OpenMP threads spin while OpenBLAS's threads wait for the cores
 # (measured: 12x slower mlp training on 2 cores). The rpath makes the loader pick this
@@ -28,6 +28,14 @@ CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp -Iinclude $
 SANITIZE ?=
 CFLAGS  += $(SANITIZE)
 LDLIBS  += $(PKG_LIBS) -fopenmp -lm
+# ONEDNN=1 (default): dense convolutions may run on oneDNN (--conv-backend, src/nn/conv_onednn.c;
+# Debian's libdnnl-dev has no pkg-config file). ONEDNN=0 builds without it: the own kernels only
+# (make static does, since Debian ships no static libdnnl).
+ONEDNN  ?= 1
+ifeq ($(ONEDNN),1)
+CFLAGS  += -DCIGL_ONEDNN
+LDLIBS  += -ldnnl
+endif
 CFLAGS  += -DCIGL_GIT_COMMIT='"$(GIT_COMMIT)"' -DCIGL_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp"'
 
 LIB_SRC   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c) $(wildcard datasets/*.c))
@@ -86,6 +94,7 @@ deps:
 	command -v mpicc >/dev/null || missing="$$missing mpicc"; \
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing fashion-mnist"; \
 	/usr/bin/python3 -c 'import numpy, h5py' 2>/dev/null || missing="$$missing python3-numpy/h5py"; \
+	[ "$(ONEDNN)" != 1 ] || [ -f /usr/include/dnnl.h ] || missing="$$missing onednn"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "cigl: installing missing dependencies:$$missing"; \
@@ -115,6 +124,11 @@ COMMIT_STAMP := $(BUILD)/commit-$(GIT_COMMIT).stamp
 $(COMMIT_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/commit-*.stamp && touch $@
 $(BUILD)/obj/src/cli/main.o $(BUILD)/obj/src/run/provenance.o $(BUILD)/obj/src/run/train.o: $(COMMIT_STAMP)
+# Likewise the oneDNN backend when ONEDNN changes.
+ONEDNN_STAMP := $(BUILD)/onednn-$(ONEDNN).stamp
+$(ONEDNN_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/onednn-*.stamp && touch $@
+$(BUILD)/obj/src/nn/conv_onednn.o: $(ONEDNN_STAMP)
 
 $(BUILD)/libcigl.a: $(LIB_OBJ)
 	@rm -f $@
@@ -151,15 +165,16 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libcigl.a
 # Open MPI (Debian ships no libmpi.a, and its launcher and plugins are shared objects: the
 # bundle carries them) and glibc (libc, libm: on every Linux, and a static libc cannot be mixed
 # with a dynamic libmpi); it needs glibc >= 2.34. No -fopenmp at the link (it adds a dynamic
-# libgomp).
+# libgomp). Built without oneDNN (ONEDNN=0; Debian has no libdnnl.a): --conv-backend auto runs
+# the own kernels there.
 STATIC_LIBS := $(filter-out -lm -lpthread -ldl,$(shell $(PKG_CONFIG) --static --libs $(PKGS) 2>/dev/null)) \
                -lsz -laec -lz -lgfortran -lquadmath -lgomp
 .PHONY: static
 static: deps
-	@$(MAKE) --no-print-directory $(BUILD)/cigl-static
+	@$(MAKE) --no-print-directory ONEDNN=0 $(BUILD)/cigl-static
 $(BUILD)/cigl-static: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 	$(LINK_CC) -static-libgcc -pthread $^ -o $@ -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic -lm -ldl
-	@if readelf -d $@ | grep NEEDED | grep -E 'openblas|hdf5|gfortran|gomp|libz|quadmath|sz|aec|png|jpeg'; then \
+	@if readelf -d $@ | grep NEEDED | grep -E 'dnnl|openblas|hdf5|gfortran|gomp|libz|quadmath|sz|aec|png|jpeg'; then \
 	  echo "cigl: $@ still needs the libraries above dynamically"; rm -f $@; exit 1; fi
 	@echo "$@: needs only $$(readelf -d $@ | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
 

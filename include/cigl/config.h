@@ -56,6 +56,8 @@ typedef struct {
     char on_nonfinite[8];   /* "stop" or "skip" */
     char kernels[8];        /* auto | dense | sparse: conv/linear kernels (sparse.h) */
     char draw_ahead[8];     /* auto | on | off: the next step's random draw on a helper thread */
+    char conv_backend[8];   /* auto | own | onednn: dense conv kernels (conv_backend.h); training
+                             * replaces auto by the backend it resolved to */
     /* checkpoints, resuming, configuration files: how the run is carried out, not what it
      * computes (a resumed run may change them) */
     int checkpoint_every;   /* epochs between checkpoints (0: none) */

@@ -23,6 +23,7 @@
  * a given thread count (they may differ across thread counts, as OpenBLAS's own results do).
  * The input gradient (dcol = W^T dY, then col2im) adds into each range's own samples only. */
 #include "cigl/conv.h"
+#include "cigl/conv_backend.h"
 #include "cigl/sparse.h"
 
 #include <cblas.h>
@@ -311,6 +312,7 @@ static void conv_forward(Layer *l, const LayerCtx *ctx, const float *x, const fl
         sparse_conv_forward(l, ctx, x, y);
         return;
     }
+    if (conv_onednn_forward(l, ctx, x, y)) return; /* --conv-backend onednn */
     const int oc = l->y.c, kk = (int)conv_kk(l), n = ctx->n;
     const size_t ohw = conv_ohw(l), in_numel = shape_numel(l->x), out_numel = oc * ohw;
     const ConvPlan pl = conv_plan(l, ctx);
@@ -340,6 +342,10 @@ static void conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
     (void)x2; (void)y; (void)dx2;
     if (l->sparse && sparse_layer_backward_sparse(l)) {
         sparse_conv_backward(l, ctx, x, dy, dx);
+        return;
+    }
+    if (conv_onednn_backward(l, ctx, x, dy, dx)) { /* --conv-backend onednn */
+        if (l->bias_len) conv_bias_grad(l, ctx, dy);
         return;
     }
     const int oc = l->y.c, kk = (int)conv_kk(l), n = ctx->n;

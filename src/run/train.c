@@ -4,6 +4,7 @@
  * model) before the run directory is created, so bad input never leaves a half-written run. */
 #include "trainer.h"
 
+#include "cigl/conv_backend.h"
 #include "cigl/error.h"
 #include "cigl/version.h"
 #include "cigl/parallel.h"
@@ -78,6 +79,9 @@ static int trainer_setup(Trainer *t)
 {
     const Config *c = &t->cfg;
     if (method_resolve_mechanics(&t->cfg)) return CIGL_ERR_USAGE;
+    /* config.json records the backend auto resolved to (conv_backend.h) */
+    if (conv_backend_select(t->cfg.conv_backend, sizeof t->cfg.conv_backend))
+        return CIGL_ERR_USAGE;
     const int data_mode = data_mode_parse(c->data_mode);
     if (data_mode < 0)
         return cigl_fail(CIGL_ERR_USAGE, "--data-mode '%s': expected auto, memory or stream",
