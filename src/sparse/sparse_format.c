@@ -251,6 +251,8 @@ int sparse_model_rebuild(Model *m, const uint8_t *mask)
     return CIGL_OK;
 }
 
+static void free_hook(void *m) { sparse_model_free(m); }
+
 /* Allocates the state for the layers with kind[i] set and builds their patterns. */
 static int setup_kinds(Model *m, const uint8_t *kind, const uint8_t *mask)
 {
@@ -258,6 +260,7 @@ static int setup_kinds(Model *m, const uint8_t *kind, const uint8_t *mask)
     int any = 0;
     for (int i = 0; i < m->n_layers; i++) any |= kind[i];
     if (!any) return CIGL_OK;
+    m->sparse_free = free_hook;
     m->sparse = cigl_calloc(1, sizeof(SparseModel), "sparse kernels");
     if (!m->sparse) return CIGL_ERR_RUNTIME;
     m->sparse->kind = cigl_calloc((size_t)m->n_layers, 1, "kernel choices");
