@@ -234,3 +234,10 @@ clean:
 
 # The header lists written by -MMD (none before the first build).
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# An output built before dependency tracking (no .d beside it) cannot say which headers it read:
+# rebuild it once rather than link a stale object whose structs no longer match.
+UNTRACKED := $(foreach o,$(LIB_OBJ) $(COMM_OBJ) $(BUILD)/obj/src/cli/main.o $(TEST_BIN) \
+               $(BENCH_BIN) $(REPLAY_BIN),$(if $(wildcard $(o)),$(if $(wildcard $(o).d),,$(o))))
+$(UNTRACKED): FORCE
+.PHONY: FORCE
+FORCE:

@@ -2,6 +2,7 @@
  * buckets overlapped with backward, and cross-rank checks. */
 #ifndef CIGL_PARALLEL_H
 #define CIGL_PARALLEL_H
+#include "cigl/checksum.h"
 #include "cigl/comm.h"
 #include "cigl/model.h"
 
@@ -50,8 +51,6 @@ void grad_sync_begin(GradSync *g, Model *m, int dense);
  * bucket, so m->grads holds the sum over ranks. */
 int grad_sync_finish(GradSync *g, Model *m);
 
-/* FNV-1a over bytes, for cross-rank comparisons. */
-uint64_t checksum_bytes(uint64_t h, const void *p, size_t n);
 /* Compares a checksum across ranks; a mismatch prints one line naming `what` and `step`. */
 int ranks_agree(Comm *comm, uint64_t sum, const char *what, long step);
 

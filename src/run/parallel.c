@@ -168,16 +168,6 @@ int grad_sync_finish(GradSync *g, Model *m)
     return rc;
 }
 
-uint64_t checksum_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= c[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 int ranks_agree(Comm *comm, uint64_t sum, const char *what, long step)
 {
     uint64_t lo, hi;

@@ -323,7 +323,7 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
 static int check_replicas(Trainer *t)
 {
     if (t->comm->size == 1) return CIGL_OK;
-    uint64_t h = checksum_bytes(0xcbf29ce484222325ull, t->m.params, sizeof(float) * t->m.n_params);
+    uint64_t h = checksum_bytes(CIGL_CHECKSUM_SEED, t->m.params, sizeof(float) * t->m.n_params);
     h = checksum_bytes(h, t->ms.mask, t->m.n_params);
     h = checksum_bytes(h, t->ms.active, t->m.n_params);
     return ranks_agree(t->comm, h, "the weights and masks", t->step);
@@ -547,7 +547,7 @@ static int check_same_config(Trainer *t)
     config_write_json(&t->cfg, &w);
     json_object_end(&w);
     fclose(mem);
-    uint64_t h = checksum_bytes(0xcbf29ce484222325ull, text, len);
+    uint64_t h = checksum_bytes(CIGL_CHECKSUM_SEED, text, len);
     free(text);
     const char *build = CIGL_BUILD_ID;
     h = checksum_bytes(h, build, strlen(build));
