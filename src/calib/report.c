@@ -7,6 +7,7 @@
 #include "cigl/config.h"
 #include "cigl/error.h"
 #include "cigl/json_read.h"
+#include "cigl/method.h"
 #include "cigl/rng.h"
 
 #include <errno.h>
@@ -81,7 +82,8 @@ typedef struct {
     Group *g;
     int n_g;
     int *ref;                 /* per group: reference group index or -1 */
-    JsonValue *defaults;      /* cigl train's default options, as config.json writes them */
+    JsonValue **defaults;     /* per run: cigl train's defaults for its method, resolved as
+                               * config.json writes them (the mechanics options' auto) */
 } Report;
 
 /* ---- statistics ----------------------------------------------------------------------- */
@@ -258,9 +260,12 @@ static const char *base_name(const char *s)
     return b ? b + 1 : s;
 }
 
+/* A run's setting; one its config.json lacks (written before the option existed) is the
+ * default, which is what that run did. */
 static const JsonValue *setting(const Report *rp, const Entry *e, int k)
 {
-    return json_get(rp->runs[e->run].config, rp->keys[k]);
+    const JsonValue *v = json_get(rp->runs[e->run].config, rp->keys[k]);
+    return v ? v : json_get(rp->defaults[e->run], rp->keys[k]);
 }
 
 /* "off": absent, null, false, 0, "", "none", "off" */
@@ -327,12 +332,19 @@ static int collect_keys(Report *rp)
     }
     /* the defaults, so that a group is labelled by what it changed (cigl without the random
      * mask as random-mask-rate=0, plain cigl with nothing) */
-    Config defaults;
-    config_defaults(&defaults);
-    char *text = config_json_text(&defaults, 0), err[200];
-    rp->defaults = text ? json_parse(text, strlen(text), err, sizeof(err)) : NULL;
-    free(text);
-    if (!rp->defaults) return cigl_fail(CIGL_ERR_RUNTIME, "report: out of memory");
+    rp->defaults = cigl_calloc((size_t)rp->n_runs + 1, sizeof(*rp->defaults), "report defaults");
+    if (!rp->defaults) return CIGL_ERR_RUNTIME;
+    for (int r = 0; r < rp->n_runs; r++) {
+        Config defaults;
+        config_defaults(&defaults);
+        const char *method = json_string_value(json_get(rp->runs[r].config, "method"));
+        if (method) snprintf(defaults.method, sizeof defaults.method, "%s", method);
+        method_resolve_mechanics(&defaults); /* an unknown method keeps the auto values */
+        char *text = config_json_text(&defaults, 0), err[200];
+        rp->defaults[r] = text ? json_parse(text, strlen(text), err, sizeof(err)) : NULL;
+        free(text);
+        if (!rp->defaults[r]) return cigl_fail(CIGL_ERR_RUNTIME, "report: out of memory");
+    }
     rp->method_specific = cigl_calloc((size_t)rp->n_keys + 1, 1, "report settings");
     if (!rp->method_specific) return CIGL_ERR_RUNTIME;
     for (int k = 0; k < rp->n_keys; k++) {
@@ -406,7 +418,7 @@ static void describe(const Report *rp, Group *g)
     g->n_options = 0;
     for (int k = 0; k < rp->n_keys; k++) {
         if (!applies(rp, e, k)) continue;
-        const JsonValue *v = setting(rp, e, k), *d0 = json_get(rp->defaults, rp->keys[k]);
+        const JsonValue *v = setting(rp, e, k), *d0 = json_get(rp->defaults[e->run], rp->keys[k]);
         if (d0 ? setting_equal(rp, k, v, d0) : is_off(v)) continue;
         int varies = 0; /* among the groups it applies to */
         for (int h = 0; h < rp->n_g && !varies; h++) {
@@ -1058,7 +1070,8 @@ static void report_free(Report *rp)
         json_free(rp->runs[r].config);
         json_free(rp->runs[r].final);
     }
-    json_free(rp->defaults);
+    for (int r = 0; rp->defaults && r < rp->n_runs; r++) json_free(rp->defaults[r]);
+    free(rp->defaults);
     for (int h = 0; h < rp->n_g; h++) free(rp->g[h].member);
     free(rp->runs);
     free(rp->unfinished);
