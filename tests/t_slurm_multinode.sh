@@ -59,6 +59,7 @@ done
 
 # --- two namespace nodes ---
 netns_up "$T" || skip_all "$NN_WHY"
+disown -a   # the node holders: their end at teardown must not print after the summary line
 # `ip netns exec` mounts a new /sys, without the cgroup file system slurmd looks for: each
 # node gets a cgroup v1 layout (a tmpfs, the systemd and freezer hierarchies) in its own mount
 # namespace
