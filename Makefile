@@ -8,7 +8,7 @@ OPT     ?= -O2
 PKGS    := openblas hdf5 zlib libpng libjpeg
 DEBS    := build-essential pkg-config libopenblas-openmp-dev libhdf5-dev hdf5-tools zlib1g-dev \
            libpng-dev libjpeg62-turbo-dev openmpi-bin libopenmpi-dev dataset-fashion-mnist \
-           python3-numpy python3-h5py
+           python3-numpy python3-h5py libdnnl-dev
 # OpenBLAS's OpenMP build, so BLAS and our own OpenMP loops share one thread pool: with the
 # pthread build the idle OpenMP threads spin while OpenBLAS's threads wait for the cores
 # (measured: 12x slower mlp training on 2 cores). The rpath makes the loader pick this
@@ -28,6 +28,14 @@ CFLAGS  += -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -fopenmp -Iinclude $
 SANITIZE ?=
 CFLAGS  += $(SANITIZE)
 LDLIBS  += $(PKG_LIBS) -fopenmp -lm
+# ONEDNN=1 (default): dense convolutions may run on oneDNN (--conv-backend, src/nn/conv_onednn.c;
+# Debian's libdnnl-dev has no pkg-config file). ONEDNN=0 builds without it: the own kernels only
+# (make static does, since Debian ships no static libdnnl).
+ONEDNN  ?= 1
+ifeq ($(ONEDNN),1)
+CFLAGS  += -DCIGL_ONEDNN
+LDLIBS  += -ldnnl
+endif
 CFLAGS  += -DCIGL_GIT_COMMIT='"$(GIT_COMMIT)"' -DCIGL_BUILD_FLAGS='"$(CC) $(OPT) -fopenmp"'
 
 LIB_SRC   := $(filter-out src/cli/main.c,$(wildcard src/*/*.c) $(wildcard datasets/*.c))
@@ -41,7 +49,6 @@ BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRC))
 FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-HEADERS   := $(wildcard include/cigl/*.h)
 
 # MPI: with mpicc the cigl binary is linked against Open MPI (mpi/comm_mpi.c); without it the
 # same binary runs single-process (mpi/comm_none.c). The library and unit tests never need MPI.
@@ -54,7 +61,7 @@ COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
 LINK_CC   := $(CC)
 endif
 
-.PHONY: all deps build test demo bench reproduce clean _test _demo _bench check check-deps _check \
+.PHONY: all deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench check check-deps _check \
         _check_bins _fuzz_bins
 
 # Public targets check the dependencies first, then re-enter make so that pkg-config's answers
@@ -63,6 +70,9 @@ all: deps
 	@$(MAKE) --no-print-directory build
 test: deps
 	@$(MAKE) --no-print-directory _test
+# The unit test binaries only (tests/test_*.c), under a minute; T=pattern filters both.
+test-quick: deps
+	@$(MAKE) --no-print-directory _test_quick
 demo: deps
 	@$(MAKE) --no-print-directory _demo
 bench: deps
@@ -84,6 +94,7 @@ deps:
 	command -v mpicc >/dev/null || missing="$$missing mpicc"; \
 	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing fashion-mnist"; \
 	/usr/bin/python3 -c 'import numpy, h5py' 2>/dev/null || missing="$$missing python3-numpy/h5py"; \
+	[ "$(ONEDNN)" != 1 ] || [ -f /usr/include/dnnl.h ] || missing="$$missing onednn"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "cigl: installing missing dependencies:$$missing"; \
@@ -98,42 +109,55 @@ deps:
 
 build: $(BUILD)/cigl $(BUILD)/libcigl.a
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+# Every compile writes the headers it read to a .d file beside its output (-MMD; -MP adds an
+# empty rule per header, so a deleted header does not stop the build), included below: editing
+# any header, public or private, rebuilds exactly the objects and programs that include it.
+# A program built from one source in one step names its .d file itself (DEPFLAGS).
+DEPFLAGS = -MMD -MP -MF $@.d -MT $@
+
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # Objects that embed the git commit are rebuilt when HEAD moves.
 COMMIT_STAMP := $(BUILD)/commit-$(GIT_COMMIT).stamp
 $(COMMIT_STAMP):
 	@mkdir -p $(BUILD) && rm -f $(BUILD)/commit-*.stamp && touch $@
 $(BUILD)/obj/src/cli/main.o $(BUILD)/obj/src/run/provenance.o $(BUILD)/obj/src/run/train.o: $(COMMIT_STAMP)
+# Likewise the oneDNN backend when ONEDNN changes.
+ONEDNN_STAMP := $(BUILD)/onednn-$(ONEDNN).stamp
+$(ONEDNN_STAMP):
+	@mkdir -p $(BUILD) && rm -f $(BUILD)/onednn-*.stamp && touch $@
+$(BUILD)/obj/src/nn/conv_onednn.o: $(ONEDNN_STAMP)
 
 $(BUILD)/libcigl.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/obj/mpi/comm_mpi.o: mpi/comm_mpi.c $(HEADERS)
+$(BUILD)/obj/mpi/comm_mpi.o: mpi/comm_mpi.c
 	@mkdir -p $(dir $@)
-	$(MPICC) $(CFLAGS) -c $< -o $@
+	$(MPICC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/cigl: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 	$(LINK_CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libcigl.a
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
-$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/fuzz.h $(BUILD)/libcigl.a
+# The replay driver is its own object: with two sources in one gcc call, -MF would keep only
+# the second one's headers.
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c $(BUILD)/obj/tests/fuzz/replay_main.o $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< tests/fuzz/replay_main.c $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libcigl.a
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
 # `make static`: $(BUILD)/cigl-static for machines without OpenBLAS, HDF5 or the image libraries
 # (jobs/bundle.sh ships it). Static: every library of PKGS (OpenBLAS's OpenMP build, HDF5 with
@@ -141,22 +165,27 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libcigl.a
 # Open MPI (Debian ships no libmpi.a, and its launcher and plugins are shared objects: the
 # bundle carries them) and glibc (libc, libm: on every Linux, and a static libc cannot be mixed
 # with a dynamic libmpi); it needs glibc >= 2.34. No -fopenmp at the link (it adds a dynamic
-# libgomp).
+# libgomp). Built without oneDNN (ONEDNN=0; Debian has no libdnnl.a): --conv-backend auto runs
+# the own kernels there.
 STATIC_LIBS := $(filter-out -lm -lpthread -ldl,$(shell $(PKG_CONFIG) --static --libs $(PKGS) 2>/dev/null)) \
                -lsz -laec -lz -lgfortran -lquadmath -lgomp
 .PHONY: static
 static: deps
-	@$(MAKE) --no-print-directory $(BUILD)/cigl-static
+	@$(MAKE) --no-print-directory ONEDNN=0 $(BUILD)/cigl-static
 $(BUILD)/cigl-static: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 	$(LINK_CC) -static-libgcc -pthread $^ -o $@ -Wl,-Bstatic $(STATIC_LIBS) -Wl,-Bdynamic -lm -ldl
-	@if readelf -d $@ | grep NEEDED | grep -E 'openblas|hdf5|gfortran|gomp|libz|quadmath|sz|aec|png|jpeg'; then \
+	@if readelf -d $@ | grep NEEDED | grep -E 'dnnl|openblas|hdf5|gfortran|gomp|libz|quadmath|sz|aec|png|jpeg'; then \
 	  echo "cigl: $@ still needs the libraries above dynamically"; rm -f $@; exit 1; fi
 	@echo "$@: needs only $$(readelf -d $@ | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
 
 # A test that does not compile is reported as a failure by run.sh, not a stop of everything.
 _test: build
 	@$(MAKE) --no-print-directory -k $(TEST_BIN) $(REPLAY_BIN) || true
-	@BUILD=$(BUILD) tests/run.sh
+	@BUILD=$(BUILD) T="$(T)" tests/run.sh
+
+_test_quick: $(BUILD)/libcigl.a
+	@$(MAKE) --no-print-directory -k $(TEST_BIN) || true
+	@BUILD=$(BUILD) T="$(T)" QUICK=1 tests/run.sh
 
 _demo: build
 	@BUILD=$(BUILD) tests/demo.sh
@@ -202,3 +231,13 @@ _check: build
 
 clean:
 	rm -rf $(BUILD)
+
+# The header lists written by -MMD (none before the first build).
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+# An output built before dependency tracking (no .d beside it) cannot say which headers it read:
+# rebuild it once rather than link a stale object whose structs no longer match.
+UNTRACKED := $(foreach o,$(LIB_OBJ) $(COMM_OBJ) $(BUILD)/obj/src/cli/main.o $(TEST_BIN) \
+               $(BENCH_BIN) $(REPLAY_BIN),$(if $(wildcard $(o)),$(if $(wildcard $(o).d),,$(o))))
+$(UNTRACKED): FORCE
+.PHONY: FORCE
+FORCE:

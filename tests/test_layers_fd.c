@@ -15,6 +15,7 @@
  * are pre-filled with a sentinel, since they are written, not accumulated. */
 #include "check.h"
 #include "cigl/conv.h"
+#include "cigl/conv_backend.h"
 #include "cigl/layer.h"
 #include "cigl/model.h"
 
@@ -1016,6 +1017,20 @@ static void test_lenet5(void) { whole_model_case("lenet5", (Shape){1, 28, 28}, 1
 
 static void test_resnet20(void) { whole_model_case("resnet20", (Shape){3, 8, 8}, 10, 3, 24, 132); }
 
+/* The conv checks and the whole ResNet-20 check again with dense convolutions on oneDNN
+ * (--conv-backend onednn): the same references, finite differences and repeat-bit checks. */
+static void test_conv_onednn(void)
+{
+    if (conv_backend_set(CONV_BACKEND_ONEDNN)) {
+        printf("  built without oneDNN (ONEDNN=0): nothing to check\n");
+        return;
+    }
+    test_conv();
+    test_conv_chunked();
+    test_resnet20();
+    conv_backend_set(CONV_BACKEND_OWN);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * ReLU fusion (layer.h): a graph with every kind of producer a ReLU can fuse into (BN and add,
  * which apply it in their own passes; conv and linear, where the model loop applies it in
@@ -1124,6 +1139,7 @@ int main(void)
     RUN(test_flatten_views);
     RUN(test_lenet5);
     RUN(test_resnet20);
+    RUN(test_conv_onednn);
     print_stat(&st_fwd);
     print_stat(&st_grad);
     print_stat(&st_stats);

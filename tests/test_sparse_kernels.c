@@ -398,7 +398,7 @@ static void check_draw(const char *method, const char *model)
             float scale = 1.0f;
             const float *src = sparse ? sparse_step_weights(l, &(LayerCtx){.weights = ws}, &scale)
                                       : ws + t->off;
-            CHECK(!sparse || scale == s.inv_keep, "kernel scale %g", scale);
+            CHECK(!sparse || scale == s.inv_keep, "kernel scale %g, inv_keep %g", scale, s.inv_keep);
             for (size_t i = 0; i < t->len; i++) {
                 const float got = sparse ? (s.active[t->off + i] ? src[i] * scale : 0.0f) : src[i];
                 differ += memcmp(&got, &we[t->off + i], sizeof got) != 0;

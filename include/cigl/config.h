@@ -30,7 +30,7 @@ typedef struct {
     int accumulate;         /* micro-batches per rank per global batch */
     long check_every;       /* steps between cross-rank weight checks (0: each epoch) */
     double comm_timeout;    /* watchdog: seconds in one collective before aborting (0: off) */
-    /* sparse training (METHOD.md) */
+    /* sparse training (docs/method.md) */
     char method[16];
     double sparsity;
     char distribution[16];
@@ -42,7 +42,7 @@ typedef struct {
     long average_every;
     int no_averaging;
     int average_start_epoch; /* snapshots at the ends of epochs E.. (1-based); 0: --average-start */
-    /* where cigl's mechanics and the CigL authors' code differ (docs/method.md, "Mechanics"):
+    /* where cigl's mechanics and the CigL authors' code differ (docs/method.md):
      * --mechanics picks a side for every one not given on its own */
     char mechanics[8];      /* cigl | authors */
     char drop_score[8];     /* stored | masked: |W|, or |the step's forward weights| */
@@ -57,6 +57,8 @@ typedef struct {
     char on_nonfinite[8];   /* "stop" or "skip" */
     char kernels[8];        /* auto | dense | sparse: conv/linear kernels (sparse.h) */
     char draw_ahead[8];     /* auto | on | off: the next step's random draw on a helper thread */
+    char conv_backend[8];   /* auto | own | onednn: dense conv kernels (conv_backend.h); training
+                             * replaces auto by the backend it resolved to */
     /* checkpoints, resuming, configuration files: how the run is carried out, not what it
      * computes (a resumed run may change them) */
     int checkpoint_every;   /* epochs between checkpoints (0: none) */

@@ -1,7 +1,12 @@
-/* Convolution helpers shared by the conv layer, the model's workspace sizing and the tests. */
+/* Convolution helpers (src/nn/conv_common.c) shared by the dense conv layer, the sparse conv
+ * kernels, the model's workspace sizing and the tests. */
 #ifndef CIGL_CONV_H
 #define CIGL_CONV_H
 #include "cigl/layer.h"
+
+/* Rows of the column matrix (C*k*k) and output positions per channel (OH*OW). */
+static inline size_t conv_kk(const Layer *l) { return (size_t)l->x.c * l->k * l->k; }
+static inline size_t conv_ohw(const Layer *l) { return (size_t)l->y.h * l->y.w; }
 
 /* Samples per GEMM chunk so that im2col columns plus the output matrix fit budget_floats and
  * half of one core's L2 (128K floats); at least one sample, at most max_batch. */
@@ -17,7 +22,13 @@ void im2col(const float *x, int nb, Shape in, int k, int s, int p, int oh, int o
 void col2im_add(const float *col, int nb, Shape in, int k, int s, int p, int oh, int ow,
                 float *dx);
 
-/* Pieces of the conv layer shared with the sparse kernels (src/sparse_conv.c). */
+/* im2col / col2im_add on the calling thread only (inside a parallel region). */
+void im2col_serial(const float *x, int nb, Shape in, int k, int s, int p, int oh, int ow,
+                   float *col);
+void col2im_add_serial(float *col, int nb, Shape in, int k, int s, int p, int oh, int ow,
+                       float *dx);
+
+/* Pieces of the conv layer shared with the sparse kernels (src/sparse/sparse_conv.c). */
 /* How one pass splits the batch: `threads` sample ranges, chunks of `chunk` samples, slots of
  * `stride` floats laid out as [partial dW^T (K x OC, when `partial`)][columns][output block]. */
 typedef struct {

@@ -46,6 +46,9 @@ typedef struct {
     void *backward_hook_ctx;
     struct SparseModel *sparse; /* per-layer kernel choice and step state (sparse.h); NULL:
                                  * every layer dense */
+    /* Set by sparse_model_setup: frees m->sparse (model_free calls it, so that nn/ does not
+     * depend on the sparse kernels); NULL: nothing to free. */
+    void (*sparse_free)(void *model);
     int unfused;            /* set before model_finalize: no ReLU fusion (layer.h; tests compare
                              * the two) */
     int no_eval_fold;       /* set before sparse_model_setup: no evaluation-mode BN fold into
@@ -56,7 +59,7 @@ typedef struct {
 extern const char *const model_names[];
 
 /* Builds `name` for inputs of shape `input` and `classes` classes, allocates buffers for
- * batches up to max_batch and initialises parameters from `seed` (Kaiming normal, see README).
+ * batches up to max_batch and initialises parameters from `seed` (Kaiming normal, docs/cli.md).
  * Unknown names are refused with the list of known ones (CIGL_ERR_USAGE). */
 int model_build(Model *m, const char *name, Shape input, int classes, int max_batch,
                 uint64_t seed);

@@ -8,10 +8,6 @@
 
 /* Writes `out` from the model file `in`; the two file sizes in bytes come back. */
 int model_compact(const char *in, const char *out, long long *bytes_in, long long *bytes_out);
-/* model_load's part: the parameters, BN statistics and masks of a compact file (positions
- * outside the pattern get 0); refuses a malformed or foreign file (CIGL_ERR_USAGE). */
-int model_compact_read(hid_t f, const Model *m, float *params, float *bn_stats, uint8_t *mask,
-                       const char *path);
 /* `cigl compact IN OUT` (argv after the command name). */
 int compact_main(int argc, char **argv);
 

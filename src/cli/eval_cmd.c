@@ -1,6 +1,7 @@
 /* `cigl eval`: evaluates a trained model file on a dataset split and writes metrics.json,
  * reliability.svg and predictions.h5, so that every metric can be recomputed independently. */
 #include "cigl/config.h"
+#include "cigl/conv_backend.h"
 #include "cigl/error.h"
 #include "cigl/metrics.h"
 #include "cigl/model_io.h"
@@ -18,7 +19,7 @@
 typedef struct {
     char model[512], data[512], out[512], split[8];
     int temperature_scaling, mc_samples, batch_size, threads;
-    char kernels[8];
+    char kernels[8], conv_backend[8];
 } EvalConfig;
 
 #define EOPT(name, type, field, def, lo, hi, help) \
@@ -39,6 +40,8 @@ static const OptionSpec eval_options[] = {
     EOPT("kernels", OPT_STRING, kernels, "model", 0, 0,
          "conv/linear kernels: model (as the training run recorded in the file; auto for older "
          "files) | auto (by density and shape) | dense | sparse"),
+    EOPT("conv-backend", OPT_STRING, conv_backend, "auto", 0, 0,
+         "dense convolutions: auto (onednn when built with it) | own | onednn"),
     {NULL, OPT_FLAG, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -115,7 +118,8 @@ static int select_split(Evaluation *e)
 static int setup(Evaluation *e)
 {
     const EvalConfig *c = &e->cfg;
-    int rc = dataset_load(c->data, &e->ds);
+    int rc = conv_backend_select(e->cfg.conv_backend, sizeof e->cfg.conv_backend);
+    if (!rc) rc = dataset_load(c->data, &e->ds);
     if (!rc) rc = model_load(c->model, c->batch_size, &e->m, &e->ms, &e->info);
     const int from_file = !strcmp(c->kernels, "model");
     if (!rc && !from_file && sparse_kernels_parse(c->kernels) < 0)

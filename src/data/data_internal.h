@@ -2,6 +2,7 @@
  * the streamed-split reader. */
 #ifndef CIGL_DATA_INTERNAL_H
 #define CIGL_DATA_INTERNAL_H
+#include "cigl/checksum.h"
 #include "cigl/data.h"
 
 #include <hdf5.h>
@@ -11,15 +12,13 @@
 #define DATA_FORMAT_NAME "cigl-dataset"
 #define DATA_MAX_SIDE 4096
 #define DATA_CHUNK_BYTES ((size_t)1 << 20)
-#define DATA_FNV_OFFSET 0xcbf29ce484222325ull
 #define DATA_AUGMENT_NAME_NONE "none"
 #define DATA_AUGMENT_NAME_RRC "random-resized-crop"
 
 extern const char *const DATA_SPLIT_NAMES[2];
 
-/* 64-bit FNV-1a over bytes; labels are hashed as int32 little-endian. */
-uint64_t data_fnv1a(uint64_t h, const uint8_t *p, size_t n);
-uint64_t data_fnv1a_labels(uint64_t h, const int32_t *labels, size_t n);
+/* checksum_bytes over labels hashed as int32 little-endian. */
+uint64_t data_hash_labels(uint64_t h, const int32_t *labels, size_t n);
 
 /* Hashes the pixels of an open images dataset (n samples of `sample` bytes) in blocks of
  * bounded size; returns -1 on a read failure. */

@@ -43,23 +43,14 @@ static int read_failed(const char *path, const char *what)
 
 /* ---------------------------------------------------------------- hashing */
 
-uint64_t data_fnv1a(uint64_t h, const uint8_t *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 /* Labels are hashed as int32 little-endian bytes so the hash does not depend on the host. */
-uint64_t data_fnv1a_labels(uint64_t h, const int32_t *labels, size_t n)
+uint64_t data_hash_labels(uint64_t h, const int32_t *labels, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         uint32_t v = (uint32_t)labels[i];
         const uint8_t b[4] = {(uint8_t)v, (uint8_t)(v >> 8), (uint8_t)(v >> 16),
                               (uint8_t)(v >> 24)};
-        h = data_fnv1a(h, b, 4);
+        h = checksum_bytes(h, b, 4);
     }
     return h;
 }
@@ -84,7 +75,7 @@ int data_hash_pixels(hid_t images, size_t n, size_t sample, uint64_t *h)
         if (ms >= 0)
             H5Sclose(ms);
         if (!rc)
-            *h = data_fnv1a(*h, buf, k * sample);
+            *h = checksum_bytes(*h, buf, k * sample);
     }
     if (fs >= 0)
         H5Sclose(fs);
@@ -453,14 +444,14 @@ static size_t split_sample(const Dataset *ds, const Split *s)
 static int hash_v1(const char *path, Dataset *ds, SplitFile sf[2])
 {
     Split *sp[2] = {&ds->train, &ds->test};
-    uint64_t h = DATA_FNV_OFFSET;
+    uint64_t h = CIGL_CHECKSUM_SEED;
     for (int i = 0; i < 2; i++) {
         size_t sample = split_sample(ds, sp[i]);
         if (sp[i]->images)
-            h = data_fnv1a(h, sp[i]->images, sp[i]->n * sample);
+            h = checksum_bytes(h, sp[i]->images, sp[i]->n * sample);
         else if (data_hash_pixels(sf[i].images, sp[i]->n, sample, &h))
             return read_failed(path, "the images (to hash them)");
-        h = data_fnv1a_labels(h, sp[i]->labels, sp[i]->n);
+        h = data_hash_labels(h, sp[i]->labels, sp[i]->n);
     }
     ds->hash = h;
     return CIGL_OK;
@@ -569,7 +560,7 @@ int dataset_verify(const char *path)
         return CIGL_OK;
     }
     hid_t file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    uint64_t h = DATA_FNV_OFFSET;
+    uint64_t h = CIGL_CHECKSUM_SEED;
     Split *sp[2] = {&ds.train, &ds.test};
     for (int i = 0; i < 2 && !rc; i++) {
         char name[32];
@@ -579,7 +570,7 @@ int dataset_verify(const char *path)
             rc = read_failed(path, name);
         if (d >= 0)
             H5Dclose(d);
-        h = data_fnv1a_labels(h, sp[i]->labels, sp[i]->n);
+        h = data_hash_labels(h, sp[i]->labels, sp[i]->n);
     }
     if (file >= 0)
         H5Fclose(file);

@@ -169,7 +169,7 @@ int dataset_writer_open(DatasetWriter **out, const char *path, const DatasetSpec
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
     w->spec = *spec;
     w->file = w->images[0] = w->images[1] = -1;
-    w->hash = DATA_FNV_OFFSET;
+    w->hash = CIGL_CHECKSUM_SEED;
     for (int i = 0; i < 2; i++) {
         w->sample[i] = (size_t)spec->c * (size_t)spec->split_h[i] * (size_t)spec->split_w[i];
         w->labels[i] = cigl_malloc(spec->n[i] * sizeof(int32_t), "dataset labels");
@@ -216,7 +216,7 @@ static void hash_train_labels(DatasetWriter *w)
 {
     if (w->train_labels_hashed)
         return;
-    w->hash = data_fnv1a_labels(w->hash, w->labels[0], w->done[0]);
+    w->hash = data_hash_labels(w->hash, w->labels[0], w->done[0]);
     w->train_labels_hashed = 1;
 }
 
@@ -264,7 +264,7 @@ int dataset_writer_append(DatasetWriter *w, int split, const uint8_t *images,
         add_stats(w, images, n);
     else
         hash_train_labels(w);
-    w->hash = data_fnv1a(w->hash, images, n * w->sample[split]);
+    w->hash = checksum_bytes(w->hash, images, n * w->sample[split]);
     memcpy(w->labels[split] + w->done[split], labels, n * sizeof(int32_t));
     w->done[split] += n;
     return CIGL_OK;
@@ -354,7 +354,7 @@ int dataset_writer_close(DatasetWriter *w)
             return CIGL_ERR_USAGE;
         }
     hash_train_labels(w);
-    w->hash = data_fnv1a_labels(w->hash, w->labels[1], w->done[1]);
+    w->hash = data_hash_labels(w->hash, w->labels[1], w->done[1]);
     errno = 0;
     const char *step = NULL;
     if (write_labels(w) || write_root(w))

@@ -2,9 +2,9 @@
  * that catches what HDF5 would not (a flipped bit in a weight, a stale copy, a torn file). */
 #include "cigl/checkpoint.h"
 
+#include "cigl/checksum.h"
 #include "cigl/error.h"
 #include "cigl/h5io.h"
-#include "cigl/parallel.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,7 +57,7 @@ static uint64_t state_checksum(const CheckpointInfo *in, const char *config, con
                               b->n_snapshots, b->n_averaged, b->updates_done,
                               b->dense_grad_steps, b->has_avg};
     const double reals[] = {in->epoch_loss, in->epoch_hits, in->train_seconds, b->replaced_sum};
-    uint64_t h = checksum_bytes(0xcbf29ce484222325ull, ints, sizeof ints);
+    uint64_t h = checksum_bytes(CIGL_CHECKSUM_SEED, ints, sizeof ints);
     h = checksum_bytes(h, reals, sizeof reals);
     h = checksum_bytes(h, &in->dataset_hash, sizeof in->dataset_hash);
     h = checksum_bytes(h, in->model, strlen(in->model) + 1);

@@ -1,8 +1,8 @@
 /* Reading a model file back (cigl eval): validated before anything is trusted. */
 #include "cigl/error.h"
 #include "cigl/h5io.h"
-#include "cigl/model_compact.h"
 #include "cigl/model_io.h"
+#include "model_compact_read.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,6 @@
  * Input and output are batch-major (n x features) unless the layer's in_t / out_t say they are
  * handed over feature-major (layer.h); the dense path only changes its GEMM operands' order. */
 #include "cigl/layer.h"
-#include "cigl/sparse.h"
 
 #include <cblas.h>
 #include <string.h>
@@ -26,10 +25,6 @@ static void linear_forward(Layer *l, const LayerCtx *ctx, const float *x, const 
                            float *y)
 {
     (void)x2;
-    if (l->sparse) {
-        sparse_linear_forward(l, ctx, x, y);
-        return;
-    }
     const int n = ctx->n, in = (int)shape_numel(l->x), out = l->out_features;
     const float *w = ctx->weights + l->weight_off;
     const Act X = act_of(x, l->in_t, n, in);
@@ -55,10 +50,6 @@ static void linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
                             const float *y, const float *dy, float *dx, float *dx2)
 {
     (void)x2; (void)y; (void)dx2;
-    if (l->sparse && sparse_layer_backward_sparse(l)) {
-        sparse_linear_backward(l, ctx, x, dy, dx);
-        return;
-    }
     const int n = ctx->n, in = (int)shape_numel(l->x), out = l->out_features;
     const float *w = ctx->weights + l->weight_off;
     const Act X = act_of(x, l->in_t, n, in), dY = act_of(dy, l->out_t, n, out);

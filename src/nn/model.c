@@ -4,7 +4,6 @@
 #include "cigl/conv.h"
 #include "cigl/error.h"
 #include "cigl/rng.h"
-#include "cigl/sparse.h"
 
 #include <math.h>
 #include <omp.h>
@@ -248,7 +247,7 @@ int model_finalize(Model *m, int max_batch)
 
 void model_free(Model *m)
 {
-    sparse_model_free(m);
+    if (m->sparse_free) m->sparse_free(m);
     for (int i = 0; i < m->n_layers; i++) {
         if (!m->layers[i].fused) {
             if (m->act) free(m->act[i]);

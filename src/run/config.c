@@ -118,6 +118,10 @@ const OptionSpec train_options[] = {
     OPT("kernels", OPT_STRING, kernels, "auto", 0, 0,
         "conv/linear kernels: auto (per layer, by density and shape; recorded in final.json) | "
         "dense | sparse (compute only the stored weights)"),
+    OPT("conv-backend", OPT_STRING, conv_backend, "auto", 0, 0,
+        "dense convolutions: auto (onednn when this cigl is built with it; config.json records "
+        "the one used) | own (im2col + OpenBLAS) | onednn (oneDNN's primitives; results differ "
+        "from own in the last bits, deterministic for a given --threads)"),
     OPT("draw-ahead", OPT_STRING, draw_ahead, "auto", 0, 0,
         "cigl, rigl-wdp, rigl-mcdp: draw the next step's random mask on a helper thread while "
         "this step runs: auto (when --threads leaves a CPU free, or every conv/linear layer is on "

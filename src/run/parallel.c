@@ -80,6 +80,12 @@ int grad_sync_init(GradSync *g, Comm *comm, const Model *m, size_t bucket_floats
     return grad_sync_set_mask(g, NULL);
 }
 
+GradBucketSpan grad_sync_bucket(const GradSync *g, int i)
+{
+    const struct GradBucket *b = &g->buckets[i];
+    return (GradBucketSpan){b->first_tensor, b->end_tensor, b->last_layer, b->len};
+}
+
 void grad_sync_free(GradSync *g)
 {
     for (int i = 0; i < g->n_buckets; i++) {
@@ -160,16 +166,6 @@ int grad_sync_finish(GradSync *g, Model *m)
     }
     g->wait_seconds += now() - t0;
     return rc;
-}
-
-uint64_t checksum_bytes(uint64_t h, const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) {
-        h ^= c[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
 }
 
 int ranks_agree(Comm *comm, uint64_t sum, const char *what, long step)

@@ -4,6 +4,7 @@
  * model) before the run directory is created, so bad input never leaves a half-written run. */
 #include "trainer.h"
 
+#include "cigl/conv_backend.h"
 #include "cigl/error.h"
 #include "cigl/version.h"
 #include "cigl/parallel.h"
@@ -78,6 +79,9 @@ static int trainer_setup(Trainer *t)
 {
     const Config *c = &t->cfg;
     if (method_resolve_mechanics(&t->cfg)) return CIGL_ERR_USAGE;
+    /* config.json records the backend auto resolved to (conv_backend.h) */
+    if (conv_backend_select(t->cfg.conv_backend, sizeof t->cfg.conv_backend))
+        return CIGL_ERR_USAGE;
     const int data_mode = data_mode_parse(c->data_mode);
     if (data_mode < 0)
         return cigl_fail(CIGL_ERR_USAGE, "--data-mode '%s': expected auto, memory or stream",
@@ -135,7 +139,7 @@ static int trainer_setup(Trainer *t)
     rc = sparse_model_setup(&t->m, kernels, t->ms.mask);
     if (rc) return rc;
     t->ms.comm = t->comm;
-    rc = grad_sync_init(&t->sync, t->comm, &t->m, (size_t)1 << 20);
+    rc = grad_sync_init(&t->sync, t->comm, &t->m, CIGL_GRAD_BUCKET_FLOATS);
     if (!rc) rc = grad_sync_set_mask(&t->sync, t->ms.ops->sparse ? t->ms.mask : NULL);
     if (rc) return rc;
     if (c->accumulate > 1) {
@@ -328,7 +332,7 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
 static int check_replicas(Trainer *t)
 {
     if (t->comm->size == 1) return CIGL_OK;
-    uint64_t h = checksum_bytes(0xcbf29ce484222325ull, t->m.params, sizeof(float) * t->m.n_params);
+    uint64_t h = checksum_bytes(CIGL_CHECKSUM_SEED, t->m.params, sizeof(float) * t->m.n_params);
     h = checksum_bytes(h, t->ms.mask, t->m.n_params);
     h = checksum_bytes(h, t->ms.active, t->m.n_params);
     return ranks_agree(t->comm, h, "the weights and masks", t->step);
@@ -368,11 +372,13 @@ static int skip_nonfinite(Trainer *t, int epoch)
 static int stopped(const Trainer *t, int rc)
 {
     if (rc) return rc;
+    const char *by =
+        t->stop_signal > 0 ? stop_signal_name(t->stop_signal) : "a signal on another rank";
+    if (t->comm->rank == 0 && run_write_requeue(t, by)) return CIGL_ERR_RUNTIME;
     if (t->comm->rank == 0)
         fprintf(stderr, "cigl: stopped by %s after step %ld; checkpoint written to '%s'; "
-                "continue with --resume auto (exit status %d)\n",
-                t->stop_signal > 0 ? stop_signal_name(t->stop_signal) : "a signal on another rank",
-                t->step, t->ckpt_dir, CIGL_EXIT_REQUEUE);
+                "continue with --resume auto (exit status %d)\n", by, t->step, t->ckpt_dir,
+                CIGL_EXIT_REQUEUE);
     return CIGL_EXIT_REQUEUE;
 }
 
@@ -550,7 +556,7 @@ static int check_same_config(Trainer *t)
     config_write_json(&t->cfg, &w);
     json_object_end(&w);
     fclose(mem);
-    uint64_t h = checksum_bytes(0xcbf29ce484222325ull, text, len);
+    uint64_t h = checksum_bytes(CIGL_CHECKSUM_SEED, text, len);
     free(text);
     const char *build = CIGL_BUILD_ID;
     h = checksum_bytes(h, build, strlen(build));
@@ -584,6 +590,8 @@ static void print_dry_run(const Trainer *t)
 static int prepare_run_dir(Trainer *t)
 {
     char p[1200];
+    snprintf(p, sizeof p, "%s/requeue.json", t->cfg.out);
+    unlink(p); /* the marker of an earlier stop: this launch writes its own or none */
     snprintf(p, sizeof p, "%s/config.json", t->cfg.out);
     if (t->resume_path[0] && access(p, F_OK) == 0)
         return run_truncate_metrics(t->cfg.out, t->start.epoch);

@@ -177,11 +177,52 @@ void sparse_model_free(Model *m)
         free(sl->gpart);
         free(sl);
         m->layers[i].sparse = NULL;
+        m->layers[i].ops = layer_ops(m->layers[i].kind);
     }
     if (m->sparse) free(m->sparse->kind);
     free(m->sparse);
     m->sparse = NULL;
 }
+
+/* The operation tables of a layer on the sparse kernels: sparse_model_setup swaps them in and
+ * sparse_model_free restores layer_ops, so the dense layers never look at l->sparse. Backward
+ * takes the dense layer's path while the weight gradient must be dense (dense_wgrad). */
+static void conv_forward_sparse(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
+                                float *y)
+{
+    (void)x2;
+    sparse_conv_forward(l, ctx, x, y);
+}
+
+static void conv_backward_sparse(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
+                                 const float *y, const float *dy, float *dx, float *dx2)
+{
+    if (sparse_layer_backward_sparse(l))
+        sparse_conv_backward(l, ctx, x, dy, dx);
+    else
+        layer_ops(LAYER_CONV2D)->backward(l, ctx, x, x2, y, dy, dx, dx2);
+}
+
+static void linear_forward_sparse(Layer *l, const LayerCtx *ctx, const float *x,
+                                  const float *x2, float *y)
+{
+    (void)x2;
+    sparse_linear_forward(l, ctx, x, y);
+}
+
+static void linear_backward_sparse(Layer *l, const LayerCtx *ctx, const float *x,
+                                   const float *x2, const float *y, const float *dy, float *dx,
+                                   float *dx2)
+{
+    if (sparse_layer_backward_sparse(l))
+        sparse_linear_backward(l, ctx, x, dy, dx);
+    else
+        layer_ops(LAYER_LINEAR)->backward(l, ctx, x, x2, y, dy, dx, dx2);
+}
+
+static const LayerOps sparse_conv_ops = {"conv2d", conv_forward_sparse, conv_backward_sparse, 0};
+static const LayerOps sparse_linear_ops = {"linear", linear_forward_sparse,
+                                           linear_backward_sparse, 0};
 
 static int layer_build(Layer *l, const uint8_t *mask)
 {
@@ -210,6 +251,8 @@ int sparse_model_rebuild(Model *m, const uint8_t *mask)
     return CIGL_OK;
 }
 
+static void free_hook(void *m) { sparse_model_free(m); }
+
 /* Allocates the state for the layers with kind[i] set and builds their patterns. */
 static int setup_kinds(Model *m, const uint8_t *kind, const uint8_t *mask)
 {
@@ -217,6 +260,7 @@ static int setup_kinds(Model *m, const uint8_t *kind, const uint8_t *mask)
     int any = 0;
     for (int i = 0; i < m->n_layers; i++) any |= kind[i];
     if (!any) return CIGL_OK;
+    m->sparse_free = free_hook;
     m->sparse = cigl_calloc(1, sizeof(SparseModel), "sparse kernels");
     if (!m->sparse) return CIGL_ERR_RUNTIME;
     m->sparse->kind = cigl_calloc((size_t)m->n_layers, 1, "kernel choices");
@@ -230,6 +274,7 @@ static int setup_kinds(Model *m, const uint8_t *kind, const uint8_t *mask)
         SparseLayer *sl = cigl_calloc(1, sizeof(SparseLayer), "sparse layer");
         if (!sl) return CIGL_ERR_RUNTIME;
         l->sparse = sl;
+        l->ops = l->kind == LAYER_CONV2D ? &sparse_conv_ops : &sparse_linear_ops;
         sl->model = m->sparse;
         sl->w_off = l->weight_off;
         sl->parts = l->kind == LAYER_CONV2D ? parts : 1;

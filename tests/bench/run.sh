@@ -185,6 +185,7 @@ for other in "$out"/bench_*; do
     echo "== $(basename "$other")"
     case "$(basename "$other")" in
     bench_methods) run bench_methods "$other" --reps 5 ;; # medians of 5 keep make bench short
+    bench_conv_backend) run bench_conv_backend "$other" --threads "$THREADS" --batch "$BATCH" ;;
     bench_sparse) BUILD=$BUILD sh "$here/bench_sparse.sh" | tee -a "$raw" || status=1 ;;
     *) run "$(basename "$other")" "$other" ;;
     esac

@@ -1,7 +1,9 @@
 #!/bin/sh
-# make check: the four checking stages after make test (README.md, "Reliability"). Each stage
-# prints its own lines and "N passed, N failed"; this prints their aggregate last.
+# make check: the layering of src/ (tests/check/layering.sh) and the four checking stages after
+# make test (docs/testing.md). Each stage prints its own lines and "N passed, N
+# failed"; this prints their aggregate last.
 # Measured on the 2-core development machine (shared with other jobs, load ~8 at the time):
+#   layering: ~20 s (shell only)
 #   sanitize: ASan + UBSan build ~3 min; unit tests ~3.5 min; t_train_e2e 134 s and t_mpi 87 s
 #             at low load (5.5 and 7.5 min at load 8), t_checkpoint ~7 min at load 8
 #   valgrind: convert 3 s, 10-step CigL training 19 s, eval 5 s
@@ -25,6 +27,7 @@ stage() { # name, script, build directory for its tests
     passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
     echo "== $name: $p passed, $f failed, $s skipped ($(( $(date +%s) - start )) s)"
 }
+stage layering tests/check/layering.sh "$BUILD"
 stage sanitize tests/check/sanitize.sh "${ASAN_BUILD:-build-asan}"
 stage valgrind tests/check/valgrind.sh "$BUILD"
 stage analyze tests/check/analyze.sh "$BUILD"
