@@ -67,6 +67,8 @@ nn_spawn() {
 # netns_up SHARED_DIR: create both nodes; 0 when up, else 1 with the reason in NN_WHY (and
 # whatever was made already removed).
 netns_up() {
+    # names from the prefix as it is now (a caller may set NN_PREFIX after sourcing this)
+    NN_IF=${NN_PREFIX}0; NN_DECOY=${NN_PREFIX}decoy; NN_MGMT=${NN_PREFIX}mgmt
     NN_WHY=$(netns_why)
     [ -z "$NN_WHY" ] || return 1
     case "$1" in /tmp/*|/tmp) NN_WHY="the shared directory '$1' is under /tmp, which each node \
