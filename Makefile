@@ -49,7 +49,6 @@ BENCH_BIN := $(patsubst tests/bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 FUZZ_SRC  := $(wildcard tests/fuzz/fuzz_*.c)
 REPLAY_BIN := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/fuzz/replay_%,$(FUZZ_SRC))
 FUZZ_BIN  := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
-HEADERS   := $(wildcard include/cigl/*.h)
 
 # MPI: with mpicc the cigl binary is linked against Open MPI (mpi/comm_mpi.c); without it the
 # same binary runs single-process (mpi/comm_none.c). The library and unit tests never need MPI.
@@ -62,7 +61,7 @@ COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
 LINK_CC   := $(CC)
 endif
 
-.PHONY: all deps build test demo bench reproduce clean _test _demo _bench check check-deps _check \
+.PHONY: all deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench check check-deps _check \
         _check_bins _fuzz_bins
 
 # Public targets check the dependencies first, then re-enter make so that pkg-config's answers
@@ -71,6 +70,9 @@ all: deps
 	@$(MAKE) --no-print-directory build
 test: deps
 	@$(MAKE) --no-print-directory _test
+# The unit test binaries only (tests/test_*.c), under a minute; T=pattern filters both.
+test-quick: deps
+	@$(MAKE) --no-print-directory _test_quick
 demo: deps
 	@$(MAKE) --no-print-directory _demo
 bench: deps
@@ -107,9 +109,15 @@ deps:
 
 build: $(BUILD)/cigl $(BUILD)/libcigl.a
 
-$(BUILD)/obj/%.o: %.c $(HEADERS)
+# Every compile writes the headers it read to a .d file beside its output (-MMD; -MP adds an
+# empty rule per header, so a deleted header does not stop the build), included below: editing
+# any header, public or private, rebuilds exactly the objects and programs that include it.
+# A program built from one source in one step names its .d file itself (DEPFLAGS).
+DEPFLAGS = -MMD -MP -MF $@.d -MT $@
+
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 # Objects that embed the git commit are rebuilt when HEAD moves.
 COMMIT_STAMP := $(BUILD)/commit-$(GIT_COMMIT).stamp
@@ -126,28 +134,30 @@ $(BUILD)/libcigl.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/obj/mpi/comm_mpi.o: mpi/comm_mpi.c $(HEADERS)
+$(BUILD)/obj/mpi/comm_mpi.o: mpi/comm_mpi.c
 	@mkdir -p $(dir $@)
-	$(MPICC) $(CFLAGS) -c $< -o $@
+	$(MPICC) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
 
 $(BUILD)/cigl: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 	$(LINK_CC) $(CFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c tests/check.h $(BUILD)/libcigl.a
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
 $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
-$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c tests/fuzz/replay_main.c tests/fuzz/fuzz.h $(BUILD)/libcigl.a
+# The replay driver is its own object: with two sources in one gcc call, -MF would keep only
+# the second one's headers.
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c $(BUILD)/obj/tests/fuzz/replay_main.o $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $< tests/fuzz/replay_main.c $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) $^ -o $@ $(LDLIBS)
 
-$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libcigl.a
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -fsanitize=fuzzer $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
 # `make static`: $(BUILD)/cigl-static for machines without OpenBLAS, HDF5 or the image libraries
 # (jobs/bundle.sh ships it). Static: every library of PKGS (OpenBLAS's OpenMP build, HDF5 with
@@ -171,7 +181,11 @@ $(BUILD)/cigl-static: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 # A test that does not compile is reported as a failure by run.sh, not a stop of everything.
 _test: build
 	@$(MAKE) --no-print-directory -k $(TEST_BIN) $(REPLAY_BIN) || true
-	@BUILD=$(BUILD) tests/run.sh
+	@BUILD=$(BUILD) T="$(T)" tests/run.sh
+
+_test_quick: $(BUILD)/libcigl.a
+	@$(MAKE) --no-print-directory -k $(TEST_BIN) || true
+	@BUILD=$(BUILD) T="$(T)" QUICK=1 tests/run.sh
 
 _demo: build
 	@BUILD=$(BUILD) tests/demo.sh
@@ -217,3 +231,6 @@ _check: build
 
 clean:
 	rm -rf $(BUILD)
+
+# The header lists written by -MMD (none before the first build).
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -9,6 +9,8 @@
 #   jobs/local.sh [-P SLOTS] [-n RANKS] [-c THREADS] [--logs DIR] PLAN_FILE
 #   jobs/local.sh [-n RANKS] [-c THREADS] -- CIGL_TRAIN_ARGS...         # one run
 #
+# A plan line's own shape (`@tasks=T threads=C`, jobs/shape.sh) replaces -n and -c for it; a
+# line that asks for more than one node is refused (jobs/submit.sh submits it to SLURM).
 # Choose P x RANKS x THREADS <= the machine's cores. Per-run output: DIR/<run>.log (default
 # DIR: logs/); each launch appends a line (host, cores, CPU, ranks, threads, exit status) to
 # OUT/launches.jsonl, so every run records the machines that ran it.
@@ -21,7 +23,7 @@ while [ $# -gt 0 ]; do
         -c) threads=$2; shift 2 ;;
         --logs) logs=$2; shift 2 ;;
         --) shift; single=("$@"); break ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         -*) echo "local.sh: unknown option '$1'; see jobs/local.sh --help" >&2; exit 2 ;;
         *) plan=$1; shift ;;
     esac
@@ -30,6 +32,7 @@ for v in "$slots" "$ranks" "$threads"; do
     [ "$v" -ge 1 ] 2>/dev/null || { echo "local.sh: -P, -n and -c take positive integers" >&2; exit 2; }
 done
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/shape.sh"
 lines=()
 if [ ${#single[@]} -gt 0 ]; then
     lines=("$(printf '%q ' "${single[@]}")")
@@ -74,6 +77,14 @@ reap() { # collect finished runs
 main() {
     for l in "${lines[@]}"; do
         [ "$stopping" = 1 ] && break
+        if ! plan_shape "$l"; then
+            echo "local.sh: $shape_error in: $l" >&2; failed=$((failed + 1)); continue
+        fi
+        if [ "${shape_nodes:-1}" -gt 1 ]; then
+            echo "local.sh: @nodes=$shape_nodes needs a cluster (jobs/submit.sh): $l" >&2
+            failed=$((failed + 1)); continue
+        fi
+        l=$shape_rest; r=${shape_tasks:-$ranks}; c=${shape_threads:-$threads}
         out=$(out_of "$l")
         [ -n "$out" ] || { echo "local.sh: no --out in: $l" >&2; failed=$((failed + 1)); continue; }
         if [ -f "$out/final.json" ]; then skipped=$((skipped + 1)); continue; fi
@@ -83,7 +94,7 @@ main() {
         eval "set -- $l"
         # own process group: a terminal's Ctrl-C reaches only this script, which turns it into
         # SIGUSR2 (mpirun would kill its ranks on SIGINT)
-        CIGL_RANKS=$ranks CIGL_THREADS=$threads setsid bash "$here/cigl.sbatch" "$@" >>"$log" 2>&1 &
+        CIGL_RANKS=$r CIGL_THREADS=$c setsid bash "$here/cigl.sbatch" "$@" >>"$log" 2>&1 &
         run_out[$!]=$out; run_log[$!]=$log
         echo "local.sh: started $out (pid $!, log $log)"
     done

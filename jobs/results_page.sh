@@ -7,7 +7,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 results=$repo/jobs/results
 CIGL=${CIGL:-$repo/build/cigl}
-for part in reference breadth/mlp breadth/lenet5 wrn long/mlp long/lenet5; do
+for part in reference breadth/mlp breadth/lenet5 wrn demo long/mlp long/lenet5; do
     dirs=$(find "$results/runs/$part" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | sort)
     [ -n "$dirs" ] || continue
     mkdir -p "$results/report/$part"

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Independent reference for cigl's calibration metrics, written from METHOD.md ("Calibration
+"""Independent reference for cigl's calibration metrics, written from docs/metrics.md ("The
 metrics") with numpy, not from the C code.
 
     metrics_reference.py PREDICTIONS.h5 [--temperature T] [--fit-temperature]

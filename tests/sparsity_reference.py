@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Independent reference for the layer-wise non-zero counts of METHOD.md, "Layer-wise density".
+"""Independent reference for the layer-wise non-zero counts of docs/method.md.
 
-Written from METHOD.md, not from src/sparsity.c:
+Written from docs/method.md, not from src/method/sparsity.c:
   * target = round(density * total prunable weights), round half away from zero (C's lround).
     Python's round() rounds half to even, so it is not used: we take floor(x) and add 1 when
     x - floor(x) >= 0.5 (for x >= 0 this is lround; x - floor(x) is exact in doubles).
@@ -14,7 +14,7 @@ Written from METHOD.md, not from src/sparsity.c:
     the lower index.
   * a layer left at 0 is raised to 1; one weight each is taken back from layers with count > 1
     and the smallest fractional part (x_l - floor(x_l), the ideal count's), ties to the higher
-    index. METHOD.md does not say what happens when there are more layers at 0 than such donors
+    index. docs/method.md does not say what happens when there are more layers at 0 than such donors
     (every donor has given one): here, as src/sparsity.c does, each further weight comes from
     the highest-index layer with count > 1; when no layer has count > 1 (target < number of
     layers) the rest stay at 0.
@@ -129,7 +129,7 @@ def layer_counts(shapes, dist, density, double=False, sparsity=None):
             break
         counts[zeros.pop(0)] = 1
         counts[d] -= 1
-    # more layers at 0 than donors: not in METHOD.md; src/sparsity.c then takes the weights,
+    # more layers at 0 than donors: not in docs/method.md; src/method/sparsity.c takes the weights,
     # one at a time, from the highest-index layer with count > 1
     while zeros:
         rich = [l for l in range(n) if counts[l] > 1]

@@ -1,5 +1,5 @@
 #!/bin/bash
-# Checkpoints and resuming (issue 6): exact resume for every method on 1 and 2 ranks, resume on
+# Checkpoints, resuming (docs/checkpoints.md): exact resume, every method, 1 and 2 ranks; resume on
 # another rank count, --resume auto / --overwrite / --config / --dry-run, refused options,
 # corrupt, truncated and foreign checkpoints, SIGKILL during a checkpoint write and a full
 # disk. Runs are stopped at a known step through the real signal path
@@ -32,7 +32,9 @@ same_final() { # dir_a dir_b: weights, masks and BN statistics bit for bit
 for spec in "dense" "static --sparsity 0.9" "set --sparsity 0.9 $U" "rigl --sparsity 0.9 $U" \
             "cigl --sparsity 0.9 --average-every 5 $U" \
             "cigl --sparsity 0.9 --average-every 5 --no-averaging $U" \
-            "rigl-wdp --sparsity 0.9 $U" "rigl-mcdp --sparsity 0.9 --mc-samples 3 $U"; do
+            "rigl-wdp --sparsity 0.9 $U" "rigl-mcdp --sparsity 0.9 --mc-samples 3 $U" \
+            "cigl --sparsity 0.9 --average-every 5 --mechanics authors --average-start-epoch 3 --update-end 0.6 $U" \
+            "rigl --sparsity 0.9 --mechanics authors $U"; do
     name=$(echo "$spec" | sed 's/ --update-interval 10//' | tr ' ' '_' | tr -d '-' | cut -c1-40)
     m=$(echo "$spec" | cut -d' ' -f1)
     args="$BASE --model mlp --method $spec"
@@ -176,7 +178,7 @@ else
     check "file_limit_old_checkpoint_resumes_exactly" "grep -q 'step-000000031.h5' '$T/full2.log' && same_final '$T/lfull' '$F/run'"
 fi
 
-# --- the layout is readable with h5py (documented in the README) ------------------------------
+# --- the layout is readable with h5py (docs/checkpoints.md) -----------------------------------
 check "checkpoint_readable_with_h5py" "$PY - '$CK' <<'PYEOF'
 import sys, h5py, json
 f = h5py.File(sys.argv[1], 'r')

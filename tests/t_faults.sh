@@ -1,5 +1,5 @@
 #!/bin/bash
-# Faults that must lose nothing (issue 9): non-finite values (--on-nonfinite stop|skip), a
+# Faults that lose nothing (docs/checkpoints.md): non-finite values (--on-nonfinite stop|skip), a
 # SIGKILLed rank (the others must not hang; resume is exact), SIGTERM to the ranks and SIGUSR2
 # to mpirun (checkpoint, exit 75, exact resume), Ctrl-C twice.
 . tests/lib.sh

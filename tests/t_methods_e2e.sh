@@ -1,5 +1,5 @@
 #!/bin/sh
-# End-to-end: RigL and CigL on real Fashion-MNIST (the README's evidence commands), cigl eval
+# End-to-end: RigL and CigL on real Fashion-MNIST (tests/bench/README.md's quick check), cigl eval
 # reproducing final.json, every metric of predictions.h5 recomputed by the independent numpy
 # reference, reproducible sparse runs, and eval's bad-input refusals.
 . tests/lib.sh
@@ -10,7 +10,7 @@ json_num() { sed -n "s/^  \"$2\": *\([-0-9.eE+]*\).*/\1/p" "$1" | head -n 1; }
 need_data
 COMMON="--data $DATA --model mlp --sparsity 0.9 --epochs 3 --update-end 0.4 --nesterov --threads 2"
 
-# The README's evidence: both reach >= 84% test accuracy.
+# The quick check: both reach >= 84% test accuracy.
 "$CIGL" train $COMMON --method rigl --out "$T/rigl" >"$T/rigl.log" 2>&1
 "$CIGL" train $COMMON --method cigl --average-start 0.5 --average-every 100 --out "$T/cigl" >"$T/cigl.log" 2>&1
 cat "$T/rigl.log" "$T/cigl.log" | grep 'test accuracy' | sed 's/^/  /'

@@ -76,6 +76,17 @@ done
 check "four_ranks_oversubscribed_complete" "[ -f '$T/four_a/final.json' ] && [ -f '$T/four_b/final.json' ]"
 check "four_ranks_reproducible_bit_for_bit" "h5diff '$T/four_a/final.h5' '$T/four_b/final.h5' /weights /weights && h5diff '$T/four_a/final.h5' '$T/four_b/final.h5' /masks /masks && h5diff '$T/four_a/final.h5' '$T/four_b/final.h5' /bn /bn"
 
+# 3b. The authors' mechanics (docs/method.md): regrown weights zeroed on every rank, held updates
+#    and skipped update steps keep the replicas identical at every step and the run
+#    reproducible bit for bit.
+AUTH="--method cigl --mechanics authors --sparsity 0.9 --update-interval 20 --update-end 0.5
+      --average-start-epoch 2 --average-every 20 --check-every 1"
+for r in a b; do
+    $MPI -np 2 "$CIGL" train $BASE $AUTH --out "$T/auth_$r" >"$T/auth_$r.log" 2>&1
+done
+check "authors_mechanics_two_ranks_identical_every_step" "[ -f '$T/auth_a/final.json' ] && [ -f '$T/auth_b/final.json' ]"
+check "authors_mechanics_reproducible_bit_for_bit" "h5diff '$T/auth_a/final.h5' '$T/auth_b/final.h5' /weights /weights && h5diff '$T/auth_a/final.h5' '$T/auth_b/final.h5' /masks /masks"
+
 # 4. --accumulate keeps the global batch: 2 ranks x 2 micro-batches of 16 vs 1 rank x 64.
 $MPI -np 2 "$CIGL" train $BASE --method dense --max-steps 50 --accumulate 2 --out "$T/acc" >/dev/null 2>&1
 d=$(diffstats "$T/one_dense/final.h5" "$T/acc/final.h5" 2>/dev/null)

@@ -82,6 +82,28 @@ if [ -x "$CIGL" ] && "$CIGL" report --help >/dev/null 2>&1; then
     expect_usage cli_malformed_config "broken/config.json: expected ',' or '}' at 1:35" "$T/broken"
     expect_usage cli_no_arguments "no run directories given"
     expect_usage cli_unknown_option "unknown option '--nope'" "$T/runs/rigl_90_s0" --nope
+    # Throughput and scaling: runs at 1, 2 and 4 ranks. Strong: 1 and 2 ranks at batch 64
+    # (100 and 180 img/s: 90%); weak: 2 ranks at 128 and 4 at 256 against 1 rank at 64
+    # (190/2/100 = 95%, 360/4/100 = 90%). The rank counts make separate groups.
+    mkrun() { # dir ranks batch img/s
+        mkdir -p "$T/scal/$1"
+        printf '{"model": "mlp", "method": "rigl", "seed": 0, "sparsity": 0.9, "threads": 1,
+            "batch-size": %s, "data": "/x/sub.h5"}\n' "$3" >"$T/scal/$1/config.json"
+        printf '{"test": {"accuracy": 0.8, "ece": 0.05}, "ranks": %s,
+            "train_images_per_second": %s}\n' "$2" "$4" >"$T/scal/$1/final.json"
+    }
+    mkrun n1 1 64 100; mkrun n2 2 64 180; mkrun w2 2 128 190; mkrun w4 4 256 360
+    "$CIGL" report "$T"/scal/* >"$T/scal.md" 2>"$T/scal.err"; rc=$?
+    if [ "$rc" -eq 0 ] && grep -q '^## Throughput and scaling' "$T/scal.md" &&
+       grep -q 'scal/n1 | mlp | rigl | 0.9 | 1 | 1 | 64 | 100.0 | 100 | 100 |$' "$T/scal.md" &&
+       grep -q 'scal/n2 | mlp | rigl | 0.9 | 2 | 1 | 64 | 180.0 | 90 | — |$' "$T/scal.md" &&
+       grep -q 'scal/w2 | mlp | rigl | 0.9 | 2 | 1 | 128 | 190.0 | — | 95 |$' "$T/scal.md" &&
+       grep -q 'scal/w4 | mlp | rigl | 0.9 | 4 | 1 | 256 | 360.0 | — | 90 |$' "$T/scal.md" &&
+       grep -q '^| mlp | rigl | batch-size=256, ranks=4 | 0.9 | 1 |' "$T/scal.md"; then
+        ok report_ranks_throughput_scaling
+    else
+        bad "report_ranks_throughput_scaling (exit $rc)"; cat "$T/scal.md" "$T/scal.err"
+    fi
 else
     echo "  (build/cigl does not dispatch 'report' yet: CLI checks skipped)"
 fi

@@ -129,8 +129,8 @@ static void bin_rules_at_edges(void)
 /* Equal logits over K classes: c = exp(-ln K) computed in double, then binned by the formula.
  * With glibc: K = 2 -> 0.5 (bin15 8, bin10 5), K = 5 -> 0.2 (15c = 3.0000000000000004 rounds to
  * 3.0: bin15 3; bin10 2), K = 15 -> exactly 1.0/15 (bin15 1), K = 10 -> 0.09999999999999998,
- * just below 0.1 (bin15 2; bin10 0, not 1). The expected bin is computed METHOD's way from the
- * same double, so the test holds whatever libm rounds to. */
+ * just below 0.1 (bin15 2; bin10 0, not 1). The expected bin is computed docs/metrics.md's way from
+ * the same double, so the test holds whatever libm rounds to. */
 static void equal_logits_bins(void)
 {
     const int Ks[] = {2, 5, 10, 15};

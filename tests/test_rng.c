@@ -1,5 +1,5 @@
 /* Philox4x32-10 against the Random123 known-answer vectors, the random-mask test vector of
- * METHOD.md (seed 0, step 0, indices 0..7), and the statistical sanity of derived draws. */
+ * docs/method.md (seed 0, step 0, indices 0..7), and the statistical sanity of derived draws. */
 #include "check.h"
 #include "cigl/rng.h"
 
@@ -24,7 +24,7 @@ static void philox_known_answers(void)
     }
 }
 
-/* METHOD.md: counter (i / 4, t lo, t hi, purpose 1), key (seed lo, seed hi), word i % 4.
+/* docs/method.md: counter (i / 4, t lo, t hi, purpose 1), key (seed lo, seed hi), word i % 4.
  * Words of Philox(ctr = (0,0,0,1), key = (0,0)) and (1,0,0,1), computed here by hand-built
  * counters rather than through rng_u32, pin the addressing. */
 static void random_mask_vector(void)

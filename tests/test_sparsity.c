@@ -1,4 +1,4 @@
-/* Sparsity (METHOD.md "Layer-wise density" and "Deterministic mask M"): exact layer counts for
+/* Sparsity (docs/method.md, layer densities and "RigL: mask updates"): exact layer counts for
  * uniform / ER / ERK on the real models and on hand-made shape lists, initial masks, RigL
  * drop-and-grow on hand-computed vectors, the drop-fraction schedule and the k rounding of the
  * mask update.
@@ -393,7 +393,7 @@ static void test_counts_hand(void)
     /* sizes 3, 10500, 5, 6170, 4 (total 16682, target round(16.682) = 17): x = .003, 10.5,
      * .005, 6.17, .004, floors 0 10 0 6 0, remainder 1 to layer 1 (.5) -> 11. Layers 0, 2, 4
      * are at 0; donors (count > 1) by smallest fraction: layer 3 (.17) -> 5, layer 1 (.5) ->
-     * 10; layer 4 is left and every donor has given one: METHOD.md does not say; the C takes
+     * 10; layer 4 is left and every donor has given one: docs/method.md does not say; the C takes
      * it from the highest-index layer with count > 1 (layer 3) -> 4. */
     const long zero3[5] = {1, 10, 1, 4, 1};
     counts_of(shape_case("zero-3"), DIST_UNIFORM, 0.001, c);
@@ -674,7 +674,7 @@ static void test_drop_grow_8(void)
     };
     CHECK(run8(&t, score8b, 5) == 2, "k=5 new entries");
     expect_tensor(&t, &e5, 8, "k=5");
-    /* k beyond the active count (METHOD.md's k never is: f <= alpha <= 1): the C clamps it to
+    /* k beyond the active count (docs/method.md's k never is: f <= alpha <= 1): the C clamps it to
      * the active count */
     CHECK(run8(&t, score8b, 6) == 2, "k=6 new entries");
     expect_tensor(&t, &e5, 8, "k=6 (clamped to 5)");
@@ -719,7 +719,7 @@ static void test_drop_grow_kernel9(void)
 }
 
 /* A fully dense tensor: after dropping k the only inactive entries are the k dropped ones, so
- * METHOD.md's grow step ("among those inactive after the drop") must regrow exactly them,
+ * docs/method.md's grow step ("among those inactive after the drop") must regrow exactly them,
  * whatever the scores: nothing changes and nothing is new. */
 /* ---- drop/grow against a plain sort-based reference on large random tensors ---------------- */
 
@@ -740,7 +740,7 @@ static int ref_by_key_then_index(const void *a, const void *b)
     return i < j ? -1 : i > j;
 }
 
-/* METHOD's drop and grow by sorting everything: drop the k active of smallest |w|, grow the k
+/* docs/method.md's drop and grow, sorting everything: drop the k active of smallest |w|, grow the k
  * of largest |score| among those inactive after the drop, ties to the lower index. */
 static long reference_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever,
                                 const float *score, size_t n, long k)

@@ -2,7 +2,7 @@
  * never stopped (parameters, BN statistics, optimiser state, the method's whole state, the
  * position in the data order and the epoch's running sums), written by rank 0 atomically
  * (temporary name, fsync, rename, fsync of the directory) and verified by a checksum over its
- * contents when read. Layout (format "cigl-checkpoint", version 1; README "Checkpoints"):
+ * contents when read. Layout (format "cigl-checkpoint", version 1; docs/checkpoints.md):
  *   attributes  format, format_version, model, method, kernels, config (the options as JSON),
  *               dataset_hash, step, epoch, in_epoch, epoch_seen, epoch_loss, epoch_hits,
  *               skipped_steps, epoch_skipped,

@@ -29,7 +29,7 @@ typedef struct {
     int eval_batch_size;
     int accumulate;         /* micro-batches per rank per global batch */
     long check_every;       /* steps between cross-rank weight checks (0: each epoch) */
-    /* sparse training (METHOD.md) */
+    /* sparse training (docs/method.md) */
     char method[16];
     double sparsity;
     char distribution[16];
@@ -41,7 +41,7 @@ typedef struct {
     long average_every;
     int no_averaging;
     int average_start_epoch; /* snapshots at the ends of epochs E.. (1-based); 0: --average-start */
-    /* where cigl's mechanics and the CigL authors' code differ (docs/method.md, "Mechanics"):
+    /* where cigl's mechanics and the CigL authors' code differ (docs/method.md):
      * --mechanics picks a side for every one not given on its own */
     char mechanics[8];      /* cigl | authors */
     char drop_score[8];     /* stored | masked: |W|, or |the step's forward weights| */

@@ -32,7 +32,7 @@ typedef struct {
 extern const MethodOps method_table[];
 const MethodOps *method_find(const char *name);
 
-/* The mechanisms where cigl and the CigL authors' code differ (docs/method.md, "Mechanics"),
+/* The mechanisms where cigl and the CigL authors' code differ (docs/method.md),
  * resolved from the options: 1 = the authors' way. */
 typedef struct {
     int drop_masked;        /* --drop-score masked */
@@ -102,7 +102,7 @@ void method_free(MethodState *s);
 /* The random weights of `step` (the method has a draw): the step mask M & Z into s->active
  * and the effective weights (W / keep where kept, else 0) into s->weff, at the tensors on the
  * sparse kernels only when `all_weights` (those kernels read W and 1 / keep themselves).
- * METHOD's definition bit for bit, wherever it is drawn. */
+ * docs/method.md's definition bit for bit, wherever it is drawn. */
 void method_draw(MethodState *s, const Model *m, long step, int all_weights);
 /* The mask or step mask changed outside the method's hooks (a checkpoint was loaded, rank 0's
  * state received): waits for the helper and discards what it drew. */

@@ -1,4 +1,4 @@
-/* Calibration metrics (METHOD.md "Calibration metrics"), temperature scaling, the reliability
+/* Calibration metrics (docs/metrics.md), temperature scaling, the reliability
  * diagram and the predictions file.
  *
  * Split as in torchmetrics: a stateful streaming accumulator (MetricsAcc: init, add batches,

@@ -56,7 +56,7 @@ typedef struct {
 extern const char *const model_names[];
 
 /* Builds `name` for inputs of shape `input` and `classes` classes, allocates buffers for
- * batches up to max_batch and initialises parameters from `seed` (Kaiming normal, see README).
+ * batches up to max_batch and initialises parameters from `seed` (Kaiming normal, docs/cli.md).
  * Unknown names are refused with the list of known ones (CIGL_ERR_USAGE). */
 int model_build(Model *m, const char *name, Shape input, int classes, int max_batch,
                 uint64_t seed);

@@ -30,7 +30,7 @@ void sgd_step_range(Sgd *o, float *params, const float *grads, size_t lo, size_t
  * effective weights for the next step, in the pass the optimiser makes anyway. */
 void sgd_step_range_mirror(Sgd *o, float *params, const float *grads, size_t lo, size_t hi,
                            double lr, const unsigned char *active, float *mirror, float scale);
-/* The CigL authors' step (--z-timing authors, docs/method.md "Mechanics"): every parameter
+/* The CigL authors' step (--z-timing authors, docs/method.md "Authors' mechanics"): every parameter
  * with mask[i] takes the update with its gradient and momentum, but only those with kept[i]
  * (the next step's random mask) move; each other one is taken as 0, and its update, -lr * d,
  * goes to held[i] (what it holds in the next forward pass) while its weight stays. */

@@ -24,13 +24,23 @@ typedef struct {
     const Model *m;
     int n_buckets;
     struct GradBucket *buckets;
-    int *bucket_of_layer;   /* last layer whose backward completes a bucket, per bucket */
     int dense;              /* this step sends dense gradients */
     int started;
     double wait_seconds;    /* time spent waiting on communication (for the benchmark) */
 } GradSync;
 
+/* The training loop's bucket budget: 1 Mi floats (4 MiB) per allreduce, few enough messages to
+ * amortise latency and still several buckets to overlap with backward on the resnets. */
+#define CIGL_GRAD_BUCKET_FLOATS ((size_t)1 << 20)
+
 int grad_sync_init(GradSync *g, Comm *comm, const Model *m, size_t bucket_floats);
+/* Bucket i's place in the model, for inspection: tensors [first_tensor, end_tensor), complete
+ * after layer last_layer's backward, len floats. Buckets run from the last tensors to the first. */
+typedef struct {
+    int first_tensor, end_tensor, last_layer;
+    size_t len;
+} GradBucketSpan;
+GradBucketSpan grad_sync_bucket(const GradSync *g, int i);
 void grad_sync_free(GradSync *g);
 /* Rebuilds the packed index lists after the masks changed (mask may be NULL: dense). */
 int grad_sync_set_mask(GradSync *g, const uint8_t *mask);

@@ -59,4 +59,10 @@ typedef struct {
 int report_relative_change(const double *x, size_t nx, const double *base, size_t nb,
                            int resamples, RelativeChange *out);
 
+/* Scaling efficiency of a run (ips images/s on `ranks` ranks) against a base run:
+ * (ips / base_ips) / (ranks / base_ranks); NaN when a rate or a rank count is not positive.
+ * Strong scaling: the base has the same global batch; weak: the same batch per rank. */
+double report_scaling_efficiency(double ips, long long ranks, double base_ips,
+                                 long long base_ranks);
+
 #endif

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Purposes (counter word c3). RNG_RANDOM_MASK is fixed by METHOD.md. */
+/* Purposes (counter word c3). RNG_RANDOM_MASK is fixed by docs/method.md. */
 enum {
     RNG_RANDOM_MASK = 1,
     RNG_INIT = 2,        /* weight initialisation, by flat parameter index */

@@ -1,5 +1,5 @@
 /* Sparsity: layer-wise densities (uniform, ER, ERK) with exact integer counts, initial masks,
- * and RigL/SET drop-and-grow on one tensor. METHOD.md is the specification. */
+ * and RigL/SET drop-and-grow on one tensor. docs/method.md is the spec. */
 #ifndef CIGL_SPARSITY_H
 #define CIGL_SPARSITY_H
 #include "cigl/model.h"
@@ -34,7 +34,7 @@ typedef struct {
 int drop_grow_scratch_reserve(DropGrowScratch *sc, size_t n);
 void drop_grow_scratch_free(DropGrowScratch *sc);
 
-/* Drop and grow on one tensor of n entries (METHOD.md): deactivate the k active entries of
+/* Drop and grow on one tensor of n entries (docs/method.md): deactivate the k active entries of
  * smallest |w| (ties: lower index first), then activate the k entries, among those inactive
  * after the drop, of largest grow_score (ties: lower index first). An entry dropped and grown
  * again keeps its weight and optimiser state; new entries and dropped ones get weight 0 and
@@ -44,7 +44,7 @@ void drop_grow_scratch_free(DropGrowScratch *sc);
 long mask_drop_grow(float *w, float *state, uint8_t *mask, uint8_t *ever, const float *grow_score,
                     size_t n, long k, DropGrowScratch *sc);
 
-/* Variations of mask_drop_grow (docs/method.md, "Mechanics"). drop_by: the values whose |.|
+/* Variations of mask_drop_grow (docs/method.md, authors' mechanics). drop_by: the values whose |.|
  * ranks the drop (NULL: w itself). regrown_zero: an entry dropped and grown again is left as
  * MASK_REGROWN_ZERO in the mask (weight and state untouched); the caller zeroes its weight,
  * keeps its state and sets it to 1 (on every rank). */

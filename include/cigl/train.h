@@ -48,8 +48,8 @@ int train_run(const Config *c, Comm *comm, int argc, char **argv);
 int predictions_gather(Comm *comm, const Predictions *local, size_t n_total, Predictions *all);
 
 
-/* Recomputes BN running statistics for the current weights (SWA's update_bn, METHOD.md): reset,
- * one pass over samples idx[0..n) in training mode without augmentation in batches of
+/* Recomputes BN running statistics for the current weights (SWA's update_bn, docs/method.md):
+ * reset, one pass over samples idx[0..n) in training mode without augmentation in batches of
  * `batch`; the running mean and variance are the batch-size-weighted averages of each batch's
  * mean and unbiased variance. */
 int recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, const Split *s,

@@ -7,6 +7,7 @@
 #include "cigl/config.h"
 #include "cigl/error.h"
 #include "cigl/json_read.h"
+#include "cigl/method.h"
 #include "cigl/rng.h"
 
 #include <errno.h>
@@ -52,7 +53,7 @@ typedef struct {
     int scaled;
     const char *model, *method;
     double sparsity;
-    long long seed;
+    long long seed, ranks;    /* ranks: final.json's (1 when absent) */
     double metric[N_METRICS]; /* NaN when absent; accuracy in % */
     int group;
 } Entry;
@@ -81,7 +82,8 @@ typedef struct {
     Group *g;
     int n_g;
     int *ref;                 /* per group: reference group index or -1 */
-    JsonValue *defaults;      /* cigl train's default options, as config.json writes them */
+    JsonValue **defaults;     /* per run: cigl train's defaults for its method, resolved as
+                               * config.json writes them (the mechanics options' auto) */
 } Report;
 
 /* ---- statistics ----------------------------------------------------------------------- */
@@ -228,6 +230,7 @@ static int add_entry(Report *rp, int run, int scaled)
     e->model = json_path_string(r->config, "model", "");
     e->method = json_path_string(r->config, "method", "");
     e->seed = json_path_integer(r->config, "seed", 0);
+    e->ranks = json_path_integer(r->final, "ranks", 1);
     e->sparsity = 0;
     if (strcmp(e->method, "dense") != 0)
         e->sparsity = json_path_number(r->final, "method.sparsity_target",
@@ -257,9 +260,12 @@ static const char *base_name(const char *s)
     return b ? b + 1 : s;
 }
 
+/* A run's setting; one its config.json lacks (written before the option existed) is the
+ * default, which is what that run did. */
 static const JsonValue *setting(const Report *rp, const Entry *e, int k)
 {
-    return json_get(rp->runs[e->run].config, rp->keys[k]);
+    const JsonValue *v = json_get(rp->runs[e->run].config, rp->keys[k]);
+    return v ? v : json_get(rp->defaults[e->run], rp->keys[k]);
 }
 
 /* "off": absent, null, false, 0, "", "none", "off" */
@@ -326,12 +332,19 @@ static int collect_keys(Report *rp)
     }
     /* the defaults, so that a group is labelled by what it changed (cigl without the random
      * mask as random-mask-rate=0, plain cigl with nothing) */
-    Config defaults;
-    config_defaults(&defaults);
-    char *text = config_json_text(&defaults, 0), err[200];
-    rp->defaults = text ? json_parse(text, strlen(text), err, sizeof(err)) : NULL;
-    free(text);
-    if (!rp->defaults) return cigl_fail(CIGL_ERR_RUNTIME, "report: out of memory");
+    rp->defaults = cigl_calloc((size_t)rp->n_runs + 1, sizeof(*rp->defaults), "report defaults");
+    if (!rp->defaults) return CIGL_ERR_RUNTIME;
+    for (int r = 0; r < rp->n_runs; r++) {
+        Config defaults;
+        config_defaults(&defaults);
+        const char *method = json_string_value(json_get(rp->runs[r].config, "method"));
+        if (method) snprintf(defaults.method, sizeof defaults.method, "%s", method);
+        method_resolve_mechanics(&defaults); /* an unknown method keeps the auto values */
+        char *text = config_json_text(&defaults, 0), err[200];
+        rp->defaults[r] = text ? json_parse(text, strlen(text), err, sizeof(err)) : NULL;
+        free(text);
+        if (!rp->defaults[r]) return cigl_fail(CIGL_ERR_RUNTIME, "report: out of memory");
+    }
     rp->method_specific = cigl_calloc((size_t)rp->n_keys + 1, 1, "report settings");
     if (!rp->method_specific) return CIGL_ERR_RUNTIME;
     for (int k = 0; k < rp->n_keys; k++) {
@@ -355,8 +368,9 @@ static int applies(const Report *rp, const Entry *e, int k)
 
 static int same_experiment(const Report *rp, const Entry *a, const Entry *b)
 {
+    /* the rank count changes the results (the sum order of the allreduce) */
     if (strcmp(a->model, b->model) || strcmp(a->method, b->method) || a->scaled != b->scaled ||
-        fabs(a->sparsity - b->sparsity) > 1e-9)
+        a->ranks != b->ranks || fabs(a->sparsity - b->sparsity) > 1e-9)
         return 0;
     for (int k = 0; k < rp->n_keys; k++)
         if (!setting_equal(rp, k, setting(rp, a, k), setting(rp, b, k))) return 0;
@@ -404,7 +418,7 @@ static void describe(const Report *rp, Group *g)
     g->n_options = 0;
     for (int k = 0; k < rp->n_keys; k++) {
         if (!applies(rp, e, k)) continue;
-        const JsonValue *v = setting(rp, e, k), *d0 = json_get(rp->defaults, rp->keys[k]);
+        const JsonValue *v = setting(rp, e, k), *d0 = json_get(rp->defaults[e->run], rp->keys[k]);
         if (d0 ? setting_equal(rp, k, v, d0) : is_off(v)) continue;
         int varies = 0; /* among the groups it applies to */
         for (int h = 0; h < rp->n_g && !varies; h++) {
@@ -425,6 +439,13 @@ static void describe(const Report *rp, Group *g)
         else continue;
         add_option(g, text);
     }
+    for (int h = 0; h < rp->n_g; h++)
+        if (rp->e[rp->g[h].member[0]].ranks != e->ranks) {
+            char text[40];
+            snprintf(text, sizeof(text), "ranks=%lld", e->ranks);
+            add_option(g, text);
+            break;
+        }
     g->base_len = strlen(g->options);
     if (e->scaled) add_option(g, "temperature-scaled");
 }
@@ -560,6 +581,103 @@ static void md_group_head(FILE *f, const Report *rp, const Group *g)
     fprintf(f, " | %g |", e->sparsity);
 }
 
+/* ---- throughput and scaling ----------------------------------------------------------- */
+
+typedef struct {
+    const char *model, *method, *data;
+    double sparsity, ips;
+    long long ranks, threads, batch;
+} Perf;
+
+static Perf perf_of(const Report *rp, int r)
+{
+    const RunDir *d = &rp->runs[r];
+    Perf p;
+    p.model = json_path_string(d->config, "model", "");
+    p.method = json_path_string(d->config, "method", "");
+    p.data = base_name(json_path_string(d->config, "data", ""));
+    p.sparsity = strcmp(p.method, "dense") ? json_path_number(d->config, "sparsity", 0) : 0;
+    p.ips = json_path_number(d->final, "train_images_per_second", NAN);
+    p.ranks = json_path_integer(d->final, "ranks", 1);
+    p.threads = json_path_integer(d->config, "threads", 1);
+    p.batch = json_path_integer(d->config, "batch-size", 0);
+    return p;
+}
+
+/* The same work per step at another rank count: strong scaling keeps the global batch, weak
+ * scaling the batch per rank. */
+static int same_series(const Perf *a, const Perf *b, int weak)
+{
+    if (strcmp(a->model, b->model) || strcmp(a->method, b->method) || strcmp(a->data, b->data) ||
+        fabs(a->sparsity - b->sparsity) > 1e-9 || a->threads != b->threads)
+        return 0;
+    return weak ? a->batch * b->ranks == b->batch * a->ranks : a->batch == b->batch;
+}
+
+/* Efficiency of run r against the run of its series with the fewest ranks (the first in
+ * directory order on a tie): (img/s / base img/s) / (ranks / base ranks). NaN: no series;
+ * 1 for the base itself when the series has another run. */
+double report_scaling_efficiency(double ips, long long ranks, double base_ips,
+                                 long long base_ranks)
+{
+    if (!(ips > 0) || !(base_ips > 0) || ranks < 1 || base_ranks < 1) return NAN;
+    return (ips / base_ips) / ((double)ranks / (double)base_ranks);
+}
+
+static double series_efficiency(const Report *rp, int r, int weak)
+{
+    const Perf p = perf_of(rp, r);
+    int base = -1, others = 0;
+    for (int j = 0; j < rp->n_runs; j++) {
+        if (!rp->runs[j].final) continue;
+        const Perf q = perf_of(rp, j);
+        if (!(q.ips > 0) || !same_series(&p, &q, weak)) continue;
+        if (q.ranks != p.ranks) others = 1;
+        if (base < 0 || q.ranks < perf_of(rp, base).ranks) base = j;
+    }
+    if (!others || base < 0) return NAN;
+    const Perf b = perf_of(rp, base);
+    return report_scaling_efficiency(p.ips, p.ranks, b.ips, b.ranks);
+}
+
+static void md_percent(FILE *f, double v)
+{
+    if (isnan(v)) fputs(" — |", f);
+    else fprintf(f, " %.0f |", 100 * v);
+}
+
+static int write_scaling(const Report *rp, FILE *f)
+{
+    int rows = 0;
+    for (int r = 0; r < rp->n_runs; r++) {
+        if (!rp->runs[r].final) continue;
+        const Perf p = perf_of(rp, r);
+        if (!(p.ips > 0)) continue;
+        if (!rows++) {
+            fputs("\n## Throughput and scaling\n\nTraining images per second of each run; "
+                  "scaling efficiency = (img/s ÷ base img/s) ÷ (ranks ÷ base ranks), the base "
+                  "being the run with the fewest ranks and otherwise the same model, method, "
+                  "sparsity, data and threads per rank: with the same global batch (strong) or "
+                  "the same batch per rank (weak).\n\n", f);
+            fputs("| run | model | method | sparsity | ranks | threads | batch | img/s "
+                  "| strong eff. (%) | weak eff. (%) |\n", f);
+            fputs("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n", f);
+        }
+        fputs("| ", f);
+        md_text(f, rp->runs[r].dir);
+        fputs(" | ", f);
+        md_text(f, p.model);
+        fputs(" | ", f);
+        md_text(f, p.method);
+        fprintf(f, " | %g | %lld | %lld | %lld | %.1f |", p.sparsity, p.ranks, p.threads,
+                p.batch, p.ips);
+        md_percent(f, series_efficiency(rp, r, 0));
+        md_percent(f, series_efficiency(rp, r, 1));
+        fputc('\n', f);
+    }
+    return ferror(f) ? CIGL_ERR_RUNTIME : CIGL_OK;
+}
+
 static int write_markdown(const Report *rp, FILE *f, int with_plot)
 {
     int n_runs = 0;
@@ -619,6 +737,7 @@ static int write_markdown(const Report *rp, FILE *f, int with_plot)
     if (!rows)
         fprintf(f, "No group has a %s group (with ECE) at the same model and sparsity to compare "
                 "with.\n", rp->baseline);
+    if (write_scaling(rp, f)) return CIGL_ERR_RUNTIME;
     if (rp->n_unfinished) {
         fputs("\n## Unfinished runs (no final.json), skipped\n\n", f);
         for (int i = 0; i < rp->n_unfinished; i++) {
@@ -935,7 +1054,9 @@ static const char usage_text[] =
     "model, method, options and sparsity, and prints a markdown table of test accuracy, ECE,\n"
     "ECE10, NLL and Brier (mean ± std over seeds), then the ECE change relative to the baseline\n"
     "method at the same model and sparsity with a 95% bootstrap interval over seeds.\n"
-    "Runs without final.json are listed as unfinished and skipped.\n"
+    "Runs without final.json are listed as unfinished and skipped. Runs at different rank\n"
+    "counts are separate groups; a last table gives each run's ranks, training images/s and\n"
+    "strong and weak scaling efficiency against the same run with the fewest ranks.\n"
     "\n"
     "options:\n"
     "  --out DIR          also write DIR/report.md and DIR/sparsity.svg (accuracy and ECE\n"
@@ -949,7 +1070,8 @@ static void report_free(Report *rp)
         json_free(rp->runs[r].config);
         json_free(rp->runs[r].final);
     }
-    json_free(rp->defaults);
+    for (int r = 0; rp->defaults && r < rp->n_runs; r++) json_free(rp->defaults[r]);
+    free(rp->defaults);
     for (int h = 0; h < rp->n_g; h++) free(rp->g[h].member);
     free(rp->runs);
     free(rp->unfinished);

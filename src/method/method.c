@@ -97,7 +97,7 @@ int method_snapshots_at(const Config *c, long step, long total_steps, long steps
     return c->average_every > 0 ? done % c->average_every == 0 : done % steps_per_epoch == 0;
 }
 
-/* ---- mechanics (docs/method.md, "Mechanics") ------------------------------------------ */
+/* ---- mechanics (docs/method.md, "Authors' mechanics") ------------------------------- */
 
 /* One mechanism option: its values on cigl's side and the authors'. */
 typedef struct {
@@ -672,7 +672,7 @@ void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
         /* the authors' loop: the mask update instead of the optimiser step */
     } else if (s->held) {
         /* the authors' order: the next step's mask first, then a step that moves only what
-         * it keeps (docs/method.md, "Mechanics") */
+         * it keeps (docs/method.md, "Authors' mechanics") */
         authors_forward_weights(s, m, step + 1);
         sgd_step_held(opt, m->params, m->grads, m->n_params, lr, s->mask, s->active, s->held);
     } else {

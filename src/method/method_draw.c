@@ -1,5 +1,5 @@
-/* The random weights of a step (METHOD "Random mask Z"): CigL's random mask and W-DP's weight
- * dropout.
+/* The random weights of a step (docs/method.md, "CigL: the random mask Z"): CigL's random mask
+ * and W-DP's weight dropout.
  *
  * The step mask M & Z is kept as M minus the step's list of dropped positions: each step puts
  * back the previous step's drops and takes out the new ones (at p = 0.01 about 1% of the
@@ -10,7 +10,7 @@
  * moves each weight (sgd_step_range_mirror); a draw only restores the last drops and zeroes
  * the new ones (whole after a mask change). Tensors on the sparse kernels need none: those
  * kernels read W, multiply by 1 / keep (the same float) and skip what the step mask drops.
- * Every path gives METHOD's bits. */
+ * Every path gives the bits docs/method.md defines. */
 #include "method_draw.h"
 
 #include "cigl/error.h"

@@ -84,7 +84,7 @@ void sparsity_counts_for_shapes(int n, const int *ndim, const int (*shape)[4], D
     }
     /* density * total and x_l carry rounding errors of a few ulps (density itself may be
      * 1 - sparsity: 0.09999999999999998 for 0.9), below 1e-7 for models under 2^29 weights.
-     * Snapped to a 2^-20 grid, values equal in exact arithmetic round as METHOD.md says (2.5
+     * Snapped to a 2^-20 grid, values equal in exact arithmetic round as docs/method.md says (2.5
      * up, not 2.4999999999999996 down) and tie as it says (230.4 and 3686.4 at density 0.1:
      * lower index first), instead of being ordered by rounding noise. */
     const long target = lround(snap(density * total));

@@ -80,6 +80,12 @@ int grad_sync_init(GradSync *g, Comm *comm, const Model *m, size_t bucket_floats
     return grad_sync_set_mask(g, NULL);
 }
 
+GradBucketSpan grad_sync_bucket(const GradSync *g, int i)
+{
+    const struct GradBucket *b = &g->buckets[i];
+    return (GradBucketSpan){b->first_tensor, b->end_tensor, b->last_layer, b->len};
+}
+
 void grad_sync_free(GradSync *g)
 {
     for (int i = 0; i < g->n_buckets; i++) {

@@ -25,7 +25,8 @@ static int path_join(char *buf, size_t len, const char *dir, const char *name)
 static void remove_run_files(const char *out)
 {
     static const char *const names[] = {"config.json", "metrics.jsonl", "final.json",
-                                        "final.h5", "reliability.svg", NULL};
+                                        "final.h5", "reliability.svg", "requeue.json",
+                                        NULL};
     char p[1200];
     for (int i = 0; names[i]; i++) {
         snprintf(p, sizeof(p), "%s/%s", out, names[i]);
@@ -165,6 +166,23 @@ static void final_body(const Trainer *t, JsonWriter *w, const void *arg)
     char machine[512];
     provenance_machine(machine, sizeof(machine));
     json_string(w, "machine", machine);
+}
+
+/* The job scripts requeue a job only when this marker exists: a launcher's exit status mixes
+ * every rank's (srun reports the highest, or 128 + a signal), so 75 alone cannot say that rank 0
+ * finished the checkpoint (jobs/README.md, "Time limits and preemption"). */
+static void requeue_body(const Trainer *t, JsonWriter *w, const void *arg)
+{
+    json_string(w, "reason", arg);
+    json_int(w, "step", t->step);
+    json_string(w, "checkpoint_dir", t->ckpt_dir);
+    json_int(w, "ranks", t->comm->size);
+    json_int(w, "exit", CIGL_EXIT_REQUEUE);
+}
+
+int run_write_requeue(const Trainer *t, const char *reason)
+{
+    return write_json_file(t, "requeue.json", requeue_body, reason);
 }
 
 int run_append_epoch(const Trainer *t, int epoch, double lr, double train_loss, double train_acc,

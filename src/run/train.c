@@ -130,7 +130,7 @@ static int trainer_setup(Trainer *t)
     rc = sparse_model_setup(&t->m, kernels, t->ms.mask);
     if (rc) return rc;
     t->ms.comm = t->comm;
-    rc = grad_sync_init(&t->sync, t->comm, &t->m, (size_t)1 << 20);
+    rc = grad_sync_init(&t->sync, t->comm, &t->m, CIGL_GRAD_BUCKET_FLOATS);
     if (!rc) rc = grad_sync_set_mask(&t->sync, t->ms.ops->sparse ? t->ms.mask : NULL);
     if (rc) return rc;
     if (c->accumulate > 1) {
@@ -363,11 +363,13 @@ static int skip_nonfinite(Trainer *t, int epoch)
 static int stopped(const Trainer *t, int rc)
 {
     if (rc) return rc;
+    const char *by =
+        t->stop_signal > 0 ? stop_signal_name(t->stop_signal) : "a signal on another rank";
+    if (t->comm->rank == 0 && run_write_requeue(t, by)) return CIGL_ERR_RUNTIME;
     if (t->comm->rank == 0)
         fprintf(stderr, "cigl: stopped by %s after step %ld; checkpoint written to '%s'; "
-                "continue with --resume auto (exit status %d)\n",
-                t->stop_signal > 0 ? stop_signal_name(t->stop_signal) : "a signal on another rank",
-                t->step, t->ckpt_dir, CIGL_EXIT_REQUEUE);
+                "continue with --resume auto (exit status %d)\n", by, t->step, t->ckpt_dir,
+                CIGL_EXIT_REQUEUE);
     return CIGL_EXIT_REQUEUE;
 }
 
@@ -579,6 +581,8 @@ static void print_dry_run(const Trainer *t)
 static int prepare_run_dir(Trainer *t)
 {
     char p[1200];
+    snprintf(p, sizeof p, "%s/requeue.json", t->cfg.out);
+    unlink(p); /* the marker of an earlier stop: this launch writes its own or none */
     snprintf(p, sizeof p, "%s/config.json", t->cfg.out);
     if (t->resume_path[0] && access(p, F_OK) == 0)
         return run_truncate_metrics(t->cfg.out, t->start.epoch);

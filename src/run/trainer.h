@@ -73,6 +73,8 @@ int run_checkpoint(Trainer *t, int epoch, long in_epoch, const double sums[2], l
 int run_write_config(const Trainer *t);
 int run_append_epoch(const Trainer *t, int epoch, double lr, double train_loss, double train_acc,
                      const Metrics *val, double seconds, long skipped_steps);
+/* Rank 0, after the checkpoint of a stop signal: OUT/requeue.json, the job scripts' cue. */
+int run_write_requeue(const Trainer *t, const char *reason);
 /* final.h5, final.json and reliability.svg. */
 int run_write_final(const Trainer *t, const FinalResult *r);
 

@@ -1,5 +1,5 @@
 #!/bin/sh
-# make check: the four checking stages after make test (README.md, "Reliability"). Each stage
+# make check: the four checking stages after make test (docs/testing.md). Each stage
 # prints its own lines and "N passed, N failed"; this prints their aggregate last.
 # Measured on the 2-core development machine (shared with other jobs, load ~8 at the time):
 #   sanitize: ASan + UBSan build ~3 min; unit tests ~3.5 min; t_train_e2e 134 s and t_mpi 87 s
