@@ -176,7 +176,7 @@ static void entry_free(Entry *e)
     if (e->bwd_weights) dnnl_primitive_destroy(e->bwd_weights);
     Port *ports[] = {&e->f_src, &e->f_wei, &e->f_bias, &e->f_dst, &e->d_diff_dst, &e->d_wei,
                      &e->d_diff_src, &e->w_src, &e->w_diff_dst, &e->w_diff_wei};
-    for (size_t i = 0; i < sizeof ports / sizeof *ports; i++) port_free(ports[i]);
+    for (size_t i = 0; i < sizeof ports / sizeof(Port *); i++) port_free(ports[i]);
 }
 
 static const dnnl_memory_desc_t *md_of(dnnl_primitive_desc_t pd, dnnl_query_t what)
