@@ -32,7 +32,7 @@ static double rel_err(const float *a, const float *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         const double d = fabs((double)a[i] - b[i]);
         e = d > e ? d : e;
-        m = fabs(b[i]) > m ? fabs(b[i]) : m;
+        m = fabs((double)b[i]) > m ? fabs((double)b[i]) : m;
     }
     return e / m;
 }

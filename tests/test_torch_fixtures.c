@@ -5,6 +5,7 @@
  * file fails every case that needs it, with the command that regenerates it. */
 #include "check.h"
 #include "cigl/conv.h"
+#include "cigl/conv_backend.h"
 #include "cigl/layer.h"
 #include "cigl/model.h"
 #include "cigl/optim.h"
@@ -680,6 +681,23 @@ static void sgd_nesterov(void)
     case_end(g + 1);
 }
 
+/* The conv fixtures and the resnet block again with dense convolutions on oneDNN
+ * (--conv-backend onednn), against the same PyTorch values and tolerances. */
+static void conv_onednn(void)
+{
+    if (conv_backend_set(CONV_BACKEND_ONEDNN)) {
+        printf("  built without oneDNN (ONEDNN=0): nothing to check\n");
+        return;
+    }
+    conv_k3s1p1();
+    conv_k5s1p2_nobias();
+    conv_k3s2p1();
+    conv_k1s2p0();
+    conv_k7s2p3();
+    resnet_block();
+    conv_backend_set(CONV_BACKEND_OWN);
+}
+
 int main(void)
 {
     const char *dir = getenv("CIGL_FIXTURES");
@@ -707,6 +725,7 @@ int main(void)
     RUN(xent_ls01);
     RUN(resnet_block);
     RUN(sgd_nesterov);
+    RUN(conv_onednn);
 
     if (fx >= 0) H5Fclose(fx);
     return CHECK_SUMMARY();

@@ -8,7 +8,9 @@
  * on every call (oneDNN 2.6's CPU primitives split and reduce in an order fixed by the shapes
  * and the thread count; the test repeats every pass and compares bits). Like OpenBLAS's, its
  * results may differ across thread counts. The choice is process-wide; the library's default
- * is the own kernels, `cigl train` resolves auto to onednn when it is built in. */
+ * is the own kernels, `cigl train` resolves auto to onednn when it is built in. The backward
+ * pass of 1x1 strided convolutions stays on the own kernels under onednn (faster there; a rule
+ * by geometry, conv_onednn.c). */
 #ifndef CIGL_CONV_BACKEND_H
 #define CIGL_CONV_BACKEND_H
 #include "cigl/layer.h"

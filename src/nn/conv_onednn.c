@@ -91,6 +91,8 @@ void conv_onednn_release(void) {}
 typedef struct {
     dnnl_memory_t user, prim;
     dnnl_primitive_t reorder;   /* NULL: the primitive reads/writes the user memory */
+    int slot;                   /* prim's buffer: the shared pool's slot, or -1: its own */
+    size_t bytes;               /* prim's size in the pool */
 } Port;
 
 typedef struct {
@@ -103,6 +105,15 @@ typedef struct {
     Port w_src, w_diff_dst, w_diff_wei;      /* backward weights */
     size_t src_numel;
 } Entry;
+
+/* The blocked copies of activations and their gradients live in two buffers shared by every
+ * entry, sized for the largest geometry (POOL_SRC: x, dx, x again for the weight gradient;
+ * POOL_DST: y, dy): one layer's pass needs at most one of each at a time, and per-entry
+ * buffers took 3x the activations of every conv geometry (~170 MB for resnet20 at batch 128,
+ * against 2 x 6.4 MB shared). */
+enum { POOL_SRC = 0, POOL_DST = 1, POOL_OWN = -1 };
+static void *pool[2];
+static size_t pool_bytes[2];
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
@@ -122,7 +133,7 @@ static void port_free(Port *pt)
 /* user: cigl's plain layout; want: the primitive's. to_prim: the reorder runs user -> prim
  * (an input), else prim -> user (an output; `accumulate` adds into the user buffer). */
 static int port_init(Port *pt, const dnnl_memory_desc_t *user_md, const dnnl_memory_desc_t *want,
-                     int to_prim, int accumulate)
+                     int to_prim, int accumulate, int slot)
 {
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_attr_t attr = NULL;
@@ -132,7 +143,10 @@ static int port_init(Port *pt, const dnnl_memory_desc_t *user_md, const dnnl_mem
         pt->prim = pt->user;
         return 0;
     }
-    CK(dnnl_memory_create(&pt->prim, want, engine, DNNL_MEMORY_ALLOCATE));
+    pt->slot = slot;
+    pt->bytes = dnnl_memory_desc_get_size(want);
+    CK(dnnl_memory_create(&pt->prim, want, engine,
+                          slot == POOL_OWN ? DNNL_MEMORY_ALLOCATE : DNNL_MEMORY_NONE));
     CK(dnnl_primitive_attr_create(&attr));
     if (accumulate) {
         CK(dnnl_post_ops_create(&po));
@@ -162,7 +176,7 @@ static void entry_free(Entry *e)
     if (e->bwd_weights) dnnl_primitive_destroy(e->bwd_weights);
     Port *ports[] = {&e->f_src, &e->f_wei, &e->f_bias, &e->f_dst, &e->d_diff_dst, &e->d_wei,
                      &e->d_diff_src, &e->w_src, &e->w_diff_dst, &e->w_diff_wei};
-    for (size_t i = 0; i < sizeof ports / sizeof *ports; i++) port_free(ports[i]);
+    for (size_t i = 0; i < sizeof ports / sizeof(Port *); i++) port_free(ports[i]);
 }
 
 static const dnnl_memory_desc_t *md_of(dnnl_primitive_desc_t pd, dnnl_query_t what)
@@ -200,16 +214,16 @@ static int entry_build(Entry *e)
     CK(dnnl_primitive_create(&e->fwd, fpd));
     CK(dnnl_primitive_create(&e->bwd_data, dpd));
     CK(dnnl_primitive_create(&e->bwd_weights, wpd));
-    if (port_init(&e->f_src, &src, md_of(fpd, dnnl_query_src_md), 1, 0) ||
-        port_init(&e->f_wei, &wei, md_of(fpd, dnnl_query_weights_md), 1, 0) ||
-        (e->bias && port_init(&e->f_bias, &bias, &bias, 1, 0)) ||
-        port_init(&e->f_dst, &dst, md_of(fpd, dnnl_query_dst_md), 0, 0) ||
-        port_init(&e->d_diff_dst, &dst, md_of(dpd, dnnl_query_diff_dst_md), 1, 0) ||
-        port_init(&e->d_wei, &wei, md_of(dpd, dnnl_query_weights_md), 1, 0) ||
-        port_init(&e->d_diff_src, &src, md_of(dpd, dnnl_query_diff_src_md), 0, 1) ||
-        port_init(&e->w_src, &src, md_of(wpd, dnnl_query_src_md), 1, 0) ||
-        port_init(&e->w_diff_dst, &dst, md_of(wpd, dnnl_query_diff_dst_md), 1, 0) ||
-        port_init(&e->w_diff_wei, &wei, md_of(wpd, dnnl_query_diff_weights_md), 0, 0))
+    if (port_init(&e->f_src, &src, md_of(fpd, dnnl_query_src_md), 1, 0, POOL_SRC) ||
+        port_init(&e->f_wei, &wei, md_of(fpd, dnnl_query_weights_md), 1, 0, POOL_OWN) ||
+        (e->bias && port_init(&e->f_bias, &bias, &bias, 1, 0, POOL_OWN)) ||
+        port_init(&e->f_dst, &dst, md_of(fpd, dnnl_query_dst_md), 0, 0, POOL_DST) ||
+        port_init(&e->d_diff_dst, &dst, md_of(dpd, dnnl_query_diff_dst_md), 1, 0, POOL_DST) ||
+        port_init(&e->d_wei, &wei, md_of(dpd, dnnl_query_weights_md), 1, 0, POOL_OWN) ||
+        port_init(&e->d_diff_src, &src, md_of(dpd, dnnl_query_diff_src_md), 0, 1, POOL_SRC) ||
+        port_init(&e->w_src, &src, md_of(wpd, dnnl_query_src_md), 1, 0, POOL_SRC) ||
+        port_init(&e->w_diff_dst, &dst, md_of(wpd, dnnl_query_diff_dst_md), 1, 0, POOL_DST) ||
+        port_init(&e->w_diff_wei, &wei, md_of(wpd, dnnl_query_diff_weights_md), 0, 0, POOL_OWN))
         goto fail;
     e->same_diff_dst = e->d_diff_dst.reorder && e->w_diff_dst.reorder &&
                        dnnl_memory_desc_equal(md_of(dpd, dnnl_query_diff_dst_md),
@@ -280,10 +294,25 @@ static int exec(dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args)
     return dnnl_primitive_execute(p, stream, nargs, args) == dnnl_success ? 0 : -1;
 }
 
+/* Points a pooled port's memory at its pool slot, grown when too small. */
+static int bind(Port *pt)
+{
+    if (!pt->reorder || pt->slot == POOL_OWN) return 0;
+    if (pool_bytes[pt->slot] < pt->bytes) {
+        free(pool[pt->slot]);
+        pool_bytes[pt->slot] = 0;
+        pool[pt->slot] = aligned_alloc(64, (pt->bytes + 63) & ~(size_t)63);
+        if (!pool[pt->slot]) return -1;
+        pool_bytes[pt->slot] = pt->bytes;
+    }
+    return dnnl_memory_set_data_handle(pt->prim, pool[pt->slot]) == dnnl_success ? 0 : -1;
+}
+
 /* Points the port's user memory at buf and, for an input, reorders it into the primitive's. */
 static int port_in(Port *pt, const float *buf)
 {
-    if (dnnl_memory_set_data_handle(pt->user, (void *)buf) != dnnl_success) return -1;
+    if (dnnl_memory_set_data_handle(pt->user, (void *)buf) != dnnl_success || bind(pt))
+        return -1;
     if (!pt->reorder) return 0;
     const dnnl_exec_arg_t a[] = {{DNNL_ARG_FROM, pt->user}, {DNNL_ARG_TO, pt->prim}};
     return exec(pt->reorder, 2, a);
@@ -291,7 +320,7 @@ static int port_in(Port *pt, const float *buf)
 
 static int port_out_begin(Port *pt, float *buf)
 {
-    return dnnl_memory_set_data_handle(pt->user, buf) == dnnl_success ? 0 : -1;
+    return dnnl_memory_set_data_handle(pt->user, buf) == dnnl_success ? bind(pt) : -1;
 }
 
 static int port_out_end(Port *pt)
@@ -331,6 +360,11 @@ int conv_onednn_backward(const Layer *l, const LayerCtx *ctx, const float *x, co
                          float *dx)
 {
     if (current != CONV_BACKEND_ONEDNN) return 0;
+    /* 1x1 stride-2 projections: oneDNN's jit_1x1 backward first gathers the strided input
+     * (resnet20's two shortcuts: 5.2 and 5.5 ms per step against the own kernels' 2.7 and
+     * 1.6 ms, bench_train --conv-backend, tests/bench/README.md), so they stay on the own
+     * kernels; a fixed rule by geometry, so results stay deterministic. */
+    if (l->k == 1 && l->stride > 1) return 0;
     Entry *e = entry_for(l, ctx->n);
     if (!e) return 0;
     const float *w = ctx->weights + l->weight_off;
@@ -370,6 +404,11 @@ void conv_onednn_release(void)
     free(entries);
     entries = NULL;
     n_entries = cap_entries = 0;
+    for (int i = 0; i < 2; i++) {
+        free(pool[i]);
+        pool[i] = NULL;
+        pool_bytes[i] = 0;
+    }
     if (stream) dnnl_stream_destroy(stream);
     if (engine) dnnl_engine_destroy(engine);
     stream = NULL;

@@ -19,6 +19,7 @@
  * Every measurement is printed as one line "BENCH {json}" on stdout (tests/bench/run.sh reads
  * them); other lines are for people. */
 #include "cigl/conv.h"
+#include "cigl/conv_backend.h"
 #include "cigl/model.h"
 #include "cigl/optim.h"
 #include "cigl/rng.h"
@@ -496,7 +497,7 @@ static void usage(void)
             "usage: bench_train [--threads N] [--models a,b,...] [--reps R] [--batch B]\n"
             "                   [--min-time SECONDS] [--layer-reps R] [--peak GFLOPS]\n"
             "                   [--peak-sizes n,m] [--peak-only] [--no-peak] [--no-layers]\n"
-            "                   [--no-detail]\n"
+            "                   [--no-detail] [--conv-backend own|onednn]\n"
             "defaults: --threads 2 --models mlp,lenet5,resnet20 --reps 7 --batch 128\n"
             "          --min-time 0.3 --layer-reps 5 --peak-sizes 1024,2048\n");
     exit(2);
@@ -551,6 +552,11 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--no-peak")) o.do_peak = 0;
         else if (!strcmp(a, "--no-layers")) o.do_layers = 0;
         else if (!strcmp(a, "--no-detail")) o.do_detail = 0;
+        else if (!strcmp(a, "--conv-backend")) { /* the per-layer split of either backend */
+            NEED_VALUE();
+            const int b = conv_backend_parse(v);
+            if (b < 0 || conv_backend_set((ConvBackend)b)) usage();
+        }
         else usage();
 #undef NEED_VALUE
     }
