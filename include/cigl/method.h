@@ -111,14 +111,16 @@ void method_forget_draws(MethodState *s);
 int method_draws_ahead(const MethodState *s);
 
 /* Before the forward pass of 0-based step `step`: returns the weights the layers read, and sets
- * m->wgrad_scale so that weight gradients come out as dL/dW. */
+ * m->wgrad_scale so that weight gradients come out as dL/dW. NULL when the sparse kernels ran
+ * out of memory (printed; under MPI the job is aborted). */
 const float *method_before_forward(MethodState *s, Model *m, long step);
 
 /* After backward: gradients of weights dropped by weight dropout are zeroed (W-DP). */
 void method_after_backward(MethodState *s, Model *m);
 
-/* After the optimiser step of `step`: mask update and snapshot when due. */
-void method_after_step(MethodState *s, Model *m, Sgd *opt, long step);
+/* After the optimiser step of `step`: mask update and snapshot when due. CIGL_ERR_RUNTIME
+ * (printed) when memory ran out. */
+int method_after_step(MethodState *s, Model *m, Sgd *opt, long step);
 
 /* Whether the mask update / snapshot happens after 0-based step `step`. */
 int method_updates_at(const MethodState *s, long step);
@@ -156,7 +158,8 @@ typedef struct {
 /* One optimisation step of 0-based global step `step` on a prepared batch (x, y) of n samples:
  * the method's hooks around forward, backward and SGD. Gradients are of the loss summed over
  * the batch times grad_scale (1 / global batch). `targets` may be NULL (plain cross-entropy).
- * Returns the summed loss; when it is not finite nothing was updated. */
+ * Returns the summed loss; when it is not finite nothing was updated (or an error was printed:
+ * out of memory). */
 double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
                          int n, float grad_scale, double lr, const LossTargets *targets,
                          long step, float *dlogits, int *correct);
@@ -164,10 +167,11 @@ double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, con
 /* The two halves of a step, for data parallelism (gradients are reduced in between):
  * forward, loss and backward with `weights` from method_before_forward (m->grads overwritten;
  * a non-finite loss skips backward), then the method's update: gradient masking, SGD on the
- * moving parameters, mask update and snapshot when due. */
+ * moving parameters, mask update and snapshot when due (CIGL_ERR_RUNTIME, printed, when memory
+ * ran out). */
 double method_forward_backward(MethodState *s, Model *m, const float *weights, const float *x,
                                const int32_t *y, int n, float grad_scale,
                                const LossTargets *targets, float *dlogits, int *correct);
-void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step);
+int method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step);
 
 #endif

@@ -351,8 +351,8 @@ static const float *sparse_step(MethodState *s, Model *m, long step, const float
 {
     const int dense = dense_grad_step(s, step);
     if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, s->active, weights, dense)) {
-        if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
-        exit(CIGL_ERR_RUNTIME);
+        if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME); /* the others would wait */
+        return NULL;
     }
     return weights;
 }
@@ -392,7 +392,7 @@ const float *method_before_forward(MethodState *s, Model *m, long step)
     }
     method_draw(s, m, z_index(s, step), m->sparse && dense_grad_step(s, step));
     m->wgrad_scale = s->inv_keep;
-    sparse_step(s, m, step, s->weff);
+    if (!sparse_step(s, m, step, s->weff)) return NULL;
     sparse_model_step_source(m, m->params, s->inv_keep);
     return s->weff;
 }
@@ -460,7 +460,7 @@ static long drop_and_grow(MethodState *s, Model *m, Sgd *opt, long step, long *a
             cigl_fail(CIGL_ERR_RUNTIME, "out of memory during the mask update at step %ld; "
                       "use a node with more memory", step);
             if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
-            exit(CIGL_ERR_RUNTIME);
+            return -1;
         }
         fresh += grown;
         *active += n_active;
@@ -507,16 +507,21 @@ static void settle_regrown(MethodState *s, Model *m)
         }
 }
 
-static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
+static int update_masks(MethodState *s, Model *m, Sgd *opt, long step)
 {
     long fresh = 0, active = 0;
     method_quiesce_draws(s); /* the helper reads the mask */
     memcpy(s->scratch_mask, s->mask, m->n_params);
     if (!s->comm || s->comm->size == 1) {
         fresh = drop_and_grow(s, m, opt, step, &active);
+        if (fresh < 0) return CIGL_ERR_RUNTIME;
     } else {
-        if (s->comm->rank == 0) drop_and_grow(s, m, opt, step, &active);
-        if (s->comm->broadcast(s->comm, s->mask, m->n_params, 0)) s->comm->abort(s->comm, 1);
+        if (s->comm->rank == 0 && drop_and_grow(s, m, opt, step, &active) < 0)
+            return CIGL_ERR_RUNTIME;
+        if (s->comm->broadcast(s->comm, s->mask, m->n_params, 0)) {
+            s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
+            return CIGL_ERR_RUNTIME;
+        }
         active = 0;
         /* on rank 0 the values are already changed: this only counts */
         fresh = apply_received_mask(s, m, opt, s->scratch_mask, &active);
@@ -534,13 +539,14 @@ static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
     /* the sparse patterns follow the mask at once (evaluation may come before the next step) */
     if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, NULL, NULL, 0)) {
         if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
-        exit(CIGL_ERR_RUNTIME);
+        return CIGL_ERR_RUNTIME;
     }
+    return CIGL_OK;
 }
 
 /* Running mean of the effective weights of this step: W after the optimiser step times this
  * step's Z (and 1/keep); biases and BN parameters as they are. */
-static void take_snapshot(MethodState *s, Model *m)
+static int take_snapshot(MethodState *s, Model *m)
 {
     const double n = (double)s->n_snapshots;
     for (int ti = 0; ti < m->n_tensors; ti++) {
@@ -554,7 +560,7 @@ static void take_snapshot(MethodState *s, Model *m)
         }
     }
     s->n_snapshots++;
-    if (!s->cfg.no_averaging) return;
+    if (!s->cfg.no_averaging) return CIGL_OK;
     /* the ablation keeps every snapshot with its BN statistics */
     if (s->n_snapshots > s->snapshot_cap) {
         long cap = s->snapshot_cap ? 2 * s->snapshot_cap : 8;
@@ -563,8 +569,9 @@ static void take_snapshot(MethodState *s, Model *m)
         float *b = realloc(s->snapshot_bn, sizeof(float) * (m->n_bn_stats + 1) * cap);
         if (b) s->snapshot_bn = b;
         if (!w || !b) {
-            cigl_fail(CIGL_ERR_RUNTIME, "out of memory keeping snapshot %ld", s->n_snapshots);
-            exit(CIGL_ERR_RUNTIME);
+            s->n_snapshots--;
+            return cigl_fail(CIGL_ERR_RUNTIME, "out of memory keeping snapshot %ld",
+                             s->n_snapshots + 1);
         }
         s->snapshot_cap = cap;
     }
@@ -578,14 +585,16 @@ static void take_snapshot(MethodState *s, Model *m)
     }
     memcpy(s->snapshot_bn + (size_t)(s->n_snapshots - 1) * (m->n_bn_stats + 1), m->bn_stats,
            sizeof(float) * m->n_bn_stats);
+    return CIGL_OK;
 }
 
-void method_after_step(MethodState *s, Model *m, Sgd *opt, long step)
+int method_after_step(MethodState *s, Model *m, Sgd *opt, long step)
 {
-    if (method_updates_at(s, step)) update_masks(s, m, opt, step);
+    if (method_updates_at(s, step) && update_masks(s, m, opt, step)) return CIGL_ERR_RUNTIME;
     if (s->ops->averaging &&
         method_snapshots_at(&s->cfg, step, s->total_steps, s->steps_per_epoch))
-        take_snapshot(s, m);
+        return take_snapshot(s, m);
+    return CIGL_OK;
 }
 
 int method_finalize(MethodState *s, Model *m)
@@ -665,7 +674,7 @@ static void optimiser_step(const MethodState *s, Model *m, Sgd *opt, double lr)
                           s->inv_keep);
 }
 
-void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
+int method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
 {
     method_after_backward(s, m);
     if (skips_step(s, step)) {
@@ -678,7 +687,7 @@ void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
     } else {
         optimiser_step(s, m, opt, lr);
     }
-    method_after_step(s, m, opt, step);
+    return method_after_step(s, m, opt, step);
 }
 
 double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
@@ -686,8 +695,9 @@ double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, con
                          long step, float *dlogits, int *correct)
 {
     const float *weights = method_before_forward(s, m, step);
+    if (!weights) return NAN;
     const double loss = method_forward_backward(s, m, weights, x, y, n, grad_scale, targets,
                                                 dlogits, correct);
-    if (isfinite(loss)) method_apply_step(s, m, opt, lr, step);
+    if (isfinite(loss) && method_apply_step(s, m, opt, lr, step)) return NAN;
     return loss;
 }

@@ -256,6 +256,7 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
     const Augment aug = {c->crop_pad, c->flip, (uint64_t)c->seed, (uint64_t)epoch};
     const int augment = c->crop_pad > 0 || c->flip || t->ds.augment == DATA_AUGMENT_RRC;
     const float *weights = method_before_forward(&t->ms, &t->m, t->step);
+    if (!weights) return NAN; /* printed; t->nonfinite stays 0: the run stops */
     const int dense = method_updates_at(&t->ms, t->step);
     double loss = 0;
     int ran = 0;
@@ -263,8 +264,11 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
         size_t first, n;
         shard_slice(B, comm->rank, comm->size, micro, c->accumulate, &first, &n);
         if (n == 0) continue;
-        split_gather(&t->ds, &t->ds.train, batch_idx + first, n, augment ? &aug : NULL, t->x,
-                     t->y);
+        if (split_gather(&t->ds, &t->ds.train, batch_idx + first, n, augment ? &aug : NULL,
+                         t->x, t->y)) {
+            if (comm->size > 1) comm->abort(comm, CIGL_ERR_RUNTIME); /* others would wait */
+            return NAN;
+        }
         prefetch_next(t, batch_idx, B, micro);
         if (t->test_nan_step == t->step + 1 && comm->rank == 0 && micro == 0) t->x[0] = NAN;
         LossTargets targets = {c->label_smoothing, NULL, 1.0};
@@ -307,7 +311,8 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
         t->nonfinite = 1;
         return NAN;
     }
-    method_apply_step(&t->ms, &t->m, &t->opt, schedule_lr(&t->sched, t->step), t->step);
+    if (method_apply_step(&t->ms, &t->m, &t->opt, schedule_lr(&t->sched, t->step), t->step))
+        return NAN;
     if (t->ms.masks_changed) {
         grad_sync_set_mask(&t->sync, t->ms.mask);
         t->ms.masks_changed = 0;
@@ -406,7 +411,7 @@ static int train_loop(Trainer *t, FinalResult *r)
             long correct = 0;
             const double loss = train_step(t, t->order + start, B, epoch, &correct);
             if (!isfinite(loss)) { /* every rank sees it at the same step */
-                if (!t->nonfinite) return CIGL_ERR_RUNTIME; /* communication failed */
+                if (!t->nonfinite) return CIGL_ERR_RUNTIME; /* an error, already printed */
                 if (tty) fputc('\n', stderr);
                 if (skip_nonfinite(t, epoch)) return CIGL_ERR_RUNTIME;
                 t->epoch_skipped++;
