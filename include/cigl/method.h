@@ -29,8 +29,31 @@ typedef struct {
     int test_dropout;       /* dropout kept at test time (MC dropout) */
 } MethodOps;
 
+/* Every method, NULL-terminated, in the order the help and `cigl report` list them. Adding a
+ * method is one entry here: the help text, the "applies to" checks, the report order and the
+ * tests' method list all follow it. */
 extern const MethodOps method_table[];
 const MethodOps *method_find(const char *name);
+
+/* The methods an option applies to, by what the option acts on. */
+typedef enum {
+    METHODS_ALL,
+    METHODS_SPARSE,         /* keep masks */
+    METHODS_UPDATING,       /* masks change (drop and grow) */
+    METHODS_AVERAGING,      /* snapshots averaged */
+    METHODS_DROPOUT,        /* weight dropout */
+    METHODS_DRAWING,        /* a random draw every step */
+    METHODS_TEST_DROPOUT,   /* dropout at test time */
+    METHODS_GROUPS
+} MethodGroup;
+int method_in_group(const MethodOps *o, MethodGroup g);
+/* The names of group g's methods into buf, joined by sep, the last two by last (e.g. ", " and
+ * " and "); returns buf. */
+const char *method_group_list(MethodGroup g, const char *sep, const char *last, char *buf,
+                              size_t cap);
+/* The group named `name` ("methods", "sparse", "updating", "averaging", "dropout", "drawing",
+ * "test-dropout": the help text's {name} placeholders); -1 when unknown. */
+int method_group_parse(const char *name, size_t len);
 
 /* The mechanisms where cigl and the CigL authors' code differ (docs/method.md, "Mechanics"),
  * resolved from the options: 1 = the authors' way. */

@@ -7,6 +7,7 @@
 #include "cigl/config.h"
 #include "cigl/error.h"
 #include "cigl/json_read.h"
+#include "cigl/method.h"
 #include "cigl/rng.h"
 
 #include <errno.h>
@@ -35,10 +36,6 @@ static const char *const ignored_setting[] = {
     "seed", "out", "threads", "eval-batch-size", "provenance", "config", "sparsity", "method",
     "model", "data-mode", "check-every", "checkpoint-every", "checkpoint-minutes",
     "keep", "resume", "overwrite", "dry-run", "kernels", NULL};
-
-/* table and legend order of the known methods; others follow alphabetically */
-static const char *const method_order[] = {"dense", "static", "set", "rigl", "rigl-wdp",
-                                           "rigl-mcdp", "cigl", NULL};
 
 #define PATH_MAX_LEN 4096
 
@@ -365,11 +362,14 @@ static int same_experiment(const Report *rp, const Entry *a, const Entry *b)
 
 /* ---- grouping ------------------------------------------------------------------------- */
 
+/* Table and legend order: the method table's (method.h); unknown methods after them. */
 static int method_rank(const char *m)
 {
-    for (int i = 0; method_order[i]; i++)
-        if (!strcmp(m, method_order[i])) return i;
-    return 100;
+    const MethodOps *o = method_find(m);
+    if (o) return (int)(o - method_table);
+    int n = 0;
+    while (method_table[n].name) n++;
+    return n;
 }
 
 static int group_cmp(const Report *rp, const Group *a, const Group *b)

@@ -39,9 +39,9 @@ const MethodOps method_table[] = {
     {"static", 1, DRAW_NONE, NULL, 0, 0},
     {"set", 1, DRAW_NONE, grow_at_random, 0, 0},
     {"rigl", 1, DRAW_NONE, grow_by_gradient, 0, 0},
-    {"cigl", 1, DRAW_RANDOM_MASK, grow_by_gradient, 1, 0},
     {"rigl-wdp", 1, DRAW_DROPOUT, grow_by_gradient, 0, 0},
     {"rigl-mcdp", 1, DRAW_DROPOUT, grow_by_gradient, 0, 1},
+    {"cigl", 1, DRAW_RANDOM_MASK, grow_by_gradient, 1, 0},
     {NULL, 0, DRAW_NONE, NULL, 0, 0},
 };
 
@@ -50,6 +50,46 @@ const MethodOps *method_find(const char *name)
     for (const MethodOps *o = method_table; o->name; o++)
         if (!strcmp(o->name, name)) return o;
     return NULL;
+}
+
+static const char *const group_names[METHODS_GROUPS] = {
+    "methods", "sparse", "updating", "averaging", "dropout", "drawing", "test-dropout"};
+
+int method_in_group(const MethodOps *o, MethodGroup g)
+{
+    switch (g) {
+    case METHODS_SPARSE: return o->sparse;
+    case METHODS_UPDATING: return o->grow_score != NULL;
+    case METHODS_AVERAGING: return o->averaging;
+    case METHODS_DROPOUT: return o->draw == DRAW_DROPOUT;
+    case METHODS_DRAWING: return o->draw != DRAW_NONE;
+    case METHODS_TEST_DROPOUT: return o->test_dropout;
+    default: return 1;
+    }
+}
+
+const char *method_group_list(MethodGroup g, const char *sep, const char *last, char *buf,
+                              size_t cap)
+{
+    int total = 0, k = 0;
+    for (const MethodOps *o = method_table; o->name; o++) total += method_in_group(o, g);
+    size_t used = 0;
+    buf[0] = 0;
+    for (const MethodOps *o = method_table; o->name && used < cap; o++) {
+        if (!method_in_group(o, g)) continue;
+        const char *join = k == 0 ? "" : k == total - 1 ? last : sep;
+        const int w = snprintf(buf + used, cap - used, "%s%s", join, o->name);
+        used += w > 0 ? (size_t)w : 0;
+        k++;
+    }
+    return buf;
+}
+
+int method_group_parse(const char *name, size_t len)
+{
+    for (int g = 0; g < METHODS_GROUPS; g++)
+        if (strlen(group_names[g]) == len && !strncmp(group_names[g], name, len)) return g;
+    return -1;
 }
 
 /* ---- schedule of updates and snapshots ------------------------------------------------ */
@@ -163,12 +203,16 @@ static MethodRules method_rules(const Config *c)
 
 /* ---- validation ----------------------------------------------------------------------- */
 
-static int refuse_inapplicable(const Config *c, const char *const *options, const char *who)
+/* Refuses the options given for a method outside group g (the methods they act on). */
+static int refuse_inapplicable(const Config *c, const char *const *options, MethodGroup g)
 {
+    if (method_in_group(method_find(c->method), g)) return CIGL_OK;
+    char who[256];
     for (int i = 0; options[i]; i++)
         if (config_given(c, options[i]))
             return cigl_fail(CIGL_ERR_USAGE, "--%s does not apply to --method %s (it applies to "
-                             "%s); remove it", options[i], c->method, who);
+                             "%s); remove it", options[i], c->method,
+                             method_group_list(g, ", ", " and ", who, sizeof who));
     return CIGL_OK;
 }
 
@@ -176,13 +220,9 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
 {
     const MethodOps *ops = method_find(c->method);
     if (!ops) {
-        char known[160] = "";
-        for (const MethodOps *o = method_table; o->name; o++) {
-            strcat(known, o == method_table ? "" : ", ");
-            strcat(known, o->name);
-        }
+        char known[256];
         return cigl_fail(CIGL_ERR_USAGE, "unknown method '%s'; expected one of: %s", c->method,
-                         known);
+                         method_group_list(METHODS_ALL, ", ", ", ", known, sizeof known));
     }
     static const char *const sparse_opts[] = {"sparsity", "distribution", NULL};
     static const char *const update_opts[] = {"update-interval", "drop-fraction", "update-end",
@@ -195,16 +235,12 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
     static const char *const dropout_opts[] = {"dropout-rate", NULL};
     static const char *const mc_opts[] = {"mc-samples", NULL};
     static const char *const draw_opts[] = {"draw-ahead", NULL};
-    int rc = CIGL_OK;
-    if (!ops->sparse) rc = refuse_inapplicable(c, sparse_opts, "the sparse methods");
-    if (!rc && !ops->grow_score)
-        rc = refuse_inapplicable(c, update_opts, "set, rigl, cigl, rigl-wdp and rigl-mcdp");
-    if (!rc && !ops->averaging) rc = refuse_inapplicable(c, cigl_opts, "cigl");
-    if (!rc && ops->draw != DRAW_DROPOUT)
-        rc = refuse_inapplicable(c, dropout_opts, "rigl-wdp and rigl-mcdp");
-    if (!rc && !ops->draw)
-        rc = refuse_inapplicable(c, draw_opts, "cigl, rigl-wdp and rigl-mcdp");
-    if (!rc && !ops->test_dropout) rc = refuse_inapplicable(c, mc_opts, "rigl-mcdp");
+    int rc = refuse_inapplicable(c, sparse_opts, METHODS_SPARSE);
+    if (!rc) rc = refuse_inapplicable(c, update_opts, METHODS_UPDATING);
+    if (!rc) rc = refuse_inapplicable(c, cigl_opts, METHODS_AVERAGING);
+    if (!rc) rc = refuse_inapplicable(c, dropout_opts, METHODS_DROPOUT);
+    if (!rc) rc = refuse_inapplicable(c, draw_opts, METHODS_DRAWING);
+    if (!rc) rc = refuse_inapplicable(c, mc_opts, METHODS_TEST_DROPOUT);
     if (rc) return rc;
     if (sparse_kernels_parse(c->kernels) < 0)
         return cigl_fail(CIGL_ERR_USAGE, "unknown --kernels '%s'; expected auto, dense or sparse",
