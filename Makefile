@@ -53,7 +53,8 @@ COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
 LINK_CC   := $(CC)
 endif
 
-.PHONY: all deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench check check-deps _check \
+.PHONY: all deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench \
+        check check-deps _check \
         _check_bins _fuzz_bins
 
 # Public targets check the dependencies first, then re-enter make so that pkg-config's answers

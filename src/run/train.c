@@ -334,6 +334,8 @@ static int check_replicas(Trainer *t)
  * skip it is counted and training goes on (up to MAX_CONSECUTIVE_SKIPS in a row); else the run
  * stops, keeping its last checkpoint. The rank that found the value names where it was. */
 #define MAX_CONSECUTIVE_SKIPS 100
+#define CIGL_STR_(x) #x
+#define CIGL_STR(x) CIGL_STR_(x) /* the limit's digits, for the message */
 static int skip_nonfinite(Trainer *t, int epoch)
 {
     const int skip = !strcmp(t->cfg.on_nonfinite, "skip");
@@ -353,7 +355,7 @@ static int skip_nonfinite(Trainer *t, int epoch)
                 "updated and the last checkpoint is kept; lower --lr, check the data, or "
                 "pass --on-nonfinite skip\n", rank, t->step + 1, epoch + 1,
                 t->fault[0] ? t->fault : "another rank's batch",
-                skip ? " after 100 skipped steps in a row" : "");
+                skip ? " after " CIGL_STR(MAX_CONSECUTIVE_SKIPS) " skipped steps in a row" : "");
         fflush(stderr);
     }
     return 1;
