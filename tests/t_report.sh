@@ -22,7 +22,11 @@ if "$BIN" --svg "$T"; then ok report_writes_files; else bad "report_writes_files
 "$BIN" --svg "$T/missing/dir" >"$T/missing.out" 2>"$T/missing.err"
 rc=$?
 if [ "$rc" -eq 2 ] && [ "$(wc -l <"$T/missing.err")" -eq 1 ] &&
-    grep -q "mkdir -p '$T/missing/dir'" "$T/missing.err"; then ok svg_missing_dir_one_line; else bad "svg_missing_dir_one_line (exit $rc)"; fi
+    grep -q "mkdir -p '$T/missing/dir'" "$T/missing.err"; then
+    ok svg_missing_dir_one_line
+else
+    bad "svg_missing_dir_one_line (exit $rc)"
+fi
 
 if "$PY" - "$T/out/sparsity.svg" "$T/series.txt" <<'EOF'
 import sys, xml.dom.minidom
