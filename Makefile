@@ -61,7 +61,8 @@ COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
 LINK_CC   := $(CC)
 endif
 
-.PHONY: all deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench check check-deps _check \
+.PHONY: all deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench \
+        check check-deps _check \
         _check_bins _fuzz_bins
 
 # Public targets check the dependencies first, then re-enter make so that pkg-config's answers
@@ -150,10 +151,11 @@ $(BUILD)/bench/%: tests/bench/%.c $(BUILD)/libcigl.a
 	$(CC) $(CFLAGS) $(DEPFLAGS) -Itests $< $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
 # The replay driver is its own object: with two sources in one gcc call, -MF would keep only
-# the second one's headers.
-$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c $(BUILD)/obj/tests/fuzz/replay_main.o $(BUILD)/libcigl.a
+# the second one's headers. (Not $^: it also holds the headers and sources the .d file adds.)
+REPLAY_MAIN := $(BUILD)/obj/tests/fuzz/replay_main.o
+$(BUILD)/fuzz/replay_%: tests/fuzz/fuzz_%.c $(REPLAY_MAIN) $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(DEPFLAGS) $^ -o $@ $(LDLIBS)
+	$(CC) $(CFLAGS) $(DEPFLAGS) $< $(REPLAY_MAIN) $(BUILD)/libcigl.a -o $@ $(LDLIBS)
 
 $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(BUILD)/libcigl.a
 	@mkdir -p $(dir $@)

@@ -18,6 +18,15 @@ if [ ! -x "$BIN" ]; then
     echo "missing $BIN: run make $BIN"; echo "0 passed, 1 failed"; exit 1
 fi
 if "$BIN" --svg "$T"; then ok report_writes_files; else bad "report_writes_files (exit $?)"; fi
+# A missing DIR is one line naming the fix and status 2, not a crash.
+"$BIN" --svg "$T/missing/dir" >"$T/missing.out" 2>"$T/missing.err"
+rc=$?
+if [ "$rc" -eq 2 ] && [ "$(wc -l <"$T/missing.err")" -eq 1 ] &&
+    grep -q "mkdir -p '$T/missing/dir'" "$T/missing.err"; then
+    ok svg_missing_dir_one_line
+else
+    bad "svg_missing_dir_one_line (exit $rc)"
+fi
 
 if "$PY" - "$T/out/sparsity.svg" "$T/series.txt" <<'EOF'
 import sys, xml.dom.minidom

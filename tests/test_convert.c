@@ -4,6 +4,7 @@
  * corrupt inputs are refused with status 2, one line naming the file, and no output. */
 #define _XOPEN_SOURCE 700
 #include "check.h"
+#include "test_util.h"
 
 #include "../datasets/convert.h"
 #include "cigl/data.h"
@@ -53,42 +54,6 @@ static void mkdirs(const char *a, const char *b, const char *c)
         snprintf(p, sizeof p, "%s/%s/%s", a, b, c);
         mkdir(p, 0777);
     }
-}
-
-typedef struct {
-    int saved;
-    char path[128];
-} Capture;
-
-static void capture_begin(Capture *cap, const char *dir)
-{
-    snprintf(cap->path, sizeof cap->path, "%s/stderr.txt", dir);
-    fflush(stderr);
-    cap->saved = dup(2);
-    FILE *f = fopen(cap->path, "w");
-    dup2(fileno(f), 2);
-    fclose(f);
-}
-
-static void capture_end(Capture *cap, char *buf, size_t size)
-{
-    fflush(stderr);
-    dup2(cap->saved, 2);
-    close(cap->saved);
-    FILE *f = fopen(cap->path, "r");
-    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
-    buf[n] = 0;
-    if (f)
-        fclose(f);
-    unlink(cap->path);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
-    return n;
 }
 
 static void write_bytes(const char *path, const void *data, size_t n)

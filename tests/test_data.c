@@ -1,6 +1,7 @@
 /* Dataset schema round trip, normalisation and augmentation, rejection of bad files, and the
  * Fashion-MNIST IDX converter (synthetic files, plus the real data when installed). */
 #include "check.h"
+#include "test_util.h"
 
 #include "cigl/data.h"
 #include "cigl/error.h"
@@ -64,45 +65,6 @@ static int count_entries(const char *dir)
         n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
     if (d)
         closedir(d);
-    return n;
-}
-
-/* Redirects stderr to a file so error lines can be checked. */
-typedef struct {
-    int saved;
-    char path[128];
-} Capture;
-
-static void capture_begin(Capture *cap, const char *dir)
-{
-    snprintf(cap->path, sizeof cap->path, "%s/stderr.txt", dir);
-    fflush(stderr);
-    cap->saved = dup(2);
-    int fd = open(cap->path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
-    close(fd);
-}
-
-static void capture_end(Capture *cap, char *buf, size_t size)
-{
-    fflush(stderr);
-    dup2(cap->saved, 2);
-    close(cap->saved);
-    buf[0] = 0;
-    FILE *f = fopen(cap->path, "r");
-    if (f) {
-        size_t n = fread(buf, 1, size - 1, f);
-        buf[n] = 0;
-        fclose(f);
-    }
-    unlink(cap->path);
-}
-
-static int count_lines(const char *s)
-{
-    int n = 0;
-    for (; *s; s++)
-        n += *s == '\n';
     return n;
 }
 

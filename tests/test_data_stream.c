@@ -2,7 +2,7 @@
  * across chunk boundaries, with augmentation), format-1 files still load with the same
  * content hash, `cigl convert --verify` catches a changed pixel, and the random resized crop
  * follows its definition (bounds, keying by sample and epoch, independence of the batch and
- * the thread count, centre crop for evaluation). */
+ * the thread count, centre crop for evaluation), and a read failure is returned, not exited. */
 #include "check.h"
 
 #include "../src/data/data_internal.h"
@@ -114,6 +114,30 @@ static void test_stream_matches_memory(void)
     dataset_free(&mem);
     dataset_free(&str);
     CHECK(H5Fget_obj_count(H5F_OBJ_ALL, H5F_OBJ_ALL) == 0, "HDF5 objects left open");
+}
+
+/* A streamed file that becomes unreadable after it was opened (disk trouble): split_gather
+ * returns CIGL_ERR_RUNTIME to its caller instead of ending the process, and the pixels that
+ * are still there gather as before. */
+static void test_read_failure_returns(void)
+{
+    char cut[160], cmd[400];
+    snprintf(cut, sizeof cut, "%s/cut.h5", dir);
+    snprintf(cmd, sizeof cmd, "cp %s %s", path, cut);
+    CHECK(system(cmd) == 0, "copy");
+    Dataset str;
+    CHECK(dataset_open(cut, DATA_STREAM, &str) == CIGL_OK && str.streamed, "stream open");
+    float *x = malloc(sizeof(float) * 4 * SAMPLE);
+    int32_t y[4];
+    uint32_t first[4] = {0, 1, 2, 3}, last[4] = {996, 997, 998, 999};
+    CHECK(split_gather(&str, &str.train, first, 4, NULL, x, y) == CIGL_OK, "gather before");
+    CHECK(y[1] == 7 % CLASSES, "label %d", y[1]);
+    CHECK(truncate(cut, 256 << 10) == 0, "truncate");
+    CHECK(split_gather(&str, &str.train, last, 4, NULL, x, y) == CIGL_ERR_RUNTIME,
+          "a gather past the end of the cut file did not fail");
+    free(x);
+    dataset_free(&str);
+    unlink(cut);
 }
 
 /* AUTO keeps small files in memory. */
@@ -317,6 +341,7 @@ int main(void)
     write_file();
     RUN(test_stream_matches_memory);
     RUN(test_auto_mode);
+    RUN(test_read_failure_returns);
     RUN(test_version1_still_read);
     RUN(test_verify);
     RUN(test_rrc_definition);

@@ -154,13 +154,14 @@ static void check_method_invariants(const char *method, const char *model, Shape
 
 static void invariants_every_method(void)
 {
-    const char *methods[] = {"dense", "static", "set", "rigl", "cigl", "rigl-wdp", "rigl-mcdp"};
-    for (int i = 0; i < 7; i++) {
-        check_method_invariants(methods[i], "mlp", (Shape){1, 6, 6}, 0.9);
-        check_method_invariants(methods[i], "mlp", (Shape){1, 6, 6}, 0.5);
-        check_method_invariants(methods[i], "lenet5", (Shape){1, 12, 12}, 0.8);
-        check_method_invariants(methods[i], "resnet20", (Shape){2, 6, 6}, 0.95);
+    int n = 0;
+    for (const MethodOps *o = method_table; o->name; o++, n++) {
+        check_method_invariants(o->name, "mlp", (Shape){1, 6, 6}, 0.9);
+        check_method_invariants(o->name, "mlp", (Shape){1, 6, 6}, 0.5);
+        check_method_invariants(o->name, "lenet5", (Shape){1, 12, 12}, 0.8);
+        check_method_invariants(o->name, "resnet20", (Shape){2, 6, 6}, 0.95);
     }
+    CHECK(n >= 7, "the method table lists %d methods", n);
 }
 
 /* Z_i = 1 iff (double)x * 2^-32 < keep with x from Philox(ctr = (i/4, t lo, t hi, 1),
@@ -506,6 +507,33 @@ static void validation_refuses_bad_options(void)
     CHECK(validate_args(dist, 4, 400, 10) == 2, "unknown distribution accepted");
 }
 
+/* The method table drives the "applies to" lists and the help text: each group names exactly
+ * its methods, in table order, and no help line keeps a {group} placeholder or a method list
+ * written by hand. */
+static void method_table_drives_text(void)
+{
+    char buf[256];
+    CHECK(!strcmp(method_group_list(METHODS_DROPOUT, ", ", " and ", buf, sizeof buf),
+                  "rigl-wdp and rigl-mcdp"), "dropout group '%s'", buf);
+    CHECK(!strcmp(method_group_list(METHODS_UPDATING, ", ", " and ", buf, sizeof buf),
+                  "set, rigl, rigl-wdp, rigl-mcdp and cigl"), "updating group '%s'", buf);
+    CHECK(!strcmp(method_group_list(METHODS_AVERAGING, ", ", " and ", buf, sizeof buf), "cigl"),
+          "averaging group '%s'", buf);
+    CHECK(method_group_parse("test-dropout", 12) == METHODS_TEST_DROPOUT &&
+          method_group_parse("nope", 4) == -1, "group names");
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    config_print_help(f, train_options);
+    fclose(f);
+    CHECK(strstr(text, "dense | static | set | rigl | rigl-wdp | rigl-mcdp | cigl") != NULL,
+          "--method's help lists the table");
+    CHECK(strstr(text, "steps between mask updates (set, rigl, rigl-wdp, rigl-mcdp, cigl)") !=
+          NULL, "--update-interval's help lists the updating methods");
+    CHECK(strchr(text, '{') == NULL, "a placeholder left in the help: %s", strchr(text, '{'));
+    free(text);
+}
+
 int main(void)
 {
     RUN(invariants_every_method);
@@ -515,6 +543,7 @@ int main(void)
     RUN(draw_ahead_same_bits);
     RUN(effective_weights_follow_w);
     RUN(validation_refuses_bad_options);
+    RUN(method_table_drives_text);
     RUN(mixup_loss_is_the_mixture);
     return CHECK_SUMMARY();
 }

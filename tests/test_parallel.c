@@ -133,6 +133,15 @@ static void checksums_differ(void)
     CHECK(ranks_agree(comm_single(), 42, "test", 0) == 0, "one rank agrees with itself");
 }
 
+/* The one-process abort has no other rank to stop: it returns (the library never exits), and
+ * this test goes on to print its summary. */
+static void single_abort_returns(void)
+{
+    Comm *c = comm_single();
+    c->abort(c, 3);
+    CHECK(c->size == 1 && c->rank == 0, "comm_single changed by abort");
+}
+
 int main(void)
 {
     RUN(shards_cover_each_position_once);
@@ -140,5 +149,6 @@ int main(void)
     RUN(buckets_hold_each_tensor_once);
     RUN(single_process_sync_is_identity);
     RUN(checksums_differ);
+    RUN(single_abort_returns);
     return CHECK_SUMMARY();
 }

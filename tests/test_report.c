@@ -736,6 +736,12 @@ static void report_old_layout(void)
 
 static int svg_mode(const char *dir)
 {
+    struct stat st;
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) { /* the runs could not be written */
+        fprintf(stderr, "test_report: --svg '%s' is not a directory; create it first "
+                "(mkdir -p '%s')\n", dir, dir);
+        return 2;
+    }
     char root[600], out[600], path[700];
     snprintf(root, sizeof(root), "%s/runs", dir);
     snprintf(out, sizeof(out), "%s/out", dir);

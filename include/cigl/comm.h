@@ -26,7 +26,9 @@ struct Comm {
     int (*iallreduce_float)(Comm *c, float *buf, size_t n, CommRequest *r);
     int (*test)(Comm *c, CommRequest *r);                       /* progress; 1 when done */
     int (*wait)(Comm *c, CommRequest *r);
-    /* Ends every rank: a clean MPI_Abort after rank `rank` printed its one-line error. */
+    /* Ends every rank: a clean MPI_Abort after rank `rank` printed its one-line error, where
+     * other ranks would wait for this one. One process: returns, and the caller returns its
+     * error as usual. */
     void (*abort)(Comm *c, int status);
     void (*finalize)(Comm *c);
     /* Watchdog (--comm-timeout): a rank that waits this many seconds in one collective prints

@@ -102,9 +102,9 @@ typedef struct {
  * and labels `y`. `aug` may be NULL (evaluation: samples stored larger than the input are
  * centre-cropped). A streamed split uses the prefetched samples when split_prefetch asked for
  * exactly these indices, and reads them now otherwise. A read failure of a streamed file
- * (which passed validation: disk or network trouble) prints one line and exits with status 1;
- * under MPI the launcher then ends the other ranks, so nothing hangs. */
-void split_gather(const Dataset *ds, const Split *s, const uint32_t *idx, size_t n,
+ * (which passed validation: disk or network trouble) or no memory for a crop prints one line
+ * and returns CIGL_ERR_RUNTIME; under MPI the caller aborts the job, so nothing hangs. */
+int split_gather(const Dataset *ds, const Split *s, const uint32_t *idx, size_t n,
                  const Augment *aug, float *x, int32_t *y);
 /* Starts reading samples idx[0..n) of a streamed split in the background (the indices are
  * copied); the next split_gather of the same indices waits for them. No-op in memory. */

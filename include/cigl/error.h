@@ -2,6 +2,7 @@
  * then returns a non-zero status. Exit statuses follow the CLI contract. */
 #ifndef CIGL_ERROR_H
 #define CIGL_ERROR_H
+#include <stdarg.h>
 #include <stddef.h>
 
 enum {
@@ -25,6 +26,12 @@ void cigl_fail_flush(int on);
  * status, so `rc = p ? CIGL_OK : cigl_fail(...)` is known non-zero when p is NULL. */
 #define cigl_fail(status, ...) (cigl_fail((status), __VA_ARGS__), (status))
 #endif
+
+/* cigl_fail for the refusals of one file: the message fmt/ap, formatted, is placed in `frame`,
+ * whose %1$s is `path` and %2$s the message (a frame names the fix, e.g. "re-create it with
+ * cigl convert"). Each file kind's one-line wrapper calls this with its frame. */
+int cigl_failv(int status, const char *frame, const char *path, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
 
 /* malloc/calloc that report the size and the fix instead of crashing later. */
 void *cigl_malloc(size_t bytes, const char *what);

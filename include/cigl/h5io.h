@@ -4,12 +4,17 @@
 #ifndef CIGL_H5IO_H
 #define CIGL_H5IO_H
 #include <hdf5.h>
+
+/* The longest file path cigl builds or keeps (Linux's PATH_MAX), and the room for the suffix of
+ * a temporary file beside it (".tmp.<pid>"). */
+#define CIGL_PATH_MAX 4096
+#define CIGL_TMP_SUFFIX_MAX 32
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
     hid_t file;
-    char path[1024], tmp[1100];
+    char path[CIGL_PATH_MAX], tmp[CIGL_PATH_MAX + CIGL_TMP_SUFFIX_MAX];
 } H5Atomic;
 
 int h5_atomic_create(H5Atomic *a, const char *path);
@@ -37,6 +42,9 @@ int h5_read_attr_string(hid_t loc, const char *name, char *buf, size_t cap);
 int h5_read_attr_ll(hid_t loc, const char *name, long long *out);
 int h5_read_attr_u64(hid_t loc, const char *name, uint64_t *out);
 int h5_read_attr_double(hid_t loc, const char *name, double *out);
+int h5_read_attr_doubles(hid_t loc, const char *name, double *out, int n);
+/* Elements of attribute `name` when its type is of class `cls`; -1 otherwise or when absent. */
+long long h5_attr_count(hid_t loc, const char *name, H5T_class_t cls);
 int h5_read_attr_ints(hid_t loc, const char *name, int *out, int n);
 /* Reads dataset `name` converted to `type` when its shape equals dims[0..ndim). */
 int h5_read_exact(hid_t loc, const char *name, hid_t type, void *buf, int ndim,

@@ -29,10 +29,33 @@ typedef struct {
     int test_dropout;       /* dropout kept at test time (MC dropout) */
 } MethodOps;
 
+/* Every method, NULL-terminated, in the order the help and `cigl report` list them. Adding a
+ * method is one entry here: the help text, the "applies to" checks, the report order and the
+ * tests' method list all follow it. */
 extern const MethodOps method_table[];
 const MethodOps *method_find(const char *name);
 
-/* The mechanisms where cigl and the CigL authors' code differ (docs/method.md),
+/* The methods an option applies to, by what the option acts on. */
+typedef enum {
+    METHODS_ALL,
+    METHODS_SPARSE,         /* keep masks */
+    METHODS_UPDATING,       /* masks change (drop and grow) */
+    METHODS_AVERAGING,      /* snapshots averaged */
+    METHODS_DROPOUT,        /* weight dropout */
+    METHODS_DRAWING,        /* a random draw every step */
+    METHODS_TEST_DROPOUT,   /* dropout at test time */
+    METHODS_GROUPS
+} MethodGroup;
+int method_in_group(const MethodOps *o, MethodGroup g);
+/* The names of group g's methods into buf, joined by sep, the last two by last (e.g. ", " and
+ * " and "); returns buf. */
+const char *method_group_list(MethodGroup g, const char *sep, const char *last, char *buf,
+                              size_t cap);
+/* The group named `name` ("methods", "sparse", "updating", "averaging", "dropout", "drawing",
+ * "test-dropout": the help text's {name} placeholders); -1 when unknown. */
+int method_group_parse(const char *name, size_t len);
+
+/* The mechanisms where cigl and the CigL authors' code differ (docs/method.md, "Authors' mechanics"),
  * resolved from the options: 1 = the authors' way. */
 typedef struct {
     int drop_masked;        /* --drop-score masked */
@@ -111,14 +134,16 @@ void method_forget_draws(MethodState *s);
 int method_draws_ahead(const MethodState *s);
 
 /* Before the forward pass of 0-based step `step`: returns the weights the layers read, and sets
- * m->wgrad_scale so that weight gradients come out as dL/dW. */
+ * m->wgrad_scale so that weight gradients come out as dL/dW. NULL when the sparse kernels ran
+ * out of memory (printed; under MPI the job is aborted). */
 const float *method_before_forward(MethodState *s, Model *m, long step);
 
 /* After backward: gradients of weights dropped by weight dropout are zeroed (W-DP). */
 void method_after_backward(MethodState *s, Model *m);
 
-/* After the optimiser step of `step`: mask update and snapshot when due. */
-void method_after_step(MethodState *s, Model *m, Sgd *opt, long step);
+/* After the optimiser step of `step`: mask update and snapshot when due. CIGL_ERR_RUNTIME
+ * (printed) when memory ran out. */
+int method_after_step(MethodState *s, Model *m, Sgd *opt, long step);
 
 /* Whether the mask update / snapshot happens after 0-based step `step`. */
 int method_updates_at(const MethodState *s, long step);
@@ -156,7 +181,8 @@ typedef struct {
 /* One optimisation step of 0-based global step `step` on a prepared batch (x, y) of n samples:
  * the method's hooks around forward, backward and SGD. Gradients are of the loss summed over
  * the batch times grad_scale (1 / global batch). `targets` may be NULL (plain cross-entropy).
- * Returns the summed loss; when it is not finite nothing was updated. */
+ * Returns the summed loss; when it is not finite nothing was updated (or an error was printed:
+ * out of memory). */
 double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
                          int n, float grad_scale, double lr, const LossTargets *targets,
                          long step, float *dlogits, int *correct);
@@ -164,10 +190,11 @@ double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, con
 /* The two halves of a step, for data parallelism (gradients are reduced in between):
  * forward, loss and backward with `weights` from method_before_forward (m->grads overwritten;
  * a non-finite loss skips backward), then the method's update: gradient masking, SGD on the
- * moving parameters, mask update and snapshot when due. */
+ * moving parameters, mask update and snapshot when due (CIGL_ERR_RUNTIME, printed, when memory
+ * ran out). */
 double method_forward_backward(MethodState *s, Model *m, const float *weights, const float *x,
                                const int32_t *y, int n, float grad_scale,
                                const LossTargets *targets, float *dlogits, int *correct);
-void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step);
+int method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step);
 
 #endif

@@ -78,7 +78,12 @@ int predict(Model *m, const Dataset *ds, const Split *s, const uint32_t *idx, si
     for (size_t b0 = 0; b0 < n; b0 += (size_t)B) {
         const int nb = (int)(n - b0 < (size_t)B ? n - b0 : (size_t)B);
         for (int i = 0; i < nb; i++) batch_idx[i] = idx ? idx[b0 + i] : (uint32_t)(b0 + i);
-        split_gather(ds, s, batch_idx, nb, NULL, xbuf, ybuf);
+        if (split_gather(ds, s, batch_idx, nb, NULL, xbuf, ybuf)) {
+            free(row);
+            free(batch_idx);
+            predictions_free(p);
+            return CIGL_ERR_RUNTIME;
+        }
         /* a streamed split reads the next batch while this one computes */
         const size_t rest = n - b0 > (size_t)B ? n - b0 - (size_t)B : 0;
         split_prefetch_range(ds, s, idx, b0 + (size_t)B, rest < (size_t)B ? rest : (size_t)B);
@@ -146,8 +151,8 @@ int predictions_gather(Comm *comm, const Predictions *local, size_t n_total, Pre
         if (!all->log_probs || !all->labels || (with_logits && !all->logits) || !counts) {
             free(counts);
             predictions_free(all);
-            comm->abort(comm, CIGL_ERR_RUNTIME);
-            return CIGL_ERR_RUNTIME; /* not reached: abort ends every rank */
+            comm->abort(comm, CIGL_ERR_RUNTIME); /* the other ranks wait in the gather */
+            return CIGL_ERR_RUNTIME;
         }
     }
     /* each rank's slice size, as shard_slice gives it */
@@ -184,6 +189,7 @@ int recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, c
     }
     /* A momentum of nb / (seen + nb) turns BN's running update into the weighted average. */
     size_t seen = 0;
+    int rc = CIGL_OK;
     for (size_t b0 = 0; b0 < n; b0 += (size_t)batch) {
         const size_t nb = n - b0 < (size_t)batch ? n - b0 : (size_t)batch;
         for (int i = 0; i < m->n_layers; i++)
@@ -192,7 +198,11 @@ int recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, c
         shard_slice(nb, comm->rank, comm->size, 0, 1, &first, &count);
         /* callers pass batch <= ranks x the model's batch (the trainer: batch-size /
          * accumulate), so one rank's slice fits the activation buffers */
-        split_gather(ds, s, idx + b0 + first, count, NULL, xbuf, ybuf);
+        rc = split_gather(ds, s, idx + b0 + first, count, NULL, xbuf, ybuf);
+        if (rc) {
+            if (comm->size > 1) comm->abort(comm, rc); /* the others wait in BN's reduction */
+            break;
+        }
         model_forward(m, weights, xbuf, (int)count, 1);
         seen += nb;
     }
@@ -201,5 +211,5 @@ int recompute_bn_statistics(Model *m, const float *weights, const Dataset *ds, c
         m->layers[i].sync = NULL;
     }
     free(saved);
-    return CIGL_OK;
+    return rc;
 }

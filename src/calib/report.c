@@ -6,6 +6,7 @@
 
 #include "cigl/config.h"
 #include "cigl/error.h"
+#include "cigl/h5io.h"
 #include "cigl/json_read.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
@@ -36,12 +37,6 @@ static const char *const ignored_setting[] = {
     "seed", "out", "threads", "eval-batch-size", "provenance", "config", "sparsity", "method",
     "model", "data-mode", "check-every", "checkpoint-every", "checkpoint-minutes",
     "keep", "resume", "overwrite", "dry-run", "kernels", NULL};
-
-/* table and legend order of the known methods; others follow alphabetically */
-static const char *const method_order[] = {"dense", "static", "set", "rigl", "rigl-wdp",
-                                           "rigl-mcdp", "cigl", NULL};
-
-#define PATH_MAX_LEN 4096
 
 typedef struct {
     const char *dir;
@@ -176,7 +171,7 @@ static double read_metric(const JsonValue *final, const char *const *prefix, con
 
 static int load_run(const char *dir, RunDir *r, int *finished)
 {
-    char path[PATH_MAX_LEN], err[256];
+    char path[CIGL_PATH_MAX], err[256];
     struct stat st;
     *finished = 0;
     if (stat(dir, &st) != 0)
@@ -379,11 +374,14 @@ static int same_experiment(const Report *rp, const Entry *a, const Entry *b)
 
 /* ---- grouping ------------------------------------------------------------------------- */
 
+/* Table and legend order: the method table's (method.h); unknown methods after them. */
 static int method_rank(const char *m)
 {
-    for (int i = 0; method_order[i]; i++)
-        if (!strcmp(m, method_order[i])) return i;
-    return 100;
+    const MethodOps *o = method_find(m);
+    if (o) return (int)(o - method_table);
+    int n = 0;
+    while (method_table[n].name) n++;
+    return n;
 }
 
 static int group_cmp(const Report *rp, const Group *a, const Group *b)
@@ -761,6 +759,9 @@ static int write_markdown(const Report *rp, FILE *f, int with_plot)
 #define GAP 40.0   /* between the panels */
 #define TOP 40.0   /* figure title */
 
+/* One series' polyline points ("x,y" pairs); points past it are left off the line. */
+#define SVG_POINTS_MAX 4096
+
 static const char *const palette[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                       "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
 
@@ -788,6 +789,25 @@ static int series_of(const Report *rp, const Group *g, const Series *s, int n)
 }
 
 /* One panel: metric m of the groups of `model`, at categorical x positions. */
+/* One point's error bar (two seeds or more) and marker, with its tooltip. */
+static void svg_marker(FILE *f, const char *color, double x, double y, double ylo, double yhi,
+                       double y0, const Group *g, int m, const char *label, double sparsity)
+{
+    if (g->count[m] >= 2) {
+        const double ya = y0 + PH - (g->mean[m] - g->sd[m] - ylo) / (yhi - ylo) * PH;
+        const double yb = y0 + PH - (g->mean[m] + g->sd[m] - ylo) / (yhi - ylo) * PH;
+        fprintf(f, "<path class=\"errorbar\" stroke=\"%s\" d=\"M%.2f %.2fV%.2f"
+                "M%.2f %.2fH%.2fM%.2f %.2fH%.2f\"/>\n", color, x, ya, yb, x - 4, ya,
+                x + 4, x - 4, yb, x + 4);
+    }
+    fprintf(f, "<circle class=\"marker\" cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"%s\">"
+            "<title>", x, y, color);
+    svg_text(f, label);
+    fprintf(f, ", sparsity %g: %.*f", sparsity, metric_decimals[m], g->mean[m]);
+    if (g->count[m] >= 2) fprintf(f, " ± %.*f", metric_decimals[m], g->sd[m]);
+    fprintf(f, " (%zu seed%s)</title></circle>\n", g->count[m], g->count[m] == 1 ? "" : "s");
+}
+
 static void svg_panel(FILE *f, const Report *rp, const char *model, int m, double x0, double y0,
                       const double *xs, int nxs, const Series *series, int ns)
 {
@@ -855,8 +875,14 @@ static void svg_panel(FILE *f, const Report *rp, const char *model, int m, doubl
     for (int s = 0; s < ns; s++) {
         const char *color = palette[s % (int)(sizeof(palette) / sizeof(palette[0]))];
         const double dodge = (s - (ns - 1) / 2.0) * 4.0;
-        char points[4096] = "";
+        char points[SVG_POINTS_MAX] = "";
         size_t used = 0;
+        /* one walk over the groups: the line's points, and the error bars and markers, which
+         * are drawn over the line, into a buffer written after it (straight to f, below the
+         * line, when there is no memory for the buffer) */
+        char *marks = NULL;
+        size_t marks_len = 0;
+        FILE *mf = open_memstream(&marks, &marks_len), *out = mf ? mf : f;
         for (int i = 0; i < nxs; i++)
             for (int h = 0; h < rp->n_g; h++) {
                 const Group *g = &rp->g[h];
@@ -869,35 +895,15 @@ static void svg_panel(FILE *f, const Report *rp, const char *model, int m, doubl
                 const int k = snprintf(points + used, sizeof(points) - used, "%s%.2f,%.2f",
                                        used ? " " : "", x, y);
                 if (k > 0 && used + (size_t)k < sizeof(points)) used += (size_t)k;
+                svg_marker(out, color, x, y, ylo, yhi, y0, g, m, series[s].label, xs[i]);
             }
+        if (mf) fclose(mf);
         fprintf(f, "<polyline class=\"series\" data-series=\"");
         svg_text(f, series[s].label);
         fprintf(f, "\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"%s\"/>\n", color,
                 points);
-        for (int i = 0; i < nxs; i++)
-            for (int h = 0; h < rp->n_g; h++) {
-                const Group *g = &rp->g[h];
-                const Entry *e = &rp->e[g->member[0]];
-                if (strcmp(e->model, model) || fabs(e->sparsity - xs[i]) > 1e-9 ||
-                    series_of(rp, g, series, ns) != s || !g->count[m])
-                    continue;
-                const double x = x0 + (i + 0.5) / nxs * PW + dodge;
-                const double y = y0 + PH - (g->mean[m] - ylo) / (yhi - ylo) * PH;
-                if (g->count[m] >= 2) {
-                    const double ya = y0 + PH - (g->mean[m] - g->sd[m] - ylo) / (yhi - ylo) * PH;
-                    const double yb = y0 + PH - (g->mean[m] + g->sd[m] - ylo) / (yhi - ylo) * PH;
-                    fprintf(f, "<path class=\"errorbar\" stroke=\"%s\" d=\"M%.2f %.2fV%.2f"
-                            "M%.2f %.2fH%.2fM%.2f %.2fH%.2f\"/>\n", color, x, ya, yb, x - 4, ya,
-                            x + 4, x - 4, yb, x + 4);
-                }
-                fprintf(f, "<circle class=\"marker\" cx=\"%.2f\" cy=\"%.2f\" r=\"4\" fill=\"%s\">"
-                        "<title>", x, y, color);
-                svg_text(f, series[s].label);
-                fprintf(f, ", sparsity %g: %.*f", xs[i], metric_decimals[m], g->mean[m]);
-                if (g->count[m] >= 2) fprintf(f, " ± %.*f", metric_decimals[m], g->sd[m]);
-                fprintf(f, " (%zu seed%s)</title></circle>\n", g->count[m],
-                        g->count[m] == 1 ? "" : "s");
-            }
+        if (marks) fwrite(marks, 1, marks_len, f);
+        free(marks);
     }
     fputs("</g>\n", f);
 }
@@ -1011,7 +1017,7 @@ static int write_svg(const Report *rp, FILE *f)
 
 static int make_dir(const char *dir)
 {
-    char tmp[PATH_MAX_LEN];
+    char tmp[CIGL_PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
         return cigl_fail(CIGL_ERR_USAGE, "report: --out path too long");
     for (char *s = tmp + 1; *s; s++) { /* mkdir -p */
@@ -1030,7 +1036,7 @@ static int make_dir(const char *dir)
 /* Writes DIR/name via a temporary file and rename. */
 static int write_file(const Report *rp, const char *name, int svg)
 {
-    char path[PATH_MAX_LEN], tmp[PATH_MAX_LEN + 8];
+    char path[CIGL_PATH_MAX], tmp[CIGL_PATH_MAX + 8];
     if (join(path, sizeof(path), rp->out_dir, name)) return CIGL_ERR_USAGE;
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");

@@ -3,6 +3,7 @@
 #include "cigl/config.h"
 #include "cigl/conv_backend.h"
 #include "cigl/error.h"
+#include "cigl/method.h"
 #include "cigl/metrics.h"
 #include "cigl/model_io.h"
 #include "cigl/sparse.h"
@@ -34,7 +35,7 @@ static const OptionSpec eval_options[] = {
     EOPT("temperature-scaling", OPT_FLAG, temperature_scaling, "0", 0, 1,
          "fit a temperature on the model's validation split, report metrics before and after"),
     EOPT("mc-samples", OPT_INT, mc_samples, "0", 0, 100000,
-         "rigl-mcdp models: dropout samples (0: as trained)"),
+         "{test-dropout} models: dropout samples (0: as trained)"),
     EOPT("batch-size", OPT_INT, batch_size, "256", 1, 65536, "evaluation batch size"),
     EOPT("threads", OPT_INT, threads, "1", 1, 1024, "threads"),
     EOPT("kernels", OPT_STRING, kernels, "model", 0, 0,
@@ -142,9 +143,12 @@ static int setup(Evaluation *e)
                          e->info.input.w, e->info.classes, c->data, e->ds.c, e->ds.h, e->ds.w,
                          e->ds.classes);
     if (c->mc_samples) {
-        if (!e->ms.ops->test_dropout)
-            return cigl_fail(CIGL_ERR_USAGE, "--mc-samples applies to rigl-mcdp models; this "
-                             "one is '%s'", e->info.cfg.method);
+        if (!e->ms.ops->test_dropout) {
+            char who[256];
+            return cigl_fail(CIGL_ERR_USAGE, "--mc-samples applies to %s models; this one is "
+                             "'%s'", method_group_list(METHODS_TEST_DROPOUT, ", ", " and ", who,
+                                                       sizeof who), e->info.cfg.method);
+        }
         e->ms.cfg.mc_samples = c->mc_samples;
     }
     if (c->temperature_scaling && method_test_members(&e->ms) > 1)

@@ -22,6 +22,19 @@ int cigl_fail(int status, const char *fmt, ...)
     return status;
 }
 
+/* Longer messages are cut: they are one line on a terminal. */
+#define MESSAGE_MAX 512
+
+int cigl_failv(int status, const char *frame, const char *path, const char *fmt, va_list ap)
+{
+    char what[MESSAGE_MAX];
+    vsnprintf(what, sizeof what, fmt, ap);
+    fputs("cigl: ", stderr);
+    fprintf(stderr, frame, path, what);
+    fputc('\n', stderr);
+    return status;
+}
+
 void *cigl_malloc(size_t bytes, const char *what)
 {
     void *p = malloc(bytes ? bytes : 1);

@@ -57,7 +57,7 @@ int h5_atomic_commit(H5Atomic *a)
         return cigl_fail(CIGL_ERR_RUNTIME, "cannot rename '%s' to '%s': %s", a->tmp, a->path,
                          strerror(e));
     }
-    char dir[1024];
+    char dir[CIGL_PATH_MAX];
     snprintf(dir, sizeof(dir), "%s", a->path);
     fsync_path(dirname(dir));
     return CIGL_OK;
@@ -192,6 +192,22 @@ int h5_read_attr_u64(hid_t loc, const char *name, uint64_t *out)
 int h5_read_attr_double(hid_t loc, const char *name, double *out)
 {
     return read_numeric_attr(loc, name, H5T_NATIVE_DOUBLE, H5T_FLOAT, out, 1);
+}
+
+long long h5_attr_count(hid_t loc, const char *name, H5T_class_t cls)
+{
+    hid_t at = open_attr_of_class(loc, name, cls);
+    if (at < 0) return -1;
+    hid_t space = H5Aget_space(at);
+    const long long n = space < 0 ? -1 : (long long)H5Sget_simple_extent_npoints(space);
+    if (space >= 0) H5Sclose(space);
+    H5Aclose(at);
+    return n;
+}
+
+int h5_read_attr_doubles(hid_t loc, const char *name, double *out, int n)
+{
+    return read_numeric_attr(loc, name, H5T_NATIVE_DOUBLE, H5T_FLOAT, out, n);
 }
 
 int h5_read_attr_ints(hid_t loc, const char *name, int *out, int n)

@@ -125,18 +125,7 @@ Crop data_rrc_crop(const Augment *aug, uint32_t sample, int height, int width)
     return c;
 }
 
-/* The pixels of samples idx[0..n): from memory, or the stream's batch buffer. */
-static const uint8_t *batch_pixels(const Split *s, const uint32_t *idx, size_t n)
-{
-    if (!s->stream)
-        return NULL;
-    const uint8_t *p = split_stream_read(s->stream, idx, n);
-    if (!p)
-        exit(CIGL_ERR_RUNTIME); /* printed; see split_gather in data.h */
-    return p;
-}
-
-void split_gather(const Dataset *ds, const Split *s, const uint32_t *idx, size_t n,
+int split_gather(const Dataset *ds, const Split *s, const uint32_t *idx, size_t n,
                   const Augment *aug, float *x, int32_t *y)
 {
     /* Normalisation as a 256-entry table per channel: no per-pixel arithmetic at all. */
@@ -149,7 +138,10 @@ void split_gather(const Dataset *ds, const Split *s, const uint32_t *idx, size_t
     const int sh = s->h ? s->h : ds->h, sw = s->w ? s->w : ds->w;
     const size_t plane = (size_t)ds->h * (size_t)ds->w, sample = (size_t)ds->c * plane;
     const size_t splane = (size_t)sh * (size_t)sw, ssample = (size_t)ds->c * splane;
-    const uint8_t *batch = batch_pixels(s, idx, n);
+    /* a streamed split's samples come from the stream's batch buffer (its read failure is
+     * already printed) */
+    const uint8_t *batch = s->stream ? split_stream_read(s->stream, idx, n) : NULL;
+    if (s->stream && !batch) return CIGL_ERR_RUNTIME;
     const int rrc = aug && ds->augment == DATA_AUGMENT_RRC;
     const int pad = aug && !rrc && aug->crop_pad > 0 ? aug->crop_pad : 0;
     int failed = 0;
@@ -184,10 +176,8 @@ void split_gather(const Dataset *ds, const Split *s, const uint32_t *idx, size_t
                              dst + (size_t)c * plane);
         }
     }
-    if (failed) {
-        cigl_fail(CIGL_ERR_RUNTIME, "out of memory in the random resized crop");
-        exit(CIGL_ERR_RUNTIME);
-    }
+    if (failed) return cigl_fail(CIGL_ERR_RUNTIME, "out of memory in the random resized crop");
+    return CIGL_OK;
 }
 
 void split_prefetch_range(const Dataset *ds, const Split *s, const uint32_t *idx, size_t first,

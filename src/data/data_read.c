@@ -4,6 +4,7 @@
 #include "data_internal.h"
 
 #include "cigl/error.h"
+#include "cigl/h5io.h"
 
 #include <errno.h>
 #include <hdf5.h>
@@ -23,14 +24,14 @@ const char *const DATA_SPLIT_NAMES[2] = {"train", "test"};
 static int bad_file(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int bad_file(const char *path, const char *fmt, ...)
 {
-    char what[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    const int rc = cigl_failv(CIGL_ERR_USAGE, "cannot open dataset '%1$s': %2$s; re-create it "
+                              "with 'cigl convert' (see datasets/README.md), e.g. 'cigl convert "
+                              "fashion-mnist /usr/share/datasets/fashion-mnist %1$s'", path, fmt,
+                              ap);
     va_end(ap);
-    return cigl_fail(CIGL_ERR_USAGE, "cannot open dataset '%s': %s; re-create it with "
-                     "'cigl convert' (see datasets/README.md), e.g. 'cigl convert fashion-mnist "
-                     "/usr/share/datasets/fashion-mnist %s'", path, what, path);
+    return rc;
 }
 
 /* A read failure on a file that passed validation (disk or library trouble). */
@@ -85,137 +86,64 @@ int data_hash_pixels(hid_t images, size_t n, size_t sample, uint64_t *h)
 
 /* ---------------------------------------------------------------- reading attributes */
 
-/* Opens attribute `name` of `loc` and reports its type class and element count. */
-static hid_t attr_open(hid_t loc, const char *path, const char *name, H5T_class_t *cls,
-                       hssize_t *count, hid_t *type)
+/* The attribute readers of the dataset schema: core/h5io.c reads, these name the problem and
+ * the fix (bad_file). */
+static int attr_missing(hid_t loc, const char *path, const char *name)
 {
-    if (H5Aexists(loc, name) <= 0) {
-        bad_file(path, "attribute '%s' is missing", name);
-        return -1;
-    }
-    hid_t a = H5Aopen(loc, name, H5P_DEFAULT);
-    hid_t t = a >= 0 ? H5Aget_type(a) : -1;
-    hid_t s = a >= 0 ? H5Aget_space(a) : -1;
-    *cls = t >= 0 ? H5Tget_class(t) : H5T_NO_CLASS;
-    *count = s >= 0 ? H5Sget_simple_extent_npoints(s) : -1;
-    if (s >= 0)
-        H5Sclose(s); /* read-only handle: nothing to flush, so failure cannot lose data */
-    if (a < 0 || t < 0 || *count < 0) {
-        if (t >= 0)
-            H5Tclose(t);
-        if (a >= 0)
-            H5Aclose(a);
-        bad_file(path, "attribute '%s' cannot be read", name);
-        return -1;
-    }
-    *type = t;
-    return a;
+    return H5Aexists(loc, name) > 0 ? CIGL_OK
+                                    : bad_file(path, "attribute '%s' is missing", name);
 }
 
 static int attr_int(hid_t loc, const char *path, const char *name, int *out)
 {
-    H5T_class_t cls;
-    hssize_t count;
-    hid_t type;
-    hid_t a = attr_open(loc, path, name, &cls, &count, &type);
-    if (a < 0)
-        return CIGL_ERR_USAGE;
     long long v = 0;
-    int ok = cls == H5T_INTEGER && count == 1 && H5Aread(a, H5T_NATIVE_LLONG, &v) >= 0;
-    H5Tclose(type);
-    H5Aclose(a);
-    if (!ok)
-        return bad_file(path, "attribute '%s' must be a single integer", name);
-    if (v < INT_MIN || v > INT_MAX)
-        return bad_file(path, "attribute '%s' = %lld is out of range", name, v);
-    *out = (int)v;
-    return CIGL_OK;
+    int rc = attr_missing(loc, path, name);
+    if (!rc && h5_read_attr_ll(loc, name, &v))
+        rc = bad_file(path, "attribute '%s' must be a single integer", name);
+    if (!rc && (v < INT_MIN || v > INT_MAX))
+        rc = bad_file(path, "attribute '%s' = %lld is out of range", name, v);
+    if (!rc) *out = (int)v;
+    return rc;
 }
 
 static int attr_u64(hid_t loc, const char *path, const char *name, uint64_t *out)
 {
-    H5T_class_t cls;
-    hssize_t count;
-    hid_t type;
-    hid_t a = attr_open(loc, path, name, &cls, &count, &type);
-    if (a < 0)
-        return CIGL_ERR_USAGE;
-    int ok = cls == H5T_INTEGER && count == 1 && H5Aread(a, H5T_NATIVE_UINT64, out) >= 0;
-    H5Tclose(type);
-    H5Aclose(a);
-    return ok ? CIGL_OK : bad_file(path, "attribute '%s' must be a single integer", name);
+    int rc = attr_missing(loc, path, name);
+    if (!rc && h5_read_attr_u64(loc, name, out))
+        rc = bad_file(path, "attribute '%s' must be a single integer", name);
+    return rc;
 }
 
-/* Reads a scalar string attribute, fixed-length or variable-length (h5py writes the latter). */
+/* A scalar string attribute, fixed-length or variable-length (h5py writes the latter). */
 static int attr_string(hid_t loc, const char *path, const char *name, char *buf, size_t cap)
 {
-    H5T_class_t cls;
-    hssize_t count;
-    hid_t type;
-    hid_t a = attr_open(loc, path, name, &cls, &count, &type);
-    if (a < 0)
-        return CIGL_ERR_USAGE;
-    int ok = cls == H5T_STRING && count == 1;
-    if (ok && H5Tis_variable_str(type) > 0) {
-        hid_t mem = H5Tcopy(H5T_C_S1);
-        char *s = NULL;
-        /* HDF5 does not convert between character sets, so read in the file's own. */
-        ok = mem >= 0 && H5Tset_size(mem, H5T_VARIABLE) >= 0 &&
-             H5Tset_cset(mem, H5Tget_cset(type)) >= 0 && H5Aread(a, mem, &s) >= 0 && s;
-        if (ok)
-            snprintf(buf, cap, "%s", s); /* names longer than the buffer are truncated */
-        if (s)
-            H5free_memory(s);
-        if (mem >= 0)
-            H5Tclose(mem);
-    } else if (ok) {
-        size_t size = H5Tget_size(type);
-        char *tmp = size ? cigl_calloc(size + 1, 1, "a string attribute") : NULL;
-        ok = tmp && H5Aread(a, type, tmp) >= 0;
-        if (ok)
-            snprintf(buf, cap, "%s", tmp);
-        free(tmp);
-    }
-    H5Tclose(type);
-    H5Aclose(a);
-    if (!ok)
-        return bad_file(path, "attribute '%s' must be a single string", name);
-    return CIGL_OK;
+    int rc = attr_missing(loc, path, name);
+    if (!rc && h5_read_attr_string(loc, name, buf, cap))
+        rc = bad_file(path, "attribute '%s' must be a single string of under %zu bytes", name,
+                      cap);
+    return rc;
 }
 
-/* Reads a float array attribute of exactly `n` elements as double. */
+/* A float array attribute of exactly `n` elements, as double. */
 static int attr_doubles(hid_t loc, const char *path, const char *name, double *out, int n)
 {
-    H5T_class_t cls;
-    hssize_t count;
-    hid_t type;
-    hid_t a = attr_open(loc, path, name, &cls, &count, &type);
-    if (a < 0)
-        return CIGL_ERR_USAGE;
-    int ok = cls == H5T_FLOAT && count == n && H5Aread(a, H5T_NATIVE_DOUBLE, out) >= 0;
-    H5Tclose(type);
-    H5Aclose(a);
-    if (!ok)
-        return bad_file(path, "root attribute '%s' must be a float array of length channels "
-                        "(%d)", name, n);
-    return CIGL_OK;
+    int rc = attr_missing(loc, path, name);
+    if (!rc && h5_read_attr_doubles(loc, name, out, n))
+        rc = bad_file(path, "root attribute '%s' must be a float array of length channels "
+                      "(%d)", name, n);
+    return rc;
 }
 
 /* `class_names` is not kept in memory, but its presence and length are part of the schema. */
 static int check_class_names(hid_t loc, const char *path, int classes)
 {
-    H5T_class_t cls;
-    hssize_t count;
-    hid_t type;
-    hid_t a = attr_open(loc, path, "class_names", &cls, &count, &type);
-    if (a < 0)
-        return CIGL_ERR_USAGE;
-    H5Tclose(type);
-    H5Aclose(a);
-    if (cls != H5T_STRING || count != classes)
-        return bad_file(path, "root attribute 'class_names' must be %d strings (one per class), "
-                        "found %lld elements", classes, (long long)count);
-    return CIGL_OK;
+    int rc = attr_missing(loc, path, "class_names");
+    const long long count = rc ? 0 : h5_attr_count(loc, "class_names", H5T_STRING);
+    if (!rc && count != classes)
+        rc = bad_file(path, "root attribute 'class_names' must be %d strings (one per class), "
+                      "found %lld %s", classes, count < 0 ? 0 : count,
+                      count < 0 ? "strings" : "elements");
+    return rc;
 }
 
 /* Format 2 only: the augmentation kind and the content hash stored at conversion. */

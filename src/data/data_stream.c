@@ -13,6 +13,7 @@
 #include "data_internal.h"
 
 #include "cigl/error.h"
+#include "cigl/h5io.h"
 #include "cigl/worker.h"
 
 #include <errno.h>
@@ -32,7 +33,7 @@ struct SplitStream {
     hsize_t per_chunk;    /* samples per chunk (contiguous layout: all of them) */
     uint64_t *chunk_addr; /* file address of each chunk, CHUNK_UNKNOWN until looked up */
     uint64_t base;        /* contiguous layout: address of sample 0 */
-    char path[1024], split[8];
+    char path[CIGL_PATH_MAX], split[8];
     Worker *prefetcher;   /* NULL: every read on the calling thread */
     int state;            /* of buf: IDLE, PENDING (the prefetcher reads into it), DONE, FAILED */
     uint32_t *idx;  /* the request buf holds (or will hold) */

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 struct DatasetWriter {
-    char path[4096], tmp[4200];
+    char path[CIGL_PATH_MAX], tmp[CIGL_PATH_MAX + CIGL_TMP_SUFFIX_MAX];
     DatasetSpec spec;
     hid_t file, images[2];
     size_t done[2], sample[2];
@@ -379,7 +379,7 @@ int dataset_writer_close(DatasetWriter *w)
         dataset_writer_abort(w);
         return CIGL_ERR_RUNTIME;
     }
-    char dir[4096];
+    char dir[CIGL_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", w->path);
     fsync_path(dirname(dir)); /* the rename is durable; a failure here loses nothing */
     writer_release(w);

@@ -38,14 +38,13 @@ static int bad_checkpoint(const char *path, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static int bad_checkpoint(const char *path, const char *fmt, ...)
 {
-    char what[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    const int rc = cigl_failv(CIGL_ERR_USAGE, "checkpoint '%1$s' refused: %2$s; resume from "
+                              "another checkpoint (--resume PATH) or start the run afresh "
+                              "(--overwrite)", path, fmt, ap);
     va_end(ap);
-    return cigl_fail(CIGL_ERR_USAGE, "checkpoint '%s' refused: %s; resume from another "
-                     "checkpoint (--resume PATH) or start the run afresh (--overwrite)", path,
-                     what);
+    return rc;
 }
 
 /* FNV-1a over the progress, the identity and every buffer, in a fixed order. */

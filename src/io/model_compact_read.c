@@ -36,7 +36,8 @@ int model_compact_read(hid_t f, const Model *m, float *params, float *bn_stats, 
     float *vals = malloc(sizeof(float) * (size_t)(nnz > 0 ? nnz : 1));
     float *dense = malloc(sizeof(float) * (dense_len ? dense_len : 1));
     int rc = CIGL_OK;
-    if (!list || !got || !rp || !ci || !vals || !dense) rc = cigl_fail(CIGL_ERR_RUNTIME, "out of memory");
+    if (!list || !got || !rp || !ci || !vals || !dense)
+        rc = cigl_fail(CIGL_ERR_RUNTIME, "out of memory");
     for (int t = 0; t < m->n_tensors && !rc; t++)
         if (m->tensors[t].prunable) {
             if (list[0]) strcat(list, ",");
@@ -82,7 +83,8 @@ int model_compact_read(hid_t f, const Model *m, float *params, float *bn_stats, 
         k += rp[r + rows];
         r += rows + 1;
     }
-    if (!rc && k != (size_t)nnz) rc = bad_compact(path, "has more values than its row pointers say");
+    if (!rc && k != (size_t)nnz)
+        rc = bad_compact(path, "has more values than its row pointers say");
     H5Gclose(g);
     free(list);
     free(got);

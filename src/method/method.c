@@ -39,9 +39,9 @@ const MethodOps method_table[] = {
     {"static", 1, DRAW_NONE, NULL, 0, 0},
     {"set", 1, DRAW_NONE, grow_at_random, 0, 0},
     {"rigl", 1, DRAW_NONE, grow_by_gradient, 0, 0},
-    {"cigl", 1, DRAW_RANDOM_MASK, grow_by_gradient, 1, 0},
     {"rigl-wdp", 1, DRAW_DROPOUT, grow_by_gradient, 0, 0},
     {"rigl-mcdp", 1, DRAW_DROPOUT, grow_by_gradient, 0, 1},
+    {"cigl", 1, DRAW_RANDOM_MASK, grow_by_gradient, 1, 0},
     {NULL, 0, DRAW_NONE, NULL, 0, 0},
 };
 
@@ -50,6 +50,46 @@ const MethodOps *method_find(const char *name)
     for (const MethodOps *o = method_table; o->name; o++)
         if (!strcmp(o->name, name)) return o;
     return NULL;
+}
+
+static const char *const group_names[METHODS_GROUPS] = {
+    "methods", "sparse", "updating", "averaging", "dropout", "drawing", "test-dropout"};
+
+int method_in_group(const MethodOps *o, MethodGroup g)
+{
+    switch (g) {
+    case METHODS_SPARSE: return o->sparse;
+    case METHODS_UPDATING: return o->grow_score != NULL;
+    case METHODS_AVERAGING: return o->averaging;
+    case METHODS_DROPOUT: return o->draw == DRAW_DROPOUT;
+    case METHODS_DRAWING: return o->draw != DRAW_NONE;
+    case METHODS_TEST_DROPOUT: return o->test_dropout;
+    default: return 1;
+    }
+}
+
+const char *method_group_list(MethodGroup g, const char *sep, const char *last, char *buf,
+                              size_t cap)
+{
+    int total = 0, k = 0;
+    for (const MethodOps *o = method_table; o->name; o++) total += method_in_group(o, g);
+    size_t used = 0;
+    buf[0] = 0;
+    for (const MethodOps *o = method_table; o->name && used < cap; o++) {
+        if (!method_in_group(o, g)) continue;
+        const char *join = k == 0 ? "" : k == total - 1 ? last : sep;
+        const int w = snprintf(buf + used, cap - used, "%s%s", join, o->name);
+        used += w > 0 ? (size_t)w : 0;
+        k++;
+    }
+    return buf;
+}
+
+int method_group_parse(const char *name, size_t len)
+{
+    for (int g = 0; g < METHODS_GROUPS; g++)
+        if (strlen(group_names[g]) == len && !strncmp(group_names[g], name, len)) return g;
+    return -1;
 }
 
 /* ---- schedule of updates and snapshots ------------------------------------------------ */
@@ -163,12 +203,16 @@ static MethodRules method_rules(const Config *c)
 
 /* ---- validation ----------------------------------------------------------------------- */
 
-static int refuse_inapplicable(const Config *c, const char *const *options, const char *who)
+/* Refuses the options given for a method outside group g (the methods they act on). */
+static int refuse_inapplicable(const Config *c, const char *const *options, MethodGroup g)
 {
+    if (method_in_group(method_find(c->method), g)) return CIGL_OK;
+    char who[256];
     for (int i = 0; options[i]; i++)
         if (config_given(c, options[i]))
             return cigl_fail(CIGL_ERR_USAGE, "--%s does not apply to --method %s (it applies to "
-                             "%s); remove it", options[i], c->method, who);
+                             "%s); remove it", options[i], c->method,
+                             method_group_list(g, ", ", " and ", who, sizeof who));
     return CIGL_OK;
 }
 
@@ -176,13 +220,9 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
 {
     const MethodOps *ops = method_find(c->method);
     if (!ops) {
-        char known[160] = "";
-        for (const MethodOps *o = method_table; o->name; o++) {
-            strcat(known, o == method_table ? "" : ", ");
-            strcat(known, o->name);
-        }
+        char known[256];
         return cigl_fail(CIGL_ERR_USAGE, "unknown method '%s'; expected one of: %s", c->method,
-                         known);
+                         method_group_list(METHODS_ALL, ", ", ", ", known, sizeof known));
     }
     static const char *const sparse_opts[] = {"sparsity", "distribution", NULL};
     static const char *const update_opts[] = {"update-interval", "drop-fraction", "update-end",
@@ -195,16 +235,12 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
     static const char *const dropout_opts[] = {"dropout-rate", NULL};
     static const char *const mc_opts[] = {"mc-samples", NULL};
     static const char *const draw_opts[] = {"draw-ahead", NULL};
-    int rc = CIGL_OK;
-    if (!ops->sparse) rc = refuse_inapplicable(c, sparse_opts, "the sparse methods");
-    if (!rc && !ops->grow_score)
-        rc = refuse_inapplicable(c, update_opts, "set, rigl, cigl, rigl-wdp and rigl-mcdp");
-    if (!rc && !ops->averaging) rc = refuse_inapplicable(c, cigl_opts, "cigl");
-    if (!rc && ops->draw != DRAW_DROPOUT)
-        rc = refuse_inapplicable(c, dropout_opts, "rigl-wdp and rigl-mcdp");
-    if (!rc && !ops->draw)
-        rc = refuse_inapplicable(c, draw_opts, "cigl, rigl-wdp and rigl-mcdp");
-    if (!rc && !ops->test_dropout) rc = refuse_inapplicable(c, mc_opts, "rigl-mcdp");
+    int rc = refuse_inapplicable(c, sparse_opts, METHODS_SPARSE);
+    if (!rc) rc = refuse_inapplicable(c, update_opts, METHODS_UPDATING);
+    if (!rc) rc = refuse_inapplicable(c, cigl_opts, METHODS_AVERAGING);
+    if (!rc) rc = refuse_inapplicable(c, dropout_opts, METHODS_DROPOUT);
+    if (!rc) rc = refuse_inapplicable(c, draw_opts, METHODS_DRAWING);
+    if (!rc) rc = refuse_inapplicable(c, mc_opts, METHODS_TEST_DROPOUT);
     if (rc) return rc;
     if (sparse_kernels_parse(c->kernels) < 0)
         return cigl_fail(CIGL_ERR_USAGE, "unknown --kernels '%s'; expected auto, dense or sparse",
@@ -351,8 +387,8 @@ static const float *sparse_step(MethodState *s, Model *m, long step, const float
 {
     const int dense = dense_grad_step(s, step);
     if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, s->active, weights, dense)) {
-        if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
-        exit(CIGL_ERR_RUNTIME);
+        if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME); /* the others would wait */
+        return NULL;
     }
     return weights;
 }
@@ -392,7 +428,7 @@ const float *method_before_forward(MethodState *s, Model *m, long step)
     }
     method_draw(s, m, z_index(s, step), m->sparse && dense_grad_step(s, step));
     m->wgrad_scale = s->inv_keep;
-    sparse_step(s, m, step, s->weff);
+    if (!sparse_step(s, m, step, s->weff)) return NULL;
     sparse_model_step_source(m, m->params, s->inv_keep);
     return s->weff;
 }
@@ -460,7 +496,7 @@ static long drop_and_grow(MethodState *s, Model *m, Sgd *opt, long step, long *a
             cigl_fail(CIGL_ERR_RUNTIME, "out of memory during the mask update at step %ld; "
                       "use a node with more memory", step);
             if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
-            exit(CIGL_ERR_RUNTIME);
+            return -1;
         }
         fresh += grown;
         *active += n_active;
@@ -507,16 +543,21 @@ static void settle_regrown(MethodState *s, Model *m)
         }
 }
 
-static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
+static int update_masks(MethodState *s, Model *m, Sgd *opt, long step)
 {
     long fresh = 0, active = 0;
     method_quiesce_draws(s); /* the helper reads the mask */
     memcpy(s->scratch_mask, s->mask, m->n_params);
     if (!s->comm || s->comm->size == 1) {
         fresh = drop_and_grow(s, m, opt, step, &active);
+        if (fresh < 0) return CIGL_ERR_RUNTIME;
     } else {
-        if (s->comm->rank == 0) drop_and_grow(s, m, opt, step, &active);
-        if (s->comm->broadcast(s->comm, s->mask, m->n_params, 0)) s->comm->abort(s->comm, 1);
+        if (s->comm->rank == 0 && drop_and_grow(s, m, opt, step, &active) < 0)
+            return CIGL_ERR_RUNTIME;
+        if (s->comm->broadcast(s->comm, s->mask, m->n_params, 0)) {
+            s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
+            return CIGL_ERR_RUNTIME;
+        }
         active = 0;
         /* on rank 0 the values are already changed: this only counts */
         fresh = apply_received_mask(s, m, opt, s->scratch_mask, &active);
@@ -534,13 +575,14 @@ static void update_masks(MethodState *s, Model *m, Sgd *opt, long step)
     /* the sparse patterns follow the mask at once (evaluation may come before the next step) */
     if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, NULL, NULL, 0)) {
         if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME);
-        exit(CIGL_ERR_RUNTIME);
+        return CIGL_ERR_RUNTIME;
     }
+    return CIGL_OK;
 }
 
 /* Running mean of the effective weights of this step: W after the optimiser step times this
  * step's Z (and 1/keep); biases and BN parameters as they are. */
-static void take_snapshot(MethodState *s, Model *m)
+static int take_snapshot(MethodState *s, Model *m)
 {
     const double n = (double)s->n_snapshots;
     for (int ti = 0; ti < m->n_tensors; ti++) {
@@ -554,7 +596,7 @@ static void take_snapshot(MethodState *s, Model *m)
         }
     }
     s->n_snapshots++;
-    if (!s->cfg.no_averaging) return;
+    if (!s->cfg.no_averaging) return CIGL_OK;
     /* the ablation keeps every snapshot with its BN statistics */
     if (s->n_snapshots > s->snapshot_cap) {
         long cap = s->snapshot_cap ? 2 * s->snapshot_cap : 8;
@@ -563,8 +605,9 @@ static void take_snapshot(MethodState *s, Model *m)
         float *b = realloc(s->snapshot_bn, sizeof(float) * (m->n_bn_stats + 1) * cap);
         if (b) s->snapshot_bn = b;
         if (!w || !b) {
-            cigl_fail(CIGL_ERR_RUNTIME, "out of memory keeping snapshot %ld", s->n_snapshots);
-            exit(CIGL_ERR_RUNTIME);
+            s->n_snapshots--;
+            return cigl_fail(CIGL_ERR_RUNTIME, "out of memory keeping snapshot %ld",
+                             s->n_snapshots + 1);
         }
         s->snapshot_cap = cap;
     }
@@ -578,14 +621,16 @@ static void take_snapshot(MethodState *s, Model *m)
     }
     memcpy(s->snapshot_bn + (size_t)(s->n_snapshots - 1) * (m->n_bn_stats + 1), m->bn_stats,
            sizeof(float) * m->n_bn_stats);
+    return CIGL_OK;
 }
 
-void method_after_step(MethodState *s, Model *m, Sgd *opt, long step)
+int method_after_step(MethodState *s, Model *m, Sgd *opt, long step)
 {
-    if (method_updates_at(s, step)) update_masks(s, m, opt, step);
+    if (method_updates_at(s, step) && update_masks(s, m, opt, step)) return CIGL_ERR_RUNTIME;
     if (s->ops->averaging &&
         method_snapshots_at(&s->cfg, step, s->total_steps, s->steps_per_epoch))
-        take_snapshot(s, m);
+        return take_snapshot(s, m);
+    return CIGL_OK;
 }
 
 int method_finalize(MethodState *s, Model *m)
@@ -665,7 +710,7 @@ static void optimiser_step(const MethodState *s, Model *m, Sgd *opt, double lr)
                           s->inv_keep);
 }
 
-void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
+int method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
 {
     method_after_backward(s, m);
     if (skips_step(s, step)) {
@@ -678,7 +723,7 @@ void method_apply_step(MethodState *s, Model *m, Sgd *opt, double lr, long step)
     } else {
         optimiser_step(s, m, opt, lr);
     }
-    method_after_step(s, m, opt, step);
+    return method_after_step(s, m, opt, step);
 }
 
 double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, const int32_t *y,
@@ -686,8 +731,9 @@ double method_train_step(MethodState *s, Model *m, Sgd *opt, const float *x, con
                          long step, float *dlogits, int *correct)
 {
     const float *weights = method_before_forward(s, m, step);
+    if (!weights) return NAN;
     const double loss = method_forward_backward(s, m, weights, x, y, n, grad_scale, targets,
                                                 dlogits, correct);
-    if (isfinite(loss)) method_apply_step(s, m, opt, lr, step);
+    if (isfinite(loss) && method_apply_step(s, m, opt, lr, step)) return NAN;
     return loss;
 }

@@ -2,6 +2,7 @@
 
 #include "cigl/error.h"
 #include "cigl/json.h"
+#include "cigl/method.h"
 #include "cigl/model.h"
 
 #include <errno.h>
@@ -58,41 +59,41 @@ const OptionSpec train_options[] = {
     OPT("mixup", OPT_DOUBLE, mixup, "0", 0, 1000,
         "mixup with lambda ~ Beta(ALPHA, ALPHA) per step (0: off; the paper's comparison: 0.2)"),
     OPT("method", OPT_STRING, method, "dense", 0, 0,
-        "dense | static | set | rigl | cigl | rigl-wdp | rigl-mcdp"),
+        "{methods}"),
     OPT("sparsity", OPT_DOUBLE, sparsity, "0.9", 0, 0.999999,
         "fraction of prunable (conv and linear) weights that are zero; 0 <= S < 1"),
     OPT("distribution", OPT_STRING, distribution, "erk", 0, 0, "layer-wise density: erk | er | uniform"),
     OPT("update-interval", OPT_LONG, update_interval, "100", 1, 1e15,
-        "steps between mask updates (set, rigl, cigl, rigl-wdp, rigl-mcdp)"),
+        "steps between mask updates ({updating})"),
     OPT("drop-fraction", OPT_DOUBLE, drop_fraction, "0.3", 0, 1,
         "initial drop fraction, cosine-decayed to 0 at --update-end"),
     OPT("update-end", OPT_DOUBLE, update_end, "0.75", 0, 1,
         "fraction of all steps after which masks no longer change"),
     OPT("random-mask-rate", OPT_DOUBLE, random_mask_rate, "0.01", 0, 0.999,
-        "cigl: probability that an active weight is dropped by the random mask each step "
+        "{averaging}: probability that an active weight is dropped by the random mask each step "
         "(the paper's text uses 0.1)"),
     OPT("rescale-kept", OPT_FLAG, rescale_kept, "1", 0, 1,
-        "cigl: multiply kept weights by 1/(1-P) in the forward pass (cigl's default; the authors' code cancels its own rescaling)"),
+        "{averaging}: multiply kept weights by 1/(1-P) in the forward pass (cigl's default; the authors' code cancels its own rescaling)"),
     OPT("no-rescale-kept", OPT_FLAG_OFF, rescale_kept, NULL, 0, 1,
-        "cigl: the paper's plain form, no rescaling"),
+        "{averaging}: the paper's plain form, no rescaling"),
     OPT("average-start", OPT_DOUBLE, average_start, "0.8", 0, 1,
-        "cigl: fraction of training after which snapshots are averaged (>= --update-end)"),
+        "{averaging}: fraction of training after which snapshots are averaged (>= --update-end)"),
     OPT("average-every", OPT_LONG, average_every, "0", 0, 1e15,
-        "cigl: take a snapshot every this many steps (0: at every epoch end)"),
+        "{averaging}: take a snapshot every this many steps (0: at every epoch end)"),
     OPT("no-averaging", OPT_FLAG, no_averaging, "0", 0, 1,
-        "cigl ablation: average the snapshots' predictions instead of their weights"),
+        "{averaging} ablation: average the snapshots' predictions instead of their weights"),
     OPT("average-start-epoch", OPT_INT, average_start_epoch, "0", 0, 100000,
-        "cigl: snapshots at the ends of epochs E to the last (1-based, the authors' begin_save); "
+        "{averaging}: snapshots at the ends of epochs E to the last (1-based, the authors' begin_save); "
         "0: by --average-start, or floor(--average-start x epochs) under --mechanics authors"),
     OPT("mechanics", OPT_STRING, mechanics, "cigl", 0, 0,
-        "set, rigl, cigl, rigl-wdp, rigl-mcdp: cigl | authors: the default of every mechanism "
+        "{updating}: cigl | authors: the default of every mechanism "
         "below where cigl and the CigL authors' code differ (an option given on its own wins; "
         "docs/method.md)"),
     OPT("drop-score", OPT_STRING, drop_score, "auto", 0, 0,
-        "cigl: drop by |stored W| (stored) or by |the update step's forward weights|, Z "
+        "{averaging}: drop by |stored W| (stored) or by |the update step's forward weights|, Z "
         "applied (masked; authors); auto: by --mechanics"),
     OPT("z-timing", OPT_STRING, z_timing, "auto", 0, 0,
-        "cigl: cigl (Z drawn before each forward; dropped weights frozen) | authors (the next "
+        "{averaging}: cigl (Z drawn before each forward; dropped weights frozen) | authors (the next "
         "Z drawn before the optimiser step, which moves only what it keeps; momentum of every "
         "active weight integrates its gradient; dropped weights hold their last update); auto: "
         "by --mechanics"),
@@ -112,9 +113,9 @@ const OptionSpec train_options[] = {
         "resnets: the last batch norm of each residual block starts with scale 0 (the authors' "
         "own ResNets; not part of --mechanics)"),
     OPT("dropout-rate", OPT_DOUBLE, dropout_rate, "0.1", 0, 0.999,
-        "rigl-wdp, rigl-mcdp: weight dropout rate on active weights"),
+        "{dropout}: weight dropout rate on active weights"),
     OPT("mc-samples", OPT_INT, mc_samples, "10", 1, 100000,
-        "rigl-mcdp: dropout samples averaged at test time"),
+        "{test-dropout}: dropout samples averaged at test time"),
     OPT("kernels", OPT_STRING, kernels, "auto", 0, 0,
         "conv/linear kernels: auto (per layer, by density and shape; recorded in final.json) | "
         "dense | sparse (compute only the stored weights)"),
@@ -123,7 +124,7 @@ const OptionSpec train_options[] = {
         "the one used) | own (im2col + OpenBLAS) | onednn (oneDNN's primitives; results differ "
         "from own in the last bits, deterministic for a given --threads)"),
     OPT("draw-ahead", OPT_STRING, draw_ahead, "auto", 0, 0,
-        "cigl, rigl-wdp, rigl-mcdp: draw the next step's random mask on a helper thread while "
+        "{drawing}: draw the next step's random mask on a helper thread while "
         "this step runs: auto (when --threads leaves a CPU free, or every conv/linear layer is on "
         "the sparse kernels) | on | off; "
         "the same bits either way"),
@@ -288,6 +289,24 @@ int config_validate(const Config *c)
     return CIGL_OK;
 }
 
+/* Help text with its {group} placeholders replaced by the methods of that group (method.h), so
+ * that the help follows the method table: {methods} lists them all as "a | b | c". */
+static void print_help_text(FILE *f, const char *help)
+{
+    for (const char *p = help; *p; p++) {
+        const char *end = *p == '{' ? strchr(p, '}') : NULL;
+        const int g = end ? method_group_parse(p + 1, (size_t)(end - p - 1)) : -1;
+        if (g < 0) {
+            fputc(*p, f);
+            continue;
+        }
+        char names[256];
+        fputs(g == METHODS_ALL ? method_group_list(METHODS_ALL, " | ", " | ", names, sizeof names)
+                               : method_group_list(g, ", ", ", ", names, sizeof names), f);
+        p = end;
+    }
+}
+
 void config_print_help(FILE *f, const OptionSpec *specs)
 {
     for (const OptionSpec *s = specs; s->name; s++) {
@@ -295,7 +314,8 @@ void config_print_help(FILE *f, const OptionSpec *specs)
         snprintf(left, sizeof(left), "--%s%s", s->name,
                  s->type == OPT_FLAG || s->type == OPT_FLAG_OFF ? ""
                  : s->type == OPT_STRING ? " TEXT" : " N");
-        fprintf(f, "  %-24s %s", left, s->help);
+        fprintf(f, "  %-24s ", left);
+        print_help_text(f, s->help);
         if (!s->def && s->type == OPT_STRING) fputs(" (required)", f);
         else if (s->def && s->type != OPT_FLAG) fprintf(f, " (default: %s)", s->def);
         fputc('\n', f);

@@ -229,7 +229,8 @@ static int share_state(Trainer *t)
         if (b) ms->snapshot_bn = b;
         if (!w || !b) {
             cigl_fail(CIGL_ERR_RUNTIME, "out of memory restoring snapshots");
-            comm->abort(comm, CIGL_ERR_RUNTIME);
+            comm->abort(comm, CIGL_ERR_RUNTIME); /* the others wait in the broadcast */
+            return CIGL_ERR_RUNTIME;
         }
         ms->snapshot_cap = kept;
     }

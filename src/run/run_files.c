@@ -4,6 +4,7 @@
 #include "trainer.h"
 
 #include "cigl/error.h"
+#include "cigl/h5io.h"
 #include "cigl/model_io.h"
 #include "cigl/provenance.h"
 
@@ -54,7 +55,7 @@ int run_dir_create(const char *out, int replace)
                          "continue it with --resume auto, replace it with --overwrite, or "
                          "choose a new directory", out);
     if (replace) remove_run_files(out);
-    char tmp[1024];
+    char tmp[CIGL_PATH_MAX];
     snprintf(tmp, sizeof(tmp), "%s", out);
     for (char *s = tmp + 1; *s; s++) { /* mkdir -p */
         if (*s != '/') continue;
@@ -69,7 +70,7 @@ int run_dir_create(const char *out, int replace)
 
 int run_truncate_metrics(const char *out, int epochs)
 {
-    char path[1100], tmp[1200];
+    char path[CIGL_PATH_MAX], tmp[CIGL_PATH_MAX + CIGL_TMP_SUFFIX_MAX];
     if (path_join(path, sizeof(path), out, "metrics.jsonl")) return CIGL_ERR_USAGE;
     FILE *in = fopen(path, "r");
     if (!in) return CIGL_OK; /* nothing logged yet */
@@ -105,7 +106,7 @@ static void json_document(FILE *f, const Trainer *t, JsonBody body, const void *
 
 static int write_json_file(const Trainer *t, const char *name, JsonBody body, const void *arg)
 {
-    char path[1100], tmp[1200];
+    char path[CIGL_PATH_MAX], tmp[CIGL_PATH_MAX + CIGL_TMP_SUFFIX_MAX];
     if (path_join(path, sizeof(path), t->cfg.out, name)) return CIGL_ERR_USAGE;
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
@@ -212,7 +213,7 @@ int run_append_epoch(const Trainer *t, int epoch, double lr, double train_loss, 
 
 static int write_reliability(const Trainer *t, const Metrics *m)
 {
-    char path[1100], tmp[1200], title[160];
+    char path[CIGL_PATH_MAX], tmp[CIGL_PATH_MAX + CIGL_TMP_SUFFIX_MAX], title[160];
     if (path_join(path, sizeof(path), t->cfg.out, "reliability.svg")) return CIGL_ERR_USAGE;
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     snprintf(title, sizeof(title), "%s %s, sparsity %g: test", t->cfg.method, t->cfg.model,

@@ -269,6 +269,7 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
     const Augment aug = {c->crop_pad, c->flip, (uint64_t)c->seed, (uint64_t)epoch};
     const int augment = c->crop_pad > 0 || c->flip || t->ds.augment == DATA_AUGMENT_RRC;
     const float *weights = method_before_forward(&t->ms, &t->m, t->step);
+    if (!weights) return NAN; /* printed; t->nonfinite stays 0: the run stops */
     const int dense = method_updates_at(&t->ms, t->step);
     double loss = 0;
     int ran = 0;
@@ -276,8 +277,11 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
         size_t first, n;
         shard_slice(B, comm->rank, comm->size, micro, c->accumulate, &first, &n);
         if (n == 0) continue;
-        split_gather(&t->ds, &t->ds.train, batch_idx + first, n, augment ? &aug : NULL, t->x,
-                     t->y);
+        if (split_gather(&t->ds, &t->ds.train, batch_idx + first, n, augment ? &aug : NULL,
+                         t->x, t->y)) {
+            if (comm->size > 1) comm->abort(comm, CIGL_ERR_RUNTIME); /* others would wait */
+            return NAN;
+        }
         prefetch_next(t, batch_idx, B, micro);
         if (t->test_nan_step == t->step + 1 && comm->rank == 0 && micro == 0) t->x[0] = NAN;
         LossTargets targets = {c->label_smoothing, NULL, 1.0};
@@ -320,7 +324,8 @@ static double train_step(Trainer *t, const uint32_t *batch_idx, size_t B, int ep
         t->nonfinite = 1;
         return NAN;
     }
-    method_apply_step(&t->ms, &t->m, &t->opt, schedule_lr(&t->sched, t->step), t->step);
+    if (method_apply_step(&t->ms, &t->m, &t->opt, schedule_lr(&t->sched, t->step), t->step))
+        return NAN;
     if (t->ms.masks_changed) {
         grad_sync_set_mask(&t->sync, t->ms.mask);
         t->ms.masks_changed = 0;
@@ -342,6 +347,8 @@ static int check_replicas(Trainer *t)
  * skip it is counted and training goes on (up to MAX_CONSECUTIVE_SKIPS in a row); else the run
  * stops, keeping its last checkpoint. The rank that found the value names where it was. */
 #define MAX_CONSECUTIVE_SKIPS 100
+#define CIGL_STR_(x) #x
+#define CIGL_STR(x) CIGL_STR_(x) /* the limit's digits, for the message */
 static int skip_nonfinite(Trainer *t, int epoch)
 {
     const int skip = !strcmp(t->cfg.on_nonfinite, "skip");
@@ -361,7 +368,7 @@ static int skip_nonfinite(Trainer *t, int epoch)
                 "updated and the last checkpoint is kept; lower --lr, check the data, or "
                 "pass --on-nonfinite skip\n", rank, t->step + 1, epoch + 1,
                 t->fault[0] ? t->fault : "another rank's batch",
-                skip ? " after 100 skipped steps in a row" : "");
+                skip ? " after " CIGL_STR(MAX_CONSECUTIVE_SKIPS) " skipped steps in a row" : "");
         fflush(stderr);
     }
     return 1;
@@ -421,7 +428,7 @@ static int train_loop(Trainer *t, FinalResult *r)
             long correct = 0;
             const double loss = train_step(t, t->order + start, B, epoch, &correct);
             if (!isfinite(loss)) { /* every rank sees it at the same step */
-                if (!t->nonfinite) return CIGL_ERR_RUNTIME; /* communication failed */
+                if (!t->nonfinite) return CIGL_ERR_RUNTIME; /* an error, already printed */
                 if (tty) fputc('\n', stderr);
                 if (skip_nonfinite(t, epoch)) return CIGL_ERR_RUNTIME;
                 t->epoch_skipped++;

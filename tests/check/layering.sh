@@ -65,7 +65,8 @@ for f in $(find src datasets mpi include/cigl -name '*.[ch]' | sort); do
     if [ "$mine" = "?" ]; then
         echo "FAIL $f: not placed in a layer (add it to HEADERS in $0)"; ok=0
     fi
-    for inc in $(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f"); do
+    incs=$(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$f")
+    for inc in $incs; do
         case "$inc" in
         ../*) echo "FAIL $f: includes $inc across folders"; ok=0; continue ;;
         cigl/*) n=${inc#cigl/}; n=${n%.h}; theirs=$(layer_of_header "$n") ;;
