@@ -4,6 +4,7 @@
  * count, the skipped update step reusing its random mask, the epoch-based snapshot window, and
  * how --mechanics resolves around options given on their own. */
 #include "check.h"
+#include "method_test.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
 #include "cigl/sparsity.h"
@@ -12,30 +13,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { BATCH = 8, STEPS = 24 };
-
-static Config mech_config(const char *method, double sparsity)
-{
-    Config c;
-    config_defaults(&c);
-    snprintf(c.method, sizeof(c.method), "%s", method);
-    c.sparsity = sparsity;
-    c.update_interval = 3;
-    c.update_end = 0.6;
-    c.drop_fraction = 0.5;
-    c.average_start = 0.7;
-    c.average_every = 2;
-    c.random_mask_rate = 0.3;
-    c.seed = 5;
-    return c;
-}
-
-static void fill_batch(float *x, int32_t *y, size_t numel, uint64_t step)
-{
-    for (size_t i = 0; i < numel * BATCH; i++) x[i] = (float)rng_normal(7, RNG_AUGMENT, step, i);
-    for (int i = 0; i < BATCH; i++) y[i] = (int32_t)rng_below(7, RNG_MIXUP, step, i, 5);
-}
 
 /* Drop by |stored W| or by the forward weights: six active weights, one dropped (k = 1). The
  * forward weights say index 1 is ~0 (Z dropped it), so the masked rule drops it although its
@@ -107,7 +84,7 @@ static long zeros_after_first_update(const char *dense_layers, const char *count
 {
     Model m;
     CHECK(model_build(&m, "mlp", (Shape){1, 6, 6}, 5, BATCH, 3) == 0, "build");
-    Config c = mech_config("rigl", 0.5);
+    Config c = method_test_config("rigl", 0.5);
     c.drop_fraction = alpha;
     snprintf(c.dense_layers, sizeof c.dense_layers, "%s", dense_layers);
     snprintf(c.drop_count, sizeof c.drop_count, "%s", count);
@@ -129,7 +106,7 @@ static long zeros_after_first_update(const char *dense_layers, const char *count
     int32_t y[BATCH];
     long zeros = 0;
     for (long step = 0; step < 3; step++) { /* the update is at step 2 (3 steps done) */
-        fill_batch(x, y, 36, (uint64_t)step);
+        method_test_batch(x, y, 36, 5, (uint64_t)step);
         memcpy(v_before, opt.velocity + fc3->off, sizeof(float) * 500);
         int correct;
         method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05, NULL, step, dl,
@@ -184,7 +161,7 @@ static void skipped_update_step_reuses_z(void)
     for (int skip = 0; skip < 2; skip++) {
         Model m;
         CHECK(model_build(&m, "mlp", (Shape){1, 6, 6}, 5, BATCH, 3) == 0, "build");
-        Config c = mech_config("cigl", 0.8);
+        Config c = method_test_config("cigl", 0.8);
         snprintf(c.update_step, sizeof c.update_step, "%s", skip ? "skip" : "take");
         Sgd opt;
         sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
@@ -196,7 +173,7 @@ static void skipped_update_step_reuses_z(void)
         int32_t y[BATCH];
         long moved = 0, z_differs = 0, both = 0;
         for (long step = 0; step < 4; step++) {
-            fill_batch(x, y, 36, (uint64_t)step);
+            method_test_batch(x, y, 36, 5, (uint64_t)step);
             const float *w = method_before_forward(&s, &m, step);
             if (step == 2) {
                 memcpy(z_update, s.active, n);
@@ -235,7 +212,7 @@ static void authors_z_timing_forward(void)
 {
     Model m;
     CHECK(model_build(&m, "mlp", (Shape){1, 6, 6}, 5, BATCH, 3) == 0, "build");
-    Config c = mech_config("cigl", 0.8);
+    Config c = method_test_config("cigl", 0.8);
     c.rescale_kept = 0;
     snprintf(c.z_timing, sizeof c.z_timing, "authors");
     Sgd opt;
@@ -247,7 +224,7 @@ static void authors_z_timing_forward(void)
     int32_t y[BATCH];
     long bad = 0, held_nonzero = 0, stored_moved = 0;
     for (long step = 0; step < STEPS; step++) {
-        fill_batch(x, y, 36, (uint64_t)step);
+        method_test_batch(x, y, 36, 5, (uint64_t)step);
         const float *w = method_before_forward(&s, &m, step);
         for (int ti = 0; ti < m.n_tensors; ti++) {
             const ParamTensor *t = &m.tensors[ti];
@@ -280,7 +257,7 @@ static void authors_z_timing_forward(void)
  * --average-start 0.75 give the same steps (60, 70, 80 of 80), 7 and 0.8 the ends of 7-8. */
 static void epoch_snapshot_window(void)
 {
-    Config a = mech_config("cigl", 0.9), b = a;
+    Config a = method_test_config("cigl", 0.9), b = a;
     a.average_every = b.average_every = 0;
     a.average_start_epoch = 6;
     b.average_start = 0.75;

@@ -2,6 +2,7 @@
  * sparsities, the random mask bit for bit, averaging by hand, BN recomputation against an
  * independent computation, and option validation. */
 #include "check.h"
+#include "method_test.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
 #include "cigl/sparse.h"
@@ -10,31 +11,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-
-enum { BATCH = 8, STEPS = 24 };
-
-static Config base_config(const char *method, double sparsity)
-{
-    Config c;
-    config_defaults(&c);
-    snprintf(c.method, sizeof(c.method), "%s", method);
-    c.sparsity = sparsity;
-    c.update_interval = 3;
-    c.update_end = 0.6;
-    c.drop_fraction = 0.5;
-    c.average_start = 0.7;
-    c.average_every = 2;
-    c.random_mask_rate = 0.3; /* large, so drops happen often in a short test */
-    c.dropout_rate = 0.3;
-    c.seed = 11;
-    return c;
-}
-
-static void fill_batch(float *x, int32_t *y, size_t numel, int classes, uint64_t step)
-{
-    for (size_t i = 0; i < numel * BATCH; i++) x[i] = (float)rng_normal(99, RNG_AUGMENT, step, i);
-    for (int i = 0; i < BATCH; i++) y[i] = (int32_t)rng_below(99, RNG_MIXUP, step, i, classes);
-}
 
 /* Counts active entries of every prunable tensor. */
 static void active_counts(const MethodState *s, const Model *m, long *out)
@@ -58,7 +34,7 @@ static void check_method_invariants(const char *method, const char *model, Shape
         CHECK(0, "model_build %s", model);
         return;
     }
-    Config c = base_config(method, sparsity);
+    Config c = method_test_config(method, sparsity);
     Sgd opt;
     sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
     MethodState s;
@@ -76,7 +52,7 @@ static void check_method_invariants(const char *method, const char *model, Shape
     int bad_inactive = 0, bad_count = 0, bad_state = 0, bad_new = 0, bad_frozen = 0;
     int updates = 0, late_changes = 0;
     for (long step = 0; step < STEPS; step++) {
-        fill_batch(x, y, numel, 5, (uint64_t)step);
+        method_test_batch(x, y, numel, 5, (uint64_t)step);
         memcpy(w0, m.params, sizeof(float) * n);
         memcpy(v0, opt.velocity, sizeof(float) * n);
         memcpy(mask0, s.mask, n);
@@ -179,7 +155,7 @@ static void check_random_mask(int odd)
     } else {
         model_build(&m, "mlp", (Shape){1, 6, 6}, 5, BATCH, 1);
     }
-    Config c = base_config("cigl", 0.5);
+    Config c = method_test_config("cigl", 0.5);
     c.seed = 0x1234567890abcdefLL;
     MethodState s;
     method_init(&s, &c, &m, 400, 100);
@@ -240,7 +216,7 @@ static void averaging_matches_hand_computation(void)
 {
     Model m;
     model_build(&m, "mlp", (Shape){1, 6, 6}, 5, BATCH, 2);
-    Config c = base_config("cigl", 0.8);
+    Config c = method_test_config("cigl", 0.8);
     Sgd opt;
     sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
     MethodState s;
@@ -251,7 +227,7 @@ static void averaging_matches_hand_computation(void)
     int32_t y[BATCH];
     int taken = 0;
     for (long step = 0; step < STEPS; step++) {
-        fill_batch(x, y, 36, 5, (uint64_t)step);
+        method_test_batch(x, y, 36, 5, (uint64_t)step);
         int correct;
         method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05, NULL, step, dl, &correct);
         if ((step + 1) >= (long)ceil(0.7 * STEPS) && (step + 1) % 2 == 0) {
@@ -377,7 +353,7 @@ static void train_for_draw_ahead(const char *method, const char *model, Shape in
 {
     Model m;
     CHECK(model_build(&m, model, in, 5, BATCH, 3) == 0, "model_build %s", model);
-    Config c = base_config(method, 0.8);
+    Config c = method_test_config(method, 0.8);
     snprintf(c.draw_ahead, sizeof c.draw_ahead, "%s", ahead);
     Sgd opt;
     sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
@@ -388,7 +364,7 @@ static void train_for_draw_ahead(const char *method, const char *model, Shape in
     float *x = malloc(sizeof(float) * numel * BATCH), *dl = malloc(sizeof(float) * 5 * BATCH);
     int32_t y[BATCH];
     for (long step = 0; step < STEPS; step++) {
-        fill_batch(x, y, numel, 5, (uint64_t)step);
+        method_test_batch(x, y, numel, 5, (uint64_t)step);
         int correct;
         method_train_step(&s, &m, &opt, x, y, BATCH, 1.0f / BATCH, 0.05, NULL, step, dl,
                           &correct);
@@ -443,7 +419,7 @@ static void effective_weights_follow_w(void)
     for (int mi = 0; mi < 2; mi++) {
         Model m;
         CHECK(model_build(&m, "mlp", (Shape){1, 28, 28}, 5, BATCH, 3) == 0, "build");
-        Config c = base_config(methods[mi], 0.8);
+        Config c = method_test_config(methods[mi], 0.8);
         Sgd opt;
         sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
         MethodState s;
@@ -452,7 +428,7 @@ static void effective_weights_follow_w(void)
         int32_t y[BATCH];
         long bad = 0, dropped = 0;
         for (long step = 0; step < STEPS; step++) {
-            fill_batch(x, y, 784, 5, (uint64_t)step);
+            method_test_batch(x, y, 784, 5, (uint64_t)step);
             const float *w = method_before_forward(&s, &m, step);
             for (int ti = 0; ti < m.n_tensors; ti++) {
                 const ParamTensor *t = &m.tensors[ti];
