@@ -22,6 +22,7 @@
 #include "cigl/model.h"
 #include "cigl/optim.h"
 #include "cigl/rng.h"
+#include "bench_dense.h"
 
 #include <cblas.h>
 #include <omp.h>
@@ -70,58 +71,15 @@ static void loadavg(char *buf, size_t cap)
     buf[strcspn(buf, "\n")] = 0;
 }
 
-typedef struct {
-    Model m;
-    Sgd opt;
-    float *x, *dlogits;
-    int32_t *y;
-    int n;
-} Bench;
-
-static int bench_init(Bench *b, const char *name, int batch)
-{
-    memset(b, 0, sizeof(*b));
-    const Shape in = {1, 28, 28};
-    if (model_build(&b->m, name, in, 10, batch, 1)) return -1;
-    if (sgd_init(&b->opt, &b->m, 0.9, 5e-4, 1, 0)) return -1;
-    b->n = batch;
-    const size_t numel = shape_numel(in) * (size_t)batch;
-    b->x = malloc(sizeof(float) * numel);
-    b->dlogits = malloc(sizeof(float) * (size_t)batch * 10);
-    b->y = malloc(sizeof(int32_t) * (size_t)batch);
-    if (!b->x || !b->dlogits || !b->y) return -1;
-    for (size_t i = 0; i < numel; i++) b->x[i] = (float)rng_normal(11, RNG_AUGMENT, 0, i);
-    for (int i = 0; i < batch; i++) b->y[i] = (int32_t)rng_below(11, RNG_DATA_ORDER, 0, i, 10);
-    return 0;
-}
-
-static void bench_free(Bench *b)
-{
-    model_free(&b->m);
-    sgd_free(&b->opt);
-    free(b->x);
-    free(b->dlogits);
-    free(b->y);
-}
-
-static void train_step(Bench *b)
-{
-    Model *m = &b->m;
-    const float *logits = model_forward(m, m->params, b->x, b->n, 1);
-    softmax_xent(logits, b->y, b->n, m->classes, 0.0, 1.0f / (float)b->n, b->dlogits, NULL);
-    model_backward(m, m->params, b->x, b->dlogits, b->n);
-    sgd_step(&b->opt, m->params, m->grads, m->n_params, 0.01, NULL);
-}
-
 /* One block of steps lasting at least o->min_time on backend be: ms per step. */
-static double block_ms(Bench *b, const Opts *o, ConvBackend be)
+static double block_ms(DenseBench *b, const Opts *o, ConvBackend be)
 {
     conv_backend_set(be);
     int steps = 0;
     const double t0 = now();
     double t;
     do {
-        train_step(b);
+        dense_bench_step(b);
         steps++;
     } while ((t = now() - t0) < o->min_time);
     return 1e3 * t / steps;
@@ -130,7 +88,7 @@ static double block_ms(Bench *b, const Opts *o, ConvBackend be)
 /* o->reps pairs of blocks, own and onednn back to back (which goes first alternates), so that
  * each pair's ratio sees the same load: medians of own's and onednn's blocks into *own and
  * *dnn, the pairs' ratios (onednn / own) appended to ratios[*nr]. */
-static void time_pairs(Bench *b, const Opts *o, int round, double *own, double *dnn,
+static void time_pairs(DenseBench *b, const Opts *o, int round, double *own, double *dnn,
                        double *ratios, int *nr)
 {
     double a[MAX_REPS], d[MAX_REPS];
@@ -170,8 +128,8 @@ static double time_torch(const char *model, const Opts *o)
 
 static int bench_model(const char *name, const Opts *o)
 {
-    Bench b;
-    if (bench_init(&b, name, o->batch)) {
+    DenseBench b;
+    if (dense_bench_init(&b, name, o->batch)) {
         fprintf(stderr, "bench_conv_backend: cannot build model %s\n", name);
         return 1;
     }
@@ -209,7 +167,7 @@ static int bench_model(const char *name, const Opts *o)
            "\"rounds\":%d,\"own_ms\":%.3f,\"onednn_ms\":%.3f,\"torch_ms\":%.3f,"
            "\"onednn_over_own\":%.4f,\"onednn_over_torch\":%.4f,\"own_over_torch\":%.4f}\n",
            name, o->threads, o->batch, o->rounds, m_own, m_dnn, m_tor, q, qt, qo);
-    bench_free(&b);
+    dense_bench_free(&b);
     return 0;
 }
 

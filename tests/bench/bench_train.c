@@ -23,6 +23,7 @@
 #include "cigl/model.h"
 #include "cigl/optim.h"
 #include "cigl/rng.h"
+#include "bench_dense.h"
 
 #include <cblas.h>
 #include <math.h>
@@ -131,55 +132,6 @@ static double measure_peak(const Opts *o)
 
 /* ---------------------------------------------------------------- models */
 
-typedef struct {
-    Model m;
-    Sgd opt;
-    float *x, *dlogits;
-    int32_t *y;
-    int n;
-} Bench;
-
-static int bench_init(Bench *b, const char *name, int batch)
-{
-    memset(b, 0, sizeof(*b));
-    const Shape in = {1, 28, 28};
-    if (model_build(&b->m, name, in, 10, batch, 1)) return -1;
-    if (sgd_init(&b->opt, &b->m, 0.9, 5e-4, 1, 0)) return -1;
-    b->n = batch;
-    const size_t numel = shape_numel(in) * (size_t)batch;
-    b->x = malloc(sizeof(float) * numel);
-    b->dlogits = malloc(sizeof(float) * (size_t)batch * 10);
-    b->y = malloc(sizeof(int32_t) * (size_t)batch);
-    if (!b->x || !b->dlogits || !b->y) return -1;
-    /* Fashion-MNIST-like: zero mean, unit variance per pixel; labels uniform over 10 classes. */
-    for (size_t i = 0; i < numel; i++) b->x[i] = (float)rng_normal(11, RNG_AUGMENT, 0, i);
-    for (int i = 0; i < batch; i++) b->y[i] = (int32_t)rng_below(11, RNG_DATA_ORDER, 0, i, 10);
-    return 0;
-}
-
-static void bench_free(Bench *b)
-{
-    model_free(&b->m);
-    sgd_free(&b->opt);
-    free(b->x);
-    free(b->dlogits);
-    free(b->y);
-}
-
-#define LR 0.01
-
-/* One dense training step, as src/train.c's train_step does it without data loading. */
-static double train_step(Bench *b)
-{
-    Model *m = &b->m;
-    const float *logits = model_forward(m, m->params, b->x, b->n, 1);
-    const double loss = softmax_xent(logits, b->y, b->n, m->classes, 0.0, 1.0f / (float)b->n,
-                                     b->dlogits, NULL);
-    model_backward(m, m->params, b->x, b->dlogits, b->n);
-    sgd_step(&b->opt, m->params, m->grads, m->n_params, LR, NULL);
-    return loss;
-}
-
 /* Timing of one step, split by layer. */
 typedef struct {
     double *fwd, *bwd;      /* per layer */
@@ -188,7 +140,7 @@ typedef struct {
 
 /* model_forward + softmax_xent + model_backward with a clock around each piece, through the
  * per-layer calls those are made of (check_replay verifies that they agree). */
-static void forward_backward_timed(Bench *b, StepTimes *st)
+static void forward_backward_timed(DenseBench *b, StepTimes *st)
 {
     Model *m = &b->m;
     const int n = b->n;
@@ -213,17 +165,17 @@ static void forward_backward_timed(Bench *b, StepTimes *st)
     }
 }
 
-static void train_step_timed(Bench *b, StepTimes *st)
+static void train_step_timed(DenseBench *b, StepTimes *st)
 {
     forward_backward_timed(b, st);
     const double t0 = now();
-    sgd_step(&b->opt, b->m.params, b->m.grads, b->m.n_params, LR, NULL);
+    sgd_step(&b->opt, b->m.params, b->m.grads, b->m.n_params, DENSE_BENCH_LR, NULL);
     st->sgd = now() - t0;
 }
 
 /* The per-layer replay must compute what model_forward/model_backward compute (their pieces,
  * called one by one): same gradients, bit for bit, from the same parameters. Returns 0 if so. */
-static int check_replay(Bench *b)
+static int check_replay(DenseBench *b)
 {
     Model *m = &b->m;
     const size_t np = m->n_params;
@@ -292,7 +244,7 @@ static int kind_index(LayerKind k)
 
 /* Per-layer medians of --layer-reps instrumented steps, the conv+linear GFLOP/s they imply and
  * the time by layer kind, against the step time step_s measured without instrumentation. */
-static void bench_layers(Bench *b, const Opts *o, double step_s)
+static void bench_layers(DenseBench *b, const Opts *o, double step_s)
 {
     Model *m = &b->m;
     const int L = m->n_layers, R = o->layer_reps;
@@ -374,7 +326,7 @@ static void bench_layers(Bench *b, const Opts *o, double step_s)
 /* Each conv layer's pieces on its own shapes, as src/layer_conv.c chunks them: im2col, the
  * forward GEMM, the weight-gradient and input-gradient GEMMs and col2im. What the layer time
  * has beyond these is layout copies (chunk <-> NCHW) and bias. */
-static void bench_conv_detail(Bench *b, const Opts *o)
+static void bench_conv_detail(DenseBench *b, const Opts *o)
 {
     Model *m = &b->m;
     const int R = o->layer_reps, n = b->n;
@@ -449,19 +401,19 @@ static void bench_conv_detail(Bench *b, const Opts *o)
 
 static int bench_model(const char *name, const Opts *o)
 {
-    Bench b;
-    if (bench_init(&b, name, o->batch)) {
-        bench_free(&b);
+    DenseBench b;
+    if (dense_bench_init(&b, name, o->batch)) {
+        dense_bench_free(&b);
         return 1;
     }
     printf("%s: %zu parameters, batch %d, %d threads\n", name, b.m.n_params, o->batch, o->threads);
     /* warm-up: first-touch of every buffer, OpenBLAS thread start-up, caches */
     double t0 = now();
-    train_step(&b);
-    train_step(&b);
+    dense_bench_step(&b);
+    dense_bench_step(&b);
     double est = (now() - t0) / 2;
     t0 = now();
-    train_step(&b);
+    dense_bench_step(&b);
     const double third = now() - t0;
     if (third < est) est = third;
     int steps = (int)ceil(o->min_time / (est > 1e-6 ? est : 1e-6));
@@ -469,7 +421,7 @@ static int bench_model(const char *name, const Opts *o)
     double t[MAX_REPS], loss = 0;
     for (int r = 0; r < o->reps; r++) {
         t0 = now();
-        for (int s = 0; s < steps; s++) loss = train_step(&b);
+        for (int s = 0; s < steps; s++) loss = dense_bench_step(&b);
         t[r] = (now() - t0) / steps;
     }
     const double med = median(t, o->reps), best = minimum(t, o->reps);
@@ -485,7 +437,7 @@ static int bench_model(const char *name, const Opts *o)
     fflush(stdout);
     if (o->do_detail && o->do_layers) bench_conv_detail(&b, o);
     fflush(stdout);
-    bench_free(&b);
+    dense_bench_free(&b);
     return 0;
 }
 
