@@ -9,6 +9,7 @@
  * too. A build without oneDNN (ONEDNN=0) skips everything. */
 #include "check.h"
 #include "cigl/conv_backend.h"
+#include "cigl/loss.h"
 #include "cigl/model.h"
 #include "cigl/optim.h"
 #include "cigl/rng.h"

@@ -3,6 +3,7 @@
  * independent computation, and option validation. */
 #include "check.h"
 #include "method_test.h"
+#include "cigl/loss.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
 #include "cigl/sparse.h"

@@ -7,6 +7,7 @@
 #include "cigl/conv.h"
 #include "cigl/conv_backend.h"
 #include "cigl/layer.h"
+#include "cigl/loss.h"
 #include "cigl/model.h"
 #include "cigl/optim.h"
 

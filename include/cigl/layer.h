@@ -102,20 +102,6 @@ struct Layer {
 /* Kind-specific operation tables (src/layer_*.c). */
 const LayerOps *layer_ops(LayerKind kind);
 
-/* Loss: softmax cross-entropy with label smoothing `eps` (targets (1-eps) one-hot + eps/K).
- * Returns the SUM over the n samples of the per-sample losses; writes
- * dlogits = scale * dL_sum/dlogits (scale = 1 / global batch size in training) when
- * dlogits != NULL. `correct` (may be NULL) receives the count of argmax hits. */
-double softmax_xent(const float *logits, const int32_t *labels, int n, int classes,
-                    double eps, float scale, float *dlogits, int *correct);
-
-/* Mixup's loss: lambda * CE(labels) + (1 - lambda) * CE(labels2), each with smoothing eps
- * (the target is the same mixture of the two smoothed one-hot vectors). `correct` counts hits
- * against `labels`. */
-double softmax_xent_mix(const float *logits, const int32_t *labels, const int32_t *labels2,
-                        double lambda, int n, int classes, double eps, float scale,
-                        float *dlogits, int *correct);
-
 /* y = max(y, 0) and dy = (y > 0 ? dy : 0) in place over `total` floats (a fused ReLU). */
 void relu_inplace(float *y, long total);
 void relu_mask_inplace(float *dy, const float *y, long total);

@@ -1,4 +1,4 @@
-#include "cigl/train.h"
+#include "cigl/evaluate.h"
 
 #include "cigl/error.h"
 #include "cigl/parallel.h"

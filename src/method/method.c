@@ -1,4 +1,5 @@
 /* The method table and the hooks the training loop calls. */
+#include "cigl/loss.h"
 #include "cigl/method.h"
 
 #include "method_draw.h"

@@ -1,5 +1,6 @@
 /* Softmax cross-entropy with label smoothing, computed in double per sample. */
 #include "cigl/layer.h"
+#include "cigl/loss.h"
 
 #include <math.h>
 

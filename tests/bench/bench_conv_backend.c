@@ -19,6 +19,7 @@
  * --min-time S (0.3) --no-torch. Lines "BENCH {json}" (kinds conv_backend_round,
  * conv_backend) carry every number. */
 #include "cigl/conv_backend.h"
+#include "cigl/loss.h"
 #include "cigl/model.h"
 #include "cigl/optim.h"
 #include "cigl/rng.h"

@@ -4,6 +4,7 @@
 #ifndef CIGL_BENCH_DENSE_H
 #define CIGL_BENCH_DENSE_H
 #include "cigl/layer.h"
+#include "cigl/loss.h"
 #include "cigl/model.h"
 #include "cigl/optim.h"
 #include "cigl/rng.h"

@@ -20,6 +20,7 @@
  * them); other lines are for people. */
 #include "cigl/conv.h"
 #include "cigl/conv_backend.h"
+#include "cigl/loss.h"
 #include "cigl/model.h"
 #include "cigl/optim.h"
 #include "cigl/rng.h"

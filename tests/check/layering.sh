@@ -12,13 +12,13 @@ cd "$(dirname "$0")/../.." || exit 1
 # every layer reads (their parsers and implementations live in run/).
 HEADERS="error:core h5io:core json:core json_read:core rng:core worker:core threads:core
 version:core comm:core config:core checksum:core
-layer:nn model:nn conv:nn conv_backend:nn optim:nn nonfinite:nn
+layer:nn loss:nn model:nn conv:nn conv_backend:nn optim:nn nonfinite:nn
 sparse:sparse sparse_rule:sparse
 method:method sparsity:method
 data:data image:data
-metrics:calib report:calib svg:calib train:calib
+metrics:calib report:calib svg:calib evaluate:calib
 checkpoint:io model_io:io model_compact:io
-parallel:run provenance:run signals:run"
+parallel:run provenance:run signals:run train:run"
 
 # layer -> the layers it may include (itself always).
 allowed() {
