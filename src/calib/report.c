@@ -327,6 +327,7 @@ static int collect_keys(Report *rp)
     }
     /* the defaults, so that a group is labelled by what it changed (cigl without the random
      * mask as random-mask-rate=0, plain cigl with nothing) */
+    /* NOLINTNEXTLINE(bugprone-sizeof-expression): an array of pointers, one per run */
     rp->defaults = cigl_calloc((size_t)rp->n_runs + 1, sizeof(*rp->defaults), "report defaults");
     if (!rp->defaults) return CIGL_ERR_RUNTIME;
     for (int r = 0; r < rp->n_runs; r++) {
