@@ -61,7 +61,7 @@ COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
 LINK_CC   := $(CC)
 endif
 
-.PHONY: all deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench \
+.PHONY: all deps test-deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench \
         check check-deps _check \
         _check_bins _fuzz_bins
 
@@ -69,7 +69,7 @@ endif
 # are read after any installation.
 all: deps
 	@$(MAKE) --no-print-directory build
-test: deps
+test: deps test-deps
 	@$(MAKE) --no-print-directory _test
 # The unit test binaries only (tests/test_*.c), under a minute; T=pattern filters both.
 test-quick: deps
@@ -206,6 +206,21 @@ FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 30
 ASAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -Wno-format-truncation
 FUZZ_FLAGS   := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -Wno-error
+# The multi-node tests' tools (SLURM, munge, ip): installed as root; otherwise those tests
+# are counted as skipped with the reason (docs/testing.md).
+TEST_DEBS := slurm-wlm munge iproute2
+test-deps:
+	@missing=""; \
+	for t in sbatch slurmctld slurmd munged ip; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "cigl: installing the multi-node tests' tools:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_DEBS) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_DEBS) >/dev/null; } || \
+	  echo "cigl: apt-get install $(TEST_DEBS) failed; the multi-node tests will be skipped"; \
+	elif [ -n "$$missing" ]; then \
+	  echo "cigl: no$$missing; the multi-node tests will be skipped (as root: apt-get install -y $(TEST_DEBS))"; \
+	fi
+
 check-deps:
 	@missing=""; \
 	for t in valgrind clang clang-tidy cppcheck; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
