@@ -92,6 +92,8 @@ struct MethodState {
     float *drop_by;         /* --drop-score masked: the drop's magnitudes (largest tensor) */
     float *held;            /* --z-timing authors: what a weight the random mask drops holds in
                              * the forward pass (its last update, -lr u; 0 after a mask change) */
+    long held_z;            /* the step whose random mask s->active holds under held (-1: none):
+                             * drawn before the optimiser step, reused by the next forward */
     int masks_changed;      /* set by a mask update; the trainer clears it */
 
     /* averaging (CigL) */

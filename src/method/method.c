@@ -345,6 +345,7 @@ int method_init(MethodState *s, const Config *c, Model *m, long total_steps,
         if (!s->weff || method_draws_init(s, m)) return CIGL_ERR_RUNTIME;
         if (s->rules.z_authors && s->ops->draw == DRAW_RANDOM_MASK) {
             s->held = cigl_calloc(n, sizeof(float), "held updates");
+            s->held_z = -1;
             if (!s->held) return CIGL_ERR_RUNTIME;
         }
     }
@@ -399,8 +400,11 @@ static const float *sparse_step(MethodState *s, Model *m, long step, const float
  * 1/keep when rescaling), dropped ones what they hold, inactive ones 0. */
 static void authors_forward_weights(MethodState *s, const Model *m, long z)
 {
-    if (z == 0) memcpy(s->active, s->mask, m->n_params);
-    else method_draw(s, m, z, 1);
+    if (z != s->held_z) { /* else apply_step drew it for this forward pass already */
+        if (z == 0) memcpy(s->active, s->mask, m->n_params);
+        else method_draw(s, m, z, 1);
+        s->held_z = z;
+    }
     const float *w = m->params;
     for (int ti = 0; ti < m->n_tensors; ti++) {
         const ParamTensor *t = &m->tensors[ti];
@@ -568,6 +572,7 @@ static int update_masks(MethodState *s, Model *m, Sgd *opt, long step)
      * zeroes their module's weight) */
     for (size_t i = 0; s->held && i < m->n_params; i++)
         if (!s->scratch_mask[i] || !s->mask[i]) s->held[i] = 0.0f;
+    s->held_z = -1; /* a random mask drawn over the old mask */
     s->updates_done++;
     s->dense_grad_steps++;
     s->replaced_sum += active ? (double)fresh / (double)active : 0;
