@@ -16,6 +16,7 @@
 # otherwise. Everything made is removed on any exit.
 . tests/lib.sh
 . tests/netns_lib.sh
+. tests/slurm_lib.sh
 NN_PREFIX=cgs NN_NET=10.78
 T=$(mktemp -d /var/tmp/cgs-slurm-mn.XXXXXX)
 chmod 755 "$T"
@@ -29,6 +30,7 @@ CHECKS="two_node_identical_to_one_node usr2_requeue_checkpointed usr2_requeue_re
     lost_node_resumed_from_periodic_checkpoint lost_node_resumed_identical"
 
 in1() { nn_exec 1 "$@"; }   # SLURM commands reach slurmctld from cgs-n1
+SLURM_IN=in1 SLURM_TRACE=$T/states.txt
 kill_node() { # every process of node N but the namespace's holder: a node lost at once
     local p h; h=$(cat "$NN_DIR/holder$1.pid" 2>/dev/null)
     for p in $(nn_pids "$1"); do [ "$p" = "$h" ] || kill -9 "$p" 2>/dev/null; done
@@ -152,18 +154,6 @@ wait_steps() { # run dir, n: until the run has written n epoch lines or a checkp
     done
     return 1
 }
-follow() { # job id: until it leaves the queue; a requeued job starts at once, not after
-    local line   # SLURM's delay (cigl.sbatch gives its restarted step a new id and PMIx socket)
-    while [ "$(left)" -gt 0 ]; do
-        line=$(in1 squeue -h -j "$1" -o '%t %r' 2>/dev/null)
-        [ -z "$line" ] && return 0
-        case "$line" in "PD BeginTime"*)
-            in1 scontrol update JobId="$1" StartTime=now 2>/dev/null ;;
-        esac
-        sleep 0.3
-    done
-    return 1
-}
 submit() { # sbatch options... -- run dir: the job id
     local opts=() out
     while [ "$1" != -- ]; do opts+=("$1"); shift; done
@@ -180,7 +170,7 @@ export CIGL_NET_IF=$NN_IF CIGL_OOB_IF=$NN_MGMT   # data link and management link
 
 # 1. two nodes, one rank each
 jid=$(submit -N 2 -n 2 -c 1 -- "$T/two")
-follow "$jid"
+slurm_follow "$jid"
 check two_node_identical_to_one_node "same_model '$T/two' &&
     grep -q '\"ranks\": 2' '$T/two/final.json' && grep -q srun '$T/two/launches.jsonl'"
 [ -f "$T/two/final.json" ] || tail -n 15 "$T"/two-*.out
@@ -189,7 +179,7 @@ echo "  2 nodes: $(( $(date +%s) - t0 )) s"
 # 2. USR2 to the batch shell of a 2-node job: checkpoint, marker, requeue, exact resume
 jid=$(CIGL_TEST_PAUSE_AT_STEP=20 submit -N 2 -n 2 -c 1 -- "$T/usr2")
 wait_steps "$T/usr2" && sleep 1 && in1 scancel --batch --signal=USR2 "$jid"
-follow "$jid"
+slurm_follow "$jid"
 check usr2_requeue_checkpointed "[ \"\$(launch_field '$T/usr2' 1 exit)\" = 75 ] &&
     grep -q 'requeueing job $jid' '$T'/usr2-$jid.out"
 check usr2_requeue_resumed_identical "[ \"\$(launch_field '$T/usr2' 2 restart)\" = 1 ] &&
@@ -202,7 +192,7 @@ wait_steps "$T/drain" && sleep 1
 first=$(in1 squeue -h -j "$jid" -o %N)
 in1 scontrol update NodeName="$first" State=DRAIN Reason=cigl-test
 in1 scancel --batch --signal=USR2 "$jid"
-follow "$jid"
+slurm_follow "$jid"
 in1 scontrol update NodeName="$first" State=RESUME
 check drained_node_job_resumes_on_other_node "[ -n '$first' ] &&
     [ \"\$(launch_field '$T/drain' 1 host)\" = '$first' ] &&
@@ -238,7 +228,7 @@ if ls "$T/lost/checkpoints/"step-*.h5 >/dev/null 2>&1; then
     # its /tmp/spmix_appdir_* in the node's /tmp (cigl.sbatch starts the next step with a new id)
     ls "$T/spool-cgs-n2" | grep pmix | sed 's/^/  left by the killed step: /'
     start_slurmd 2
-    follow "$jid"
+    slurm_follow "$jid"
     lost_ok=1
 fi
 check lost_node_detected_requeued "[ $lost_ok = 1 ] &&
