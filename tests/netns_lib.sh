@@ -11,7 +11,8 @@
 # /tmp and its own /etc/hosts naming both nodes. Everything run "on a node" enters all three, so
 # Open MPI sees two hosts: separate session directories, no shared memory between them, TCP
 # between them. The run directory given to netns_up, and everything outside /tmp, is shared
-# (as a cluster's shared filesystem would be); it must not lie under /tmp.
+# (as a cluster's shared filesystem would be); it must not lie under /tmp. A working directory
+# under /tmp (a clone there) is bound back over the nodes' tmpfs, so it stays shared too.
 #
 # Network (addresses only inside the namespaces; the host's interfaces and routes are untouched):
 #   ${NN_PREFIX}0        veth pair between the nodes, $NN_NET.0.1/24 and $NN_NET.0.2/24
@@ -83,13 +84,23 @@ hides behind its own tmpfs"; return 1 ;; esac
         NN_WHY="network set-up failed: $(tail -n 2 "$NN_DIR/setup.log" | tr '\n' ' ')"
         netns_down; return 1
     fi
+    # The checkout itself (cigl, jobs/, tests/) must stay visible on the nodes: a clone under
+    # /tmp would vanish behind their tmpfs, so it is bound back over it at the same path.
+    _keep=""
+    case "$(pwd)" in /tmp/*) _keep=$(pwd); mkdir -p "$NN_DIR/keep" ;; esac
     for n in 1 2; do
         # the holder: own hostname, private /tmp and /etc/hosts; it writes its pid when ready
         ip netns exec "$(nn_name $n)" unshare -u -m --propagation private sh -c '
-            hostname "$1" && mount -t tmpfs -o size=256m cgm-tmp /tmp &&
+            hostname "$1" &&
+            { [ -z "$4" ] || mount --bind "$4" "$2/keep"; } &&
+            mount -t tmpfs -o size=256m cgm-tmp /tmp &&
+            { [ -z "$4" ] || { mkdir -p "$4" && mount --move "$2/keep" "$4"; }; } &&
             mount --bind "$2/hosts" /etc/hosts && echo $$ >"$2/holder$3.pid.new" &&
             mv "$2/holder$3.pid.new" "$2/holder$3.pid" && exec sleep 100000' \
-            sh "$(nn_name $n)" "$NN_DIR" $n >>"$NN_DIR/setup.log" 2>&1 &
+            sh "$(nn_name $n)" "$NN_DIR" $n "$_keep" >>"$NN_DIR/setup.log" 2>&1 &
+        # out of the job table: bash would report the holder's kill at teardown ("Killed")
+        # after the test's summary line, which must stay last
+        disown $! 2>/dev/null || true
     done
     for i in $(seq 50); do
         [ -f "$NN_DIR/holder1.pid" ] && [ -f "$NN_DIR/holder2.pid" ] && break; sleep 0.1

@@ -6,7 +6,8 @@
 #  2. the same script without SLURM, SIGUSR2 mid-run (as jobs/local.sh sends on Ctrl-C): exit 75,
 #     rerun, resumed, identical;
 #  3. a private single-node SLURM cluster (own munged, slurmctld, slurmd on random ports, every
-#     file under a temp dir, SLURM_CONF pointing there): sbatch -n 2, `scancel --batch
+#     file under a temp dir, SLURM_CONF pointing there): plain `srun -n 2` (no MPI plugin)
+#     refused with exit 2; sbatch -n 2, `scancel --batch
 #     --signal=USR2` mid-run, the script requeues the job, SLURM restarts it
 #     (SLURM_RESTART_COUNT 1), it resumes and finishes identical;
 #  4. a plain scancel: checkpointed, not requeued;
@@ -153,6 +154,13 @@ if [ -n "$why" ] || ! start_cluster; then
     summary; exit $?
 fi
 echo "  private SLURM cluster up (port $P, $(sinfo --version))"
+# plain srun (no MPI plugin) starts independent one-rank processes: cigl must refuse, exit 2,
+# naming srun --mpi=pmix, before it writes anything
+timeout 60 srun -n 2 -c 1 "$CIGL" train --data "$T/sub.h5" --model mlp --max-steps 2 \
+    --out "$T/plain" >"$T/plain.log" 2>&1
+rc=$?
+check "srun_without_mpi_plugin_refused" "[ $rc -ne 0 ] &&
+    grep -q 'srun started independent processes' '$T/plain.log' && [ ! -e '$T/plain' ]"
 jid=$(CIGL_TEST_PAUSE_AT_STEP=20 sbatch --parsable -n 2 -c 1 -o "$T/slurm-%j.out" jobs/cigl.sbatch "${ARGS[@]}" --out "$T/slurm" 2>"$T/sbatch.err")
 check "sbatch_accepted" "[ -n '$jid' ]"
 if [ -n "$jid" ]; then
