@@ -925,8 +925,25 @@ static void whole_model_case(const char *name, Shape in, int classes, int n, int
             fill_uniform(m.params + pt->off, pt->len, -0.1, 0.1);
     }
 
+    /* every activation-gradient buffer has exactly one first writer (layer.h: dx_first) */
+    for (int i = 0; i < m.n_layers - 1; i++) {
+        const Layer *li = &m.layers[i];
+        if (!m.dact[i] || li->fused || !li->needs_grad) continue;
+        int writers = 0;
+        for (int j = i + 1; j < m.n_layers; j++) {
+            const Layer *lj = &m.layers[j];
+            int a = model_view_source(&m, lj->in), b = model_view_source(&m, lj->in2);
+            while (a >= 0 && m.layers[a].fused) a = m.layers[a].in;
+            while (b >= 0 && m.layers[b].fused) b = m.layers[b].in;
+            writers += (lj->dx_first && a == i) + (lj->dx2_first && b == i);
+        }
+        CHECK(writers == 1, "%s: layer %s's gradient has %d first writers", name, li->name,
+              writers);
+    }
+
     /* analytic gradient, twice: bit-identical (the running statistics change in between,
-     * which train mode does not read) */
+     * which train mode does not read); before the second, every activation-gradient buffer
+     * holds NaN: backward must write each before it reads it (no zeroing up front) */
     float *g[2], *zz[2];
     for (int run = 0; run < 2; run++) {
         const float *z = model_forward(&m, m.params, x, n, 1);
@@ -934,6 +951,10 @@ static void whole_model_case(const char *name, Shape in, int classes, int n, int
         memcpy(zz[run], z, sizeof(float) * nlog);
         softmax_xent(z, labels, n, classes, 0.0, 1.0f, dz, NULL);
         for (size_t i = 0; i < m.n_params; i++) m.grads[i] = NAN; /* overwritten, not summed */
+        for (int i = 0; run == 1 && i < m.n_layers - 1; i++)
+            if (m.dact[i] && !m.layers[i].fused)
+                for (size_t j = 0; j < (size_t)n * shape_numel(m.layers[i].y); j++)
+                    m.dact[i][j] = NAN;
         model_backward(&m, m.params, x, dz, n);
         g[run] = xmalloc(sizeof(float) * m.n_params);
         memcpy(g[run], m.grads, sizeof(float) * m.n_params);

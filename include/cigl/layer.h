@@ -49,12 +49,15 @@ typedef struct {
     const char *kind_name;
     void (*forward)(Layer *l, const LayerCtx *ctx, const float *x, const float *x2, float *y);
     /* dx += dL/dx (and dx2 for LAYER_ADD); parameter gradients written (not accumulated) to
-     * ctx->grads at the layer's offsets. */
+     * ctx->grads at the layer's offsets. A kind with writes_first stores dx = dL/dx instead
+     * when l->dx_first (dx2 when l->dx2_first); for the other kinds the model zeroes such a
+     * buffer just before the call. */
     void (*backward)(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
                      const float *y, const float *dy, float *dx, float *dx2);
     /* The kind applies a fused ReLU itself (Layer.relu_fused) inside its own passes; for the
      * other kinds the model loop applies it in place on the layer's output and gradient. */
     int applies_relu;
+    int writes_first;
 } LayerOps;
 
 struct Layer {
@@ -79,6 +82,11 @@ struct Layer {
      * of its output (model_finalize): a flatten of the model input does not, and the layer
      * after it gets no input gradient to compute. */
     int needs_grad;
+    /* Backward runs the layers in reverse, and a gradient buffer read by several layers sums
+     * their contributions. The first of them to run (model_finalize marks it) writes the buffer
+     * instead of adding to it, so no buffer is zeroed up front: a pass over every activation
+     * gradient saved, and the first writer does not read what it overwrites. */
+    int dx_first, dx2_first;
     /* Feature-major hand-off between linear layers (sparse_model_setup): the input (in_t) or
      * the output (out_t) is stored transposed, features x batch (row stride = the pass's batch
      * size), so that a sparse linear layer and its linear consumer skip the transposes on both
@@ -104,6 +112,9 @@ const LayerOps *layer_ops(LayerKind kind);
 
 /* y = max(y, 0) and dy = (y > 0 ? dy : 0) in place over `total` floats (a fused ReLU). */
 void relu_inplace(float *y, long total);
+/* The gradient through a ReLU with output y: both arguments are loaded before the choice, so
+ * loops over it compile to a vectorised select (a branch mispredicts on half the inputs). */
+static inline float relu_grad(float y, float dy) { return y > 0.0f ? dy : 0.0f; }
 void relu_mask_inplace(float *dy, const float *y, long total);
 
 /* Batch norm `bn` in evaluation mode over one plane of channel ch: dst (rows x cols, packed) =

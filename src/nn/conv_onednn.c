@@ -9,8 +9,8 @@
  * as cigl's loops and OpenBLAS (the Makefile's OpenMP OpenBLAS), so nothing oversubscribes.
  *
  * cigl's backward adds into dx (layer.h): oneDNN writes its input gradient into the entry's
- * own buffer, and the reorder back to NCHW adds it into dx (a reorder with a sum post-op), or
- * a plain loop adds it when no reorder is needed. The weight gradient is written, then scaled
+ * own buffer, and the reorder back to NCHW adds it into dx (a reorder with a sum post-op); for
+ * dx's first writer a plain reorder stores it, or oneDNN writes dx itself when it chose NCHW. The weight gradient is written, then scaled
  * by ctx->wgrad_scale when that is not 1. */
 #include "cigl/conv_backend.h"
 
@@ -102,6 +102,7 @@ typedef struct {
     dnnl_primitive_t fwd, bwd_data, bwd_weights;
     Port f_src, f_wei, f_bias, f_dst;        /* forward */
     Port d_diff_dst, d_wei, d_diff_src;      /* backward data (d_diff_src reorders with a sum) */
+    Port d_diff_src_store;                   /* the same, storing: dx's first writer (layer.h) */
     Port w_src, w_diff_dst, w_diff_wei;      /* backward weights */
     size_t src_numel;
 } Entry;
@@ -175,7 +176,8 @@ static void entry_free(Entry *e)
     if (e->bwd_data) dnnl_primitive_destroy(e->bwd_data);
     if (e->bwd_weights) dnnl_primitive_destroy(e->bwd_weights);
     Port *ports[] = {&e->f_src, &e->f_wei, &e->f_bias, &e->f_dst, &e->d_diff_dst, &e->d_wei,
-                     &e->d_diff_src, &e->w_src, &e->w_diff_dst, &e->w_diff_wei};
+                     &e->d_diff_src, &e->d_diff_src_store, &e->w_src, &e->w_diff_dst,
+                     &e->w_diff_wei};
     for (size_t i = 0; i < sizeof ports / sizeof(Port *); i++) port_free(ports[i]);
 }
 
@@ -221,6 +223,8 @@ static int entry_build(Entry *e)
         port_init(&e->d_diff_dst, &dst, md_of(dpd, dnnl_query_diff_dst_md), 1, 0, POOL_DST) ||
         port_init(&e->d_wei, &wei, md_of(dpd, dnnl_query_weights_md), 1, 0, POOL_OWN) ||
         port_init(&e->d_diff_src, &src, md_of(dpd, dnnl_query_diff_src_md), 0, 1, POOL_SRC) ||
+        port_init(&e->d_diff_src_store, &src, md_of(dpd, dnnl_query_diff_src_md), 0, 0,
+                  POOL_SRC) ||
         port_init(&e->w_src, &src, md_of(wpd, dnnl_query_src_md), 1, 0, POOL_SRC) ||
         port_init(&e->w_diff_dst, &dst, md_of(wpd, dnnl_query_diff_dst_md), 1, 0, POOL_DST) ||
         port_init(&e->w_diff_wei, &wei, md_of(wpd, dnnl_query_diff_weights_md), 0, 0, POOL_OWN))
@@ -370,13 +374,13 @@ int conv_onednn_backward(const Layer *l, const LayerCtx *ctx, const float *x, co
     const float *w = ctx->weights + l->weight_off;
     float *dw = ctx->grads + l->weight_off;
     if (dx) {
-        if (port_in(&e->d_diff_dst, dy) || port_in(&e->d_wei, w) ||
-            port_out_begin(&e->d_diff_src, dx))
+        Port *ds = l->dx_first ? &e->d_diff_src_store : &e->d_diff_src;
+        if (port_in(&e->d_diff_dst, dy) || port_in(&e->d_wei, w) || port_out_begin(ds, dx))
             goto fail;
         const dnnl_exec_arg_t a[] = {{DNNL_ARG_DIFF_DST, e->d_diff_dst.prim},
                                      {DNNL_ARG_WEIGHTS, e->d_wei.prim},
-                                     {DNNL_ARG_DIFF_SRC, e->d_diff_src.prim}};
-        if (exec(e->bwd_data, 3, a) || port_out_end(&e->d_diff_src)) goto fail;
+                                     {DNNL_ARG_DIFF_SRC, ds->prim}};
+        if (exec(e->bwd_data, 3, a) || port_out_end(ds)) goto fail;
     }
     /* dy in the layout both backward primitives read is reordered once */
     dnnl_memory_t ddst = e->w_diff_dst.prim;

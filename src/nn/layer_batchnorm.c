@@ -60,7 +60,7 @@ static void gradient_sums(const float *restrict x, const float *restrict y,
         if (relu) {
 #pragma omp simd reduction(+ : s, sx)
             for (size_t j = b; j < e; j++) {
-                const float d = dy[j], g = y[j] > 0.0f ? d : 0.0f; /* both loaded: a select */
+                const float g = relu_grad(y[j], dy[j]);
                 s += g;
                 sx += g * ((x[j] - mean) * inv_std);
             }
@@ -211,19 +211,24 @@ static void bn_backward(Layer *l, const LayerCtx *ctx, const float *x, const flo
             const size_t off = ((size_t)i * c + ch) * hw;
             const float *restrict xx = x + off, *restrict yy = y + off, *restrict dd = dy + off;
             float *restrict dxx = dx + off;
-            if (relu) {
+            /* the first writer stores (layer.h); separate loops, so a store never reads dx */
+#define BN_DX(g) (k * (fmf * (g) - a - ((xx[j] - fm) * fi) * bcoef))
+            if (relu && l->dx_first) {
 #pragma omp simd
-                for (size_t j = 0; j < hw; j++) {
-                    const float d = dd[j], g = yy[j] > 0.0f ? d : 0.0f;
-                    dxx[j] += k * (fmf * g - a - ((xx[j] - fm) * fi) * bcoef);
-                }
+                for (size_t j = 0; j < hw; j++) dxx[j] = BN_DX(relu_grad(yy[j], dd[j]));
+            } else if (relu) {
+#pragma omp simd
+                for (size_t j = 0; j < hw; j++) dxx[j] += BN_DX(relu_grad(yy[j], dd[j]));
+            } else if (l->dx_first) {
+#pragma omp simd
+                for (size_t j = 0; j < hw; j++) dxx[j] = BN_DX(dd[j]);
             } else {
 #pragma omp simd
-                for (size_t j = 0; j < hw; j++)
-                    dxx[j] += k * (fmf * dd[j] - a - ((xx[j] - fm) * fi) * bcoef);
+                for (size_t j = 0; j < hw; j++) dxx[j] += BN_DX(dd[j]);
             }
+#undef BN_DX
         }
     }
 }
 
-const LayerOps batchnorm_ops = {"batchnorm", bn_forward, bn_backward, 1};
+const LayerOps batchnorm_ops = {"batchnorm", bn_forward, bn_backward, 1, 1};

@@ -27,6 +27,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <string.h>
 
 static void conv_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2, float *y)
 {
@@ -98,6 +99,8 @@ static void conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
                 if (dx) {
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, (int)ncols, oc, 1.0f,
                                 w, kk, dmat, (int)ncols, 0.0f, col, (int)ncols);
+                    if (l->dx_first) /* col2im adds; its chunk of dx is zeroed while hot */
+                        memset(dx + (size_t)b0 * in_numel, 0, sizeof(float) * nb * in_numel);
                     col2im_add_serial(col, nb, l->x, l->k, l->stride, l->pad, l->y.h, l->y.w,
                                       dx + (size_t)b0 * in_numel);
                 }
@@ -121,4 +124,4 @@ static void conv_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
     if (l->bias_len) conv_bias_grad(l, ctx, dy);
 }
 
-const LayerOps conv_ops = {"conv2d", conv_forward, conv_backward, 0};
+const LayerOps conv_ops = {"conv2d", conv_forward, conv_backward, 0, 1};

@@ -18,10 +18,10 @@ static void relu_backward(Layer *l, const LayerCtx *ctx, const float *x, const f
     (void)x2; (void)y; (void)dx2;
     if (!dx) return;
     const long total = (long)ctx->n * (long)shape_numel(l->x);
-    CIGL_ELEMENTWISE(i, total,
-        const float d = dy[i]; /* loaded unconditionally, so the select vectorises */
-        dx[i] += x[i] > 0.0f ? d : 0.0f;
-    );
+    if (l->dx_first) /* the first writer stores (layer.h) */
+        CIGL_ELEMENTWISE(i, total, dx[i] = relu_grad(x[i], dy[i]););
+    else
+        CIGL_ELEMENTWISE(i, total, dx[i] += relu_grad(x[i], dy[i]););
 }
 
 static void add_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2, float *y)
@@ -37,29 +37,26 @@ static void add_forward(Layer *l, const LayerCtx *ctx, const float *x, const flo
     CIGL_ELEMENTWISE(i, total, y[i] = x[i] + x2[i];);
 }
 
-/* a (and b unless NULL) += g, with g = dy, or dy where y > 0 under a fused ReLU */
-static void add_gradient(float *restrict a, float *restrict b, const float *restrict y,
-                         const float *restrict dy, long total, int relu)
+/* One pass of BODY over total floats with g = dy[i], or dy[i] where y > 0 under a fused ReLU. */
+#define GRADIENT_PASS(relu, ...)                                                               \
+    do {                                                                                       \
+        if (relu)                                                                              \
+            CIGL_ELEMENTWISE(i, total, const float g = relu_grad(y[i], dy[i]); __VA_ARGS__);   \
+        else                                                                                   \
+            CIGL_ELEMENTWISE(i, total, const float g = dy[i]; __VA_ARGS__);                    \
+    } while (0)
+
+/* a (and b unless NULL) += g, or = g where a_first (b_first): the buffer's first writer
+ * (layer.h); one loop per case, so a store never reads its target */
+static void add_gradient(float *restrict a, int a_first, float *restrict b, int b_first,
+                         const float *restrict y, const float *restrict dy, long total, int relu)
 {
-    if (relu && b) {
-        CIGL_ELEMENTWISE(i, total,
-            const float d = dy[i], g = y[i] > 0.0f ? d : 0.0f; /* both loaded: a select */
-            a[i] += g;
-            b[i] += g;
-        );
-    } else if (relu) {
-        CIGL_ELEMENTWISE(i, total,
-            const float d = dy[i];
-            a[i] += y[i] > 0.0f ? d : 0.0f;
-        );
-    } else if (b) {
-        CIGL_ELEMENTWISE(i, total,
-            a[i] += dy[i];
-            b[i] += dy[i];
-        );
-    } else {
-        CIGL_ELEMENTWISE(i, total, a[i] += dy[i];);
-    }
+    if (!b && a_first) GRADIENT_PASS(relu, a[i] = g;);
+    else if (!b) GRADIENT_PASS(relu, a[i] += g;);
+    else if (a_first && b_first) GRADIENT_PASS(relu, a[i] = g; b[i] = g;);
+    else if (a_first) GRADIENT_PASS(relu, a[i] = g; b[i] += g;);
+    else if (b_first) GRADIENT_PASS(relu, a[i] += g; b[i] = g;);
+    else GRADIENT_PASS(relu, a[i] += g; b[i] += g;);
 }
 
 static void add_backward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
@@ -67,8 +64,8 @@ static void add_backward(Layer *l, const LayerCtx *ctx, const float *x, const fl
 {
     (void)x; (void)x2;
     const long total = (long)ctx->n * (long)shape_numel(l->x);
-    float *a = dx ? dx : dx2, *b = dx ? dx2 : NULL;
-    if (a) add_gradient(a, b, y, dy, total, l->relu_fused);
+    if (dx) add_gradient(dx, l->dx_first, dx2, l->dx2_first, y, dy, total, l->relu_fused);
+    else if (dx2) add_gradient(dx2, l->dx2_first, NULL, 0, y, dy, total, l->relu_fused);
 }
 
 static void flatten_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
@@ -82,7 +79,7 @@ static void flatten_backward(Layer *l, const LayerCtx *ctx, const float *x, cons
                              const float *y, const float *dy, float *dx, float *dx2)
 {
     (void)x; (void)x2; (void)y; (void)dx2;
-    if (dx) add_gradient(dx, NULL, NULL, dy, (long)ctx->n * (long)shape_numel(l->x), 0);
+    if (dx) add_gradient(dx, l->dx_first, NULL, 0, NULL, dy, (long)ctx->n * (long)shape_numel(l->x), 0);
 }
 
 void relu_inplace(float *y, long total)
@@ -95,6 +92,6 @@ void relu_mask_inplace(float *dy, const float *y, long total)
     CIGL_ELEMENTWISE(i, total, dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;);
 }
 
-const LayerOps relu_ops = {"relu", relu_forward, relu_backward, 0};
-const LayerOps add_ops = {"add", add_forward, add_backward, 1};
-const LayerOps flatten_ops = {"flatten", flatten_forward, flatten_backward, 0};
+const LayerOps relu_ops = {"relu", relu_forward, relu_backward, 0, 1};
+const LayerOps add_ops = {"add", add_forward, add_backward, 1, 1};
+const LayerOps flatten_ops = {"flatten", flatten_forward, flatten_backward, 0, 1};

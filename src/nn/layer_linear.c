@@ -66,12 +66,13 @@ static void linear_backward(Layer *l, const LayerCtx *ctx, const float *x, const
         }
     }
     if (!dx) return;
+    const float keep = l->dx_first ? 0.0f : 1.0f; /* the first writer stores (layer.h) */
     if (l->in_t) /* dX^T += W^T dY^T */
         cblas_sgemm(CblasRowMajor, CblasTrans, op(!dY.t), in, n, out, 1.0f, w, in, dY.p, dY.ld,
-                    1.0f, dx, n);
+                    keep, dx, n);
     else /* dX += dY W */
         cblas_sgemm(CblasRowMajor, op(dY.t), CblasNoTrans, n, in, out, 1.0f, dY.p, dY.ld, w, in,
-                    1.0f, dx, in);
+                    keep, dx, in);
 }
 
-const LayerOps linear_ops = {"linear", linear_forward, linear_backward, 0};
+const LayerOps linear_ops = {"linear", linear_forward, linear_backward, 0, 1};

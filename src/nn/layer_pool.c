@@ -2,6 +2,7 @@
 #include "cigl/layer.h"
 
 #include <float.h>
+#include <string.h>
 
 static void maxpool_forward(Layer *l, const LayerCtx *ctx, const float *x, const float *x2,
                             float *y)
@@ -46,6 +47,7 @@ static void maxpool_backward(Layer *l, const LayerCtx *ctx, const float *x, cons
         const int32_t *am = l->argmax + (size_t)pl * ohw;
         const float *d = dy + (size_t)pl * ohw;
         float *g = dx + (size_t)pl * ihw;
+        if (l->dx_first) memset(g, 0, sizeof(float) * ihw); /* the scatter adds */
         for (size_t j = 0; j < ohw; j++) g[am[j]] += d[j];
     }
 }
@@ -76,9 +78,12 @@ static void gap_backward(Layer *l, const LayerCtx *ctx, const float *x, const fl
     for (int pl = 0; pl < planes; pl++) {
         float *g = dx + (size_t)pl * hw;
         const float d = dy[pl] * inv;
-        for (size_t j = 0; j < hw; j++) g[j] += d;
+        if (l->dx_first)
+            for (size_t j = 0; j < hw; j++) g[j] = d;
+        else
+            for (size_t j = 0; j < hw; j++) g[j] += d;
     }
 }
 
-const LayerOps maxpool_ops = {"maxpool", maxpool_forward, maxpool_backward, 0};
-const LayerOps global_avgpool_ops = {"global_avgpool", gap_forward, gap_backward, 0};
+const LayerOps maxpool_ops = {"maxpool", maxpool_forward, maxpool_backward, 0, 1};
+const LayerOps global_avgpool_ops = {"global_avgpool", gap_forward, gap_backward, 0, 1};

@@ -195,6 +195,32 @@ static void fuse_relus(Model *m)
     }
 }
 
+/* The layer whose gradient buffer src is (a fused ReLU shares its producer's). */
+static int grad_owner(const Model *m, int src)
+{
+    while (src >= 0 && m->layers[src].fused) src = m->layers[src].in;
+    return src;
+}
+
+/* Marks, for every gradient buffer, the backward call that runs first among those writing it
+ * (layer.h: dx_first). Needs needs_grad and the fusions set. */
+static int mark_first_writers(Model *m)
+{
+    char *written = cigl_calloc((size_t)m->n_layers, 1, "first-writer marks");
+    if (!written) return CIGL_ERR_RUNTIME;
+    for (int i = m->n_layers - 1; i >= 0; i--) {
+        Layer *l = &m->layers[i];
+        l->dx_first = l->dx2_first = 0;
+        if (l->fused || !l->needs_grad || is_view(m, i)) continue;
+        const int a = grad_owner(m, model_view_source(m, l->in));
+        const int b = grad_owner(m, model_view_source(m, l->in2));
+        if (a >= 0 && m->layers[a].needs_grad && !written[a]) l->dx_first = written[a] = 1;
+        if (b >= 0 && m->layers[b].needs_grad && !written[b]) l->dx2_first = written[b] = 1;
+    }
+    free(written);
+    return CIGL_OK;
+}
+
 int model_finalize(Model *m, int max_batch)
 {
     m->max_batch = max_batch;
@@ -212,6 +238,7 @@ int model_finalize(Model *m, int max_batch)
                         (l->in >= 0 && m->layers[l->in].needs_grad) ||
                         (l->in2 >= 0 && m->layers[l->in2].needs_grad);
     }
+    if (mark_first_writers(m)) return CIGL_ERR_RUNTIME;
     size_t ws = 1;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
@@ -345,11 +372,8 @@ const float *model_forward(Model *m, const float *weights, const float *x, int n
 
 void model_seed_backward(Model *m, const float *dlogits, int n)
 {
-    const int last = m->n_layers - 1;
-    for (int i = 0; i < last; i++)
-        if (!m->layers[i].fused && m->layers[i].needs_grad && m->dact[i])
-            memset(m->dact[i], 0, sizeof(float) * (size_t)output_floats(m, i, n));
-    memcpy(m->dact[last], dlogits, sizeof(float) * (size_t)n * m->classes);
+    /* every other gradient buffer is written by its first writer (mark_first_writers) */
+    memcpy(m->dact[m->n_layers - 1], dlogits, sizeof(float) * (size_t)n * m->classes);
 }
 
 void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
@@ -367,6 +391,12 @@ void model_backward_layer(Model *m, const LayerCtx *ctx, int i, const float *x)
     float *din2 = src2 < 0 || !m->layers[src2].needs_grad ? NULL : m->dact[src2];
     if (l->relu_fused && !l->ops->applies_relu)
         relu_mask_inplace(m->dact[i], m->act[i], output_floats(m, i, ctx->n));
+    if (!l->ops->writes_first) { /* a kind that only adds: its first write adds to zeros */
+        if (din && l->dx_first)
+            memset(din, 0, sizeof(float) * (size_t)output_floats(m, src, ctx->n));
+        if (din2 && l->dx2_first)
+            memset(din2, 0, sizeof(float) * (size_t)output_floats(m, src2, ctx->n));
+    }
     l->ops->backward(l, ctx, in, in2, m->act[i], m->dact[i], din, din2);
 }
 

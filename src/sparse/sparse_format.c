@@ -220,9 +220,11 @@ static void linear_backward_sparse(Layer *l, const LayerCtx *ctx, const float *x
         layer_ops(LAYER_LINEAR)->backward(l, ctx, x, x2, y, dy, dx, dx2);
 }
 
-static const LayerOps sparse_conv_ops = {"conv2d", conv_forward_sparse, conv_backward_sparse, 0};
+/* the sparse kernels add into dx: the model zeroes a buffer they write first (layer.h) */
+static const LayerOps sparse_conv_ops = {"conv2d", conv_forward_sparse, conv_backward_sparse, 0,
+                                         0};
 static const LayerOps sparse_linear_ops = {"linear", linear_forward_sparse,
-                                           linear_backward_sparse, 0};
+                                           linear_backward_sparse, 0, 0};
 
 static int layer_build(Layer *l, const uint8_t *mask)
 {

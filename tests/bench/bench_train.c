@@ -136,7 +136,8 @@ static double measure_peak(const Opts *o)
 /* Timing of one step, split by layer. */
 typedef struct {
     double *fwd, *bwd;      /* per layer */
-    double loss, zero, sgd; /* softmax_xent; zeroing the activation gradients; sgd_step */
+    double loss, zero, sgd; /* softmax_xent; model_seed_backward (it zeroed every activation
+                             * gradient before their first writers stored them); sgd_step */
 } StepTimes;
 
 /* model_forward + softmax_xent + model_backward with a clock around each piece, through the
