@@ -213,18 +213,23 @@ static void bn_backward(Layer *l, const LayerCtx *ctx, const float *x, const flo
             float *restrict dxx = dx + off;
             /* the first writer stores (layer.h); separate loops, so a store never reads dx */
 #define BN_DX(g) (k * (fmf * (g) - a - ((xx[j] - fm) * fi) * bcoef))
-            if (relu && l->dx_first) {
+            /* clang-tidy compares omp simd loops as equal: these branches differ (= vs +=) */
+            if (l->dx_first) { // NOLINT(bugprone-branch-clone)
+                if (relu) {
 #pragma omp simd
-                for (size_t j = 0; j < hw; j++) dxx[j] = BN_DX(relu_grad(yy[j], dd[j]));
-            } else if (relu) {
+                    for (size_t j = 0; j < hw; j++) dxx[j] = BN_DX(relu_grad(yy[j], dd[j]));
+                } else {
 #pragma omp simd
-                for (size_t j = 0; j < hw; j++) dxx[j] += BN_DX(relu_grad(yy[j], dd[j]));
-            } else if (l->dx_first) {
-#pragma omp simd
-                for (size_t j = 0; j < hw; j++) dxx[j] = BN_DX(dd[j]);
+                    for (size_t j = 0; j < hw; j++) dxx[j] = BN_DX(dd[j]);
+                }
             } else {
+                if (relu) {
 #pragma omp simd
-                for (size_t j = 0; j < hw; j++) dxx[j] += BN_DX(dd[j]);
+                    for (size_t j = 0; j < hw; j++) dxx[j] += BN_DX(relu_grad(yy[j], dd[j]));
+                } else {
+#pragma omp simd
+                    for (size_t j = 0; j < hw; j++) dxx[j] += BN_DX(dd[j]);
+                }
             }
 #undef BN_DX
         }

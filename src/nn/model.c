@@ -206,7 +206,7 @@ static int grad_owner(const Model *m, int src)
  * (layer.h: dx_first). Needs needs_grad and the fusions set. */
 static int mark_first_writers(Model *m)
 {
-    char *written = cigl_calloc((size_t)m->n_layers, 1, "first-writer marks");
+    unsigned char *written = cigl_calloc((size_t)m->n_layers, 1, "first-writer marks");
     if (!written) return CIGL_ERR_RUNTIME;
     for (int i = m->n_layers - 1; i >= 0; i--) {
         Layer *l = &m->layers[i];
@@ -214,8 +214,14 @@ static int mark_first_writers(Model *m)
         if (l->fused || !l->needs_grad || is_view(m, i)) continue;
         const int a = grad_owner(m, model_view_source(m, l->in));
         const int b = grad_owner(m, model_view_source(m, l->in2));
-        if (a >= 0 && m->layers[a].needs_grad && !written[a]) l->dx_first = written[a] = 1;
-        if (b >= 0 && m->layers[b].needs_grad && !written[b]) l->dx2_first = written[b] = 1;
+        if (a >= 0 && m->layers[a].needs_grad && !written[a]) {
+            l->dx_first = 1;
+            written[a] = 1;
+        }
+        if (b >= 0 && m->layers[b].needs_grad && !written[b]) {
+            l->dx2_first = 1;
+            written[b] = 1;
+        }
     }
     free(written);
     return CIGL_OK;
