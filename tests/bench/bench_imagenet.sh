@@ -149,7 +149,7 @@ for mode in memory stream; do
     fi
     rss=""
     [ "$kib" -gt 0 ] && rss=",\"peak_rss_mib\":$((kib / 1024))"
-    echo "  $ips img/s, peak RSS $((kib / 1024)) MiB"
+    awk -v i="$ips" -v k="$kib" 'BEGIN { printf "  %.2f img/s, peak RSS %.0f MiB\n", i, k / 1024 }'
     echo "BENCH {\"label\":\"train $mode\",\"kind\":\"train\",\"mode\":\"$mode\",\"steps\":$STEPS,\"img_per_s\":$ips$rss}" >>"$raw"
 done
 load1=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
@@ -212,7 +212,7 @@ END {
     printf "| cigl train %s, --data-mode stream, %s steps | %s | %s |\n", model, steps, num(tr["stream"], "%.2f"), num(trrss["stream"], "%.0f")
     printf "\ncigl train img/s = steps x batch / train_seconds of final.json (includes the first step'\''s warm-up and the data). "
     printf "Streamed/in-memory training: %s; reader alone (streamed) / training compute (best cigl dense): %s.\n", \
-        ratio(tr["stream"], tr["memory"]), ratio(rd["stream"], ips[dense])
+        ratio(tr["stream"], tr["memory"]), num(ips[dense] > 0 && rd["stream"] != "" ? rd["stream"] / ips[dense] : "", "%.0f")
 }' "$raw" >"$md" || status=1
 echo
 cat "$md"

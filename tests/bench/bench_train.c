@@ -486,7 +486,7 @@ static int bench_model(const char *name, const Opts *o)
     const double sparsity = strcmp(method, "dense") ? o->sparsity : 0;
     printf("%s: %zu parameters, input %dx%dx%d, batch %d, %d threads, %s", name, n_params,
            o->image.c, o->image.h, o->image.w, o->batch, o->threads, method);
-    if (o->method[0]) printf(" %.2f, --kernels %s (%d of %d layers sparse)", sparsity, o->kernels,
+    if (sparsity > 0) printf(" %.2f, --kernels %s (%d of %d layers sparse)", sparsity, o->kernels,
                              sparse_layers, prunable);
     printf(", conv backend %s\n", conv_backend_name(conv_backend_get()));
     fflush(stdout);
