@@ -183,12 +183,12 @@ END {
 # its output is shown and appended to raw.log.
 for other in "$out"/bench_*; do
     [ -x "$other" ] && [ "$other" != "$bin" ] || continue
+    [ "$(basename "$other")" = bench_data ] && continue # bench_imagenet.sh's helper, below
     echo "== $(basename "$other")"
     case "$(basename "$other")" in
     bench_methods) run bench_methods "$other" --reps 5 ;; # medians of 5 keep make bench short
     bench_conv_backend) run bench_conv_backend "$other" --threads "$THREADS" --batch "$BATCH" ;;
     bench_sparse) BUILD=$BUILD sh "$here/bench_sparse.sh" | tee -a "$raw" || status=1 ;;
-    bench_data) ;; # bench_imagenet.sh's data path, below
     *) run "$(basename "$other")" "$other" ;;
     esac
 done
