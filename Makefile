@@ -181,8 +181,9 @@ $(BUILD)/cigl-static: $(BUILD)/obj/src/cli/main.o $(COMM_OBJ) $(BUILD)/libcigl.a
 	@echo "$@: needs only $$(readelf -d $@ | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p' | tr '\n' ' ')"
 
 # A test that does not compile is reported as a failure by run.sh, not a stop of everything.
+# The benchmark programs are built too: tests/t_bench_imagenet.sh runs them at tiny settings.
 _test: build
-	@$(MAKE) --no-print-directory -k $(TEST_BIN) $(REPLAY_BIN) || true
+	@$(MAKE) --no-print-directory -k $(TEST_BIN) $(REPLAY_BIN) $(BENCH_BIN) || true
 	@BUILD=$(BUILD) T="$(T)" tests/run.sh
 
 _test_quick: $(BUILD)/libcigl.a

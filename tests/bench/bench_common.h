@@ -46,12 +46,14 @@ typedef struct {
 static const char *bench_draw_ahead = "auto";
 
 /* A model of `method` at `sparsity` (ERK), SGD (momentum 0.9 Nesterov, wd 5e-4), CigL averaging
- * every 100 steps, a schedule of 100000 steps; update_interval 0 keeps the default (100). */
-static inline int bench_open(Bench *b, const char *model, Shape in, const char *method,
-                             double sparsity, int batch, long update_interval)
+ * every 100 steps, a schedule of 100000 steps; update_interval 0 keeps the default (100).
+ * Inputs of shape `in`, labels over `classes` classes. */
+static inline int bench_open(Bench *b, const char *model, Shape in, int classes,
+                             const char *method, double sparsity, int batch,
+                             long update_interval)
 {
     memset(b, 0, sizeof(*b));
-    if (model_build(&b->m, model, in, 10, batch, 1)) return 1;
+    if (model_build(&b->m, model, in, classes, batch, 1)) return 1;
     Config c;
     config_defaults(&c);
     snprintf(c.method, sizeof(c.method), "%s", method);
@@ -65,12 +67,12 @@ static inline int bench_open(Bench *b, const char *model, Shape in, const char *
     b->batch = batch;
     const size_t numel = shape_numel(in);
     b->x = malloc(sizeof(float) * numel * (size_t)batch);
-    b->dl = malloc(sizeof(float) * 10 * (size_t)batch);
+    b->dl = malloc(sizeof(float) * (size_t)classes * (size_t)batch);
     b->y = malloc(sizeof(int32_t) * (size_t)batch);
     if (!b->x || !b->dl || !b->y) return 1;
     for (size_t i = 0; i < numel * (size_t)batch; i++)
         b->x[i] = (float)rng_normal(1, RNG_AUGMENT, 0, i);
-    for (int i = 0; i < batch; i++) b->y[i] = i % 10;
+    for (int i = 0; i < batch; i++) b->y[i] = i % classes;
     return 0;
 }
 

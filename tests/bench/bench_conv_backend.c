@@ -130,7 +130,7 @@ static double time_torch(const char *model, const Opts *o)
 static int bench_model(const char *name, const Opts *o)
 {
     DenseBench b;
-    if (dense_bench_init(&b, name, o->batch)) {
+    if (dense_bench_init(&b, name, (Shape){1, 28, 28}, 10, o->batch)) {
         fprintf(stderr, "bench_conv_backend: cannot build model %s\n", name);
         return 1;
     }

@@ -21,21 +21,23 @@ typedef struct {
     int n;
 } DenseBench;
 
-static inline int dense_bench_init(DenseBench *b, const char *name, int batch)
+/* A model on random inputs of shape `in` with labels over `classes` classes. */
+static inline int dense_bench_init(DenseBench *b, const char *name, Shape in, int classes,
+                                   int batch)
 {
     memset(b, 0, sizeof(*b));
-    const Shape in = {1, 28, 28};
-    if (model_build(&b->m, name, in, 10, batch, 1)) return -1;
+    if (model_build(&b->m, name, in, classes, batch, 1)) return -1;
     if (sgd_init(&b->opt, &b->m, 0.9, 5e-4, 1, 0)) return -1;
     b->n = batch;
     const size_t numel = shape_numel(in) * (size_t)batch;
     b->x = malloc(sizeof(float) * numel);
-    b->dlogits = malloc(sizeof(float) * (size_t)batch * 10);
+    b->dlogits = malloc(sizeof(float) * (size_t)batch * (size_t)classes);
     b->y = malloc(sizeof(int32_t) * (size_t)batch);
     if (!b->x || !b->dlogits || !b->y) return -1;
-    /* Fashion-MNIST-like: zero mean, unit variance per pixel; labels uniform over 10 classes. */
+    /* normalised pixels: zero mean, unit variance; labels uniform over the classes */
     for (size_t i = 0; i < numel; i++) b->x[i] = (float)rng_normal(11, RNG_AUGMENT, 0, i);
-    for (int i = 0; i < batch; i++) b->y[i] = (int32_t)rng_below(11, RNG_DATA_ORDER, 0, i, 10);
+    for (int i = 0; i < batch; i++)
+        b->y[i] = (int32_t)rng_below(11, RNG_DATA_ORDER, 0, i, (uint32_t)classes);
     return 0;
 }
 

@@ -68,7 +68,7 @@ int main(int argc, char **argv)
         for (int k = 0; k < N_METHODS; k++) {
             on[k] = !only || k == 0 || k == rigl || !strcmp(methods[k], only);
             if (!on[k]) continue;
-            if (bench_open(&b[k], models[mi], (Shape){1, 28, 28}, methods[k], 0.9, batch, 0))
+            if (bench_open(&b[k], models[mi], (Shape){1, 28, 28}, 10, methods[k], 0.9, batch, 0))
                 return 1;
             /* dense is the baseline computed densely whatever the choice (its mask is all 1s) */
             if (sparse_model_setup(&b[k].m, k == 0 ? KERNELS_DENSE : (KernelsMode)mode,

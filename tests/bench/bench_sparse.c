@@ -69,7 +69,7 @@ static void bench_model(const char *model, const char *method, double sparsity, 
 {
     Bench b;
     /* update interval 10^6: no mask update inside the timed steps */
-    if (bench_open(&b, model, model_input(model), method, sparsity, batch, 1000000)) {
+    if (bench_open(&b, model, model_input(model), 10, method, sparsity, batch, 1000000)) {
         fprintf(stderr, "bench_sparse: cannot build %s\n", model);
         exit(1);
     }

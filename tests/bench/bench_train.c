@@ -1,12 +1,15 @@
 /* bench_train: training-step throughput of cigl's models, this machine's sgemm peak, and the
  * share of that peak the conv and linear layers reach.
  *
- * For each model (input 1x28x28, 10 classes, random normalised inputs and labels) one training
- * step is model_forward (train mode) + softmax_xent + model_backward + sgd_step (momentum 0.9,
- * Nesterov, weight decay 5e-4): the dense core of src/train.c's train_step (what
- * method_forward_backward + sgd_step do for dense training), without data loading.
- * After warm-up, a block of steps lasting at least --min-time seconds is timed --reps times; the
- * median block time per step gives images/second.
+ * For each model (input 1x28x28 unless --image, 10 classes unless --classes, random normalised
+ * inputs and labels) one training step is model_forward (train mode) + softmax_xent +
+ * model_backward + sgd_step (momentum 0.9, Nesterov, weight decay 5e-4): the dense core of
+ * src/train.c's train_step (what method_forward_backward + sgd_step do for dense training),
+ * without data loading. With --method the step is method_train_step instead, the whole method
+ * (masks, random masks, the --kernels choice) as `cigl train` runs it, with no mask update
+ * inside the timed steps. After warm-up, a block of steps lasting at least --min-time seconds is
+ * timed --reps times; the median block time per step gives images/second. The step line also
+ * carries the process's peak RSS, so one model and method per process gives its memory.
  *
  * The per-layer phase replays the same step with a clock around every layer's forward and
  * backward (model_forward_layer/model_backward_layer, the pieces of model_forward/backward),
@@ -24,6 +27,8 @@
 #include "cigl/model.h"
 #include "cigl/optim.h"
 #include "cigl/rng.h"
+#include "cigl/sparse.h"
+#include "bench_common.h"
 #include "bench_dense.h"
 
 #include <cblas.h>
@@ -32,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #define MAX_REPS 101
@@ -43,6 +49,12 @@ typedef struct {
     int do_peak, do_models, do_layers, do_detail;
     double peak_gflops;     /* given with --peak, or measured */
     int peak_sizes[4], n_peak_sizes;
+    Shape image;            /* model input (--image CxHxW) */
+    int classes;
+    int warmup;             /* untimed steps before the timed blocks */
+    char method[16];        /* --method: time method_train_step; "" = the dense core */
+    double sparsity;
+    char kernels[16];       /* --kernels, with --method */
 } Opts;
 
 static double now(void)
@@ -401,40 +413,119 @@ static void bench_conv_detail(DenseBench *b, const Opts *o)
     free(dx);
 }
 
+/* Peak resident memory of this process so far, MiB (Linux: ru_maxrss is in KiB). */
+static double peak_rss_mib(void)
+{
+    struct rusage ru;
+    return getrusage(RUSAGE_SELF, &ru) ? 0 : (double)ru.ru_maxrss / 1024.0;
+}
+
+/* The step being timed: the dense core (DenseBench), or a method's whole step (Bench). */
+typedef struct {
+    DenseBench *dense;
+    Bench *method;
+    long step;
+} Stepper;
+
+static double stepper_step(Stepper *st)
+{
+    if (st->dense) return dense_bench_step(st->dense);
+    Bench *b = st->method;
+    int correct;
+    return method_train_step(&b->s, &b->m, &b->opt, b->x, b->y, b->batch, 1.0f / (float)b->batch,
+                             DENSE_BENCH_LR, NULL, st->step++, b->dl, &correct);
+}
+
+/* Opens the method's model (update interval 10^6: no mask update among the timed steps) on the
+ * --kernels choice; *sparse_layers counts the conv/linear layers on the sparse kernels. */
+static int open_method(Bench *b, const char *name, const Opts *o, int *sparse_layers,
+                       int *prunable)
+{
+    const int mode = sparse_kernels_parse(o->kernels);
+    if (mode < 0) {
+        fprintf(stderr, "bench_train: unknown --kernels '%s' (auto, dense, sparse)\n", o->kernels);
+        return 1;
+    }
+    if (bench_open(b, name, o->image, o->classes, o->method, o->sparsity, o->batch, 1000000) ||
+        sparse_model_setup(&b->m, (KernelsMode)mode, b->s.mask))
+        return 1;
+    char choice[4096];
+    *sparse_layers = *prunable = 0;
+    if (sparse_choice_format(&b->m, choice, sizeof choice) > 0) {
+        char *save = NULL;
+        for (char *k = strtok_r(choice, ",", &save); k; k = strtok_r(NULL, ",", &save)) {
+            (*prunable)++;
+            *sparse_layers += !strcmp(k, "sparse");
+        }
+    }
+    return 0;
+}
+
 static int bench_model(const char *name, const Opts *o)
 {
     DenseBench b;
-    if (dense_bench_init(&b, name, o->batch)) {
-        dense_bench_free(&b);
-        return 1;
+    Bench mb;
+    Stepper st = {NULL, NULL, 1};
+    int sparse_layers = 0, prunable = 0;
+    size_t n_params;
+    if (o->method[0]) {
+        if (open_method(&mb, name, o, &sparse_layers, &prunable)) {
+            bench_close(&mb);
+            return 1;
+        }
+        st.method = &mb;
+        n_params = mb.m.n_params;
+    } else {
+        if (dense_bench_init(&b, name, o->image, o->classes, o->batch)) {
+            dense_bench_free(&b);
+            return 1;
+        }
+        st.dense = &b;
+        n_params = b.m.n_params;
     }
-    printf("%s: %zu parameters, batch %d, %d threads\n", name, b.m.n_params, o->batch, o->threads);
-    /* warm-up: first-touch of every buffer, OpenBLAS thread start-up, caches */
-    double t0 = now();
-    dense_bench_step(&b);
-    dense_bench_step(&b);
-    double est = (now() - t0) / 2;
-    t0 = now();
-    dense_bench_step(&b);
-    const double third = now() - t0;
-    if (third < est) est = third;
-    int steps = (int)ceil(o->min_time / (est > 1e-6 ? est : 1e-6));
+    const char *method = o->method[0] ? o->method : "dense";
+    const double sparsity = strcmp(method, "dense") ? o->sparsity : 0;
+    printf("%s: %zu parameters, input %dx%dx%d, batch %d, %d threads, %s", name, n_params,
+           o->image.c, o->image.h, o->image.w, o->batch, o->threads, method);
+    if (sparsity > 0) printf(" %.2f, --kernels %s (%d of %d layers sparse)", sparsity, o->kernels,
+                             sparse_layers, prunable);
+    printf(", conv backend %s\n", conv_backend_name(conv_backend_get()));
+    fflush(stdout);
+    /* warm-up: first-touch of every buffer, OpenBLAS thread start-up, caches, oneDNN
+     * primitives; the fastest warm-up step estimates the block length */
+    double est = 0, t0;
+    for (int w = 0; w < o->warmup; w++) {
+        t0 = now();
+        stepper_step(&st);
+        const double one = now() - t0;
+        if (w == 0 || one < est) est = one;
+    }
+    int steps = est > 0 ? (int)ceil(o->min_time / (est > 1e-6 ? est : 1e-6)) : 1;
     if (steps < 1) steps = 1;
     double t[MAX_REPS], loss = 0;
     for (int r = 0; r < o->reps; r++) {
         t0 = now();
-        for (int s = 0; s < steps; s++) loss = dense_bench_step(&b);
+        for (int s = 0; s < steps; s++) loss = stepper_step(&st);
         t[r] = (now() - t0) / steps;
     }
-    const double med = median(t, o->reps), best = minimum(t, o->reps);
+    const double med = median(t, o->reps), best = minimum(t, o->reps), rss = peak_rss_mib();
     if (!isfinite(loss)) fprintf(stderr, "bench_train: %s: non-finite loss\n", name);
-    printf("  step: median %.2f ms (best %.2f) over %d reps of %d steps = %.0f img/s\n",
-           1e3 * med, 1e3 * best, o->reps, steps, o->batch / med);
+    printf("  step: median %.2f ms (best %.2f) over %d reps of %d steps = %.1f img/s; "
+           "peak RSS %.0f MiB\n", 1e3 * med, 1e3 * best, o->reps, steps, o->batch / med, rss);
     printf("BENCH {\"kind\":\"step\",\"impl\":\"cigl\",\"model\":\"%s\",\"batch\":%d,"
            "\"threads\":%d,\"reps\":%d,\"steps_per_rep\":%d,\"median_ms\":%.4f,\"min_ms\":%.4f,"
-           "\"img_per_s\":%.2f,\"loss\":%.5f}\n", name, o->batch, o->threads, o->reps, steps,
-           1e3 * med, 1e3 * best, o->batch / med, loss / o->batch);
+           "\"img_per_s\":%.2f,\"loss\":%.5f,\"image\":\"%dx%dx%d\",\"classes\":%d,"
+           "\"method\":\"%s\",\"sparsity\":%.4f,\"kernels\":\"%s\",\"sparse_layers\":%d,"
+           "\"prunable_layers\":%d,\"conv_backend\":\"%s\",\"peak_rss_mib\":%.1f}\n", name,
+           o->batch, o->threads, o->reps, steps, 1e3 * med, 1e3 * best, o->batch / med,
+           loss / o->batch, o->image.c, o->image.h, o->image.w, o->classes, method, sparsity,
+           o->method[0] ? o->kernels : "dense", sparse_layers, prunable,
+           conv_backend_name(conv_backend_get()), rss);
     fflush(stdout);
+    if (st.method) { /* the per-layer phases replay the dense core only */
+        bench_close(&mb);
+        return 0;
+    }
     if (o->do_layers) bench_layers(&b, o, med);
     fflush(stdout);
     if (o->do_detail && o->do_layers) bench_conv_detail(&b, o);
@@ -451,9 +542,12 @@ static void usage(void)
             "usage: bench_train [--threads N] [--models a,b,...] [--reps R] [--batch B]\n"
             "                   [--min-time SECONDS] [--layer-reps R] [--peak GFLOPS]\n"
             "                   [--peak-sizes n,m] [--peak-only] [--no-peak] [--no-layers]\n"
-            "                   [--no-detail] [--conv-backend own|onednn]\n"
+            "                   [--no-detail] [--conv-backend own|onednn|auto]\n"
+            "                   [--image CxHxW] [--classes K] [--warmup N]\n"
+            "                   [--method NAME [--sparsity S] [--kernels auto|dense|sparse]]\n"
             "defaults: --threads 2 --models mlp,lenet5,resnet20 --reps 7 --batch 128\n"
-            "          --min-time 0.3 --layer-reps 5 --peak-sizes 1024,2048\n");
+            "          --min-time 0.3 --layer-reps 5 --peak-sizes 1024,2048\n"
+            "          --image 1x28x28 --classes 10 --warmup 3 --sparsity 0.9 --kernels auto\n");
     exit(2);
 }
 
@@ -472,7 +566,8 @@ int main(int argc, char **argv)
 {
     Opts o = {.threads = 2, .batch = 128, .reps = 7, .layer_reps = 5, .min_time = 0.3,
               .do_peak = 1, .do_models = 1, .do_layers = 1, .do_detail = 1,
-              .peak_sizes = {1024, 2048}, .n_peak_sizes = 2};
+              .peak_sizes = {1024, 2048}, .n_peak_sizes = 2, .image = {1, 28, 28},
+              .classes = 10, .warmup = 3, .sparsity = 0.9, .kernels = "auto"};
     snprintf(o.models, sizeof(o.models), "mlp,lenet5,resnet20");
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -506,6 +601,27 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--no-peak")) o.do_peak = 0;
         else if (!strcmp(a, "--no-layers")) o.do_layers = 0;
         else if (!strcmp(a, "--no-detail")) o.do_detail = 0;
+        else if (!strcmp(a, "--classes")) { NEED_VALUE(); o.classes = parse_int(v, 2, 100000); }
+        else if (!strcmp(a, "--warmup")) { NEED_VALUE(); o.warmup = parse_int(v, 0, 100); }
+        else if (!strcmp(a, "--image")) {
+            NEED_VALUE();
+            if (sscanf(v, "%dx%dx%d", &o.image.c, &o.image.h, &o.image.w) != 3 ||
+                o.image.c < 1 || o.image.c > 4 || o.image.h < 1 || o.image.w < 1 ||
+                o.image.h > 4096 || o.image.w > 4096)
+                usage();
+        } else if (!strcmp(a, "--method")) {
+            NEED_VALUE();
+            if (strlen(v) >= sizeof(o.method)) usage();
+            snprintf(o.method, sizeof(o.method), "%s", v);
+        } else if (!strcmp(a, "--sparsity")) {
+            NEED_VALUE();
+            o.sparsity = atof(v);
+            if (!(o.sparsity >= 0 && o.sparsity < 1)) usage();
+        } else if (!strcmp(a, "--kernels")) {
+            NEED_VALUE();
+            if (strlen(v) >= sizeof(o.kernels)) usage();
+            snprintf(o.kernels, sizeof(o.kernels), "%s", v);
+        }
         else if (!strcmp(a, "--conv-backend")) { /* the per-layer split of either backend */
             NEED_VALUE();
             const int b = conv_backend_parse(v);

@@ -3,7 +3,8 @@
 # Builds nothing (`make bench` builds $BUILD/bench/bench_* first). For each model it runs
 # bench_train and torch_bench.py back to back, so both see the same machine state, in
 # BENCH_ROUNDS rounds, and prints the table, which is also written to $BUILD/bench/latest.md; all raw "BENCH {json}"
-# lines go to $BUILD/bench/raw.log. Missing torch prints n/a and does not fail.
+# lines go to $BUILD/bench/raw.log. Missing torch prints n/a and does not fail. Last,
+# bench_imagenet.sh (resnet50 at 224 and its data path) appends its tables to latest.md.
 #
 # Environment: BENCH_THREADS (2), BENCH_REPS (7), BENCH_BATCH (128), BENCH_ROUNDS (3),
 # BENCH_MODELS (mlp,lenet5,resnet20), BENCH_PYTHON (/usr/bin/python3), TORCH_WAITS. cigl runs
@@ -182,6 +183,7 @@ END {
 # its output is shown and appended to raw.log.
 for other in "$out"/bench_*; do
     [ -x "$other" ] && [ "$other" != "$bin" ] || continue
+    [ "$(basename "$other")" = bench_data ] && continue # bench_imagenet.sh's helper, below
     echo "== $(basename "$other")"
     case "$(basename "$other")" in
     bench_methods) run bench_methods "$other" --reps 5 ;; # medians of 5 keep make bench short
@@ -197,6 +199,11 @@ if command -v mpirun >/dev/null; then
     echo "== bench_mpi.sh"
     BUILD=$BUILD sh "$here/bench_mpi.sh" | tee -a "$raw" || status=1
 fi
+
+# ImageNet scale (resnet50 at 224, its data path); appends its tables to latest.md.
+# BENCH_IMAGENET=0 skips it.
+echo "== bench_imagenet.sh"
+BUILD=$BUILD sh "$here/bench_imagenet.sh" || status=1
 
 echo
 echo "== summary (also in $out/latest.md; raw lines in $raw)"

@@ -13,6 +13,12 @@ libraries on PyTorch do: dense compute, gradients masked before the step, weight
 it) and inference (eval mode, no_grad) per sparsity, on 3x32x32 inputs for resnet20 and
 wrn-22-2 (1x28x28 for mlp and lenet5), as "masked_step" lines for bench_sparse's table.
 
+--image CxHxW and --classes K change the input and the classifier (resnet50 at 3x224x224 with
+1000 classes is ImageNet's: torchvision.models.resnet50 from Debian's python3-torchvision, or
+the same architecture defined here when torchvision is missing); --warmup sets the untimed
+steps. Each step line carries the process's peak RSS (ru_maxrss), so one model per process
+gives its memory.
+
 --profile additionally prints torch.autograd.profiler's per-operator table for one step of
 each model (not used by run.sh; for comparing per-layer costs by hand).
 """
@@ -43,6 +49,9 @@ def parse_args():
     p.add_argument("--models", default="mlp,lenet5,resnet20")
     p.add_argument("--reps", type=int, default=7)
     p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--image", default="1x28x28", help="input shape CxHxW")
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps before the timed blocks")
     p.add_argument("--min-time", type=float, default=0.3,
                    help="seconds per timed block of steps")
     p.add_argument("--masked", default="",
@@ -52,8 +61,51 @@ def parse_args():
     return p.parse_args()
 
 
-def build(name, nn, in_ch=1):
-    """The architectures of src/models.c for in_ch x 28x28 / 32x32 inputs and 10 classes."""
+def resnet50(nn, in_ch, classes, size):
+    """ResNet-50 v1.5 as src/models.c builds it: torchvision's for ImageNet-sized RGB inputs,
+    else (torchvision missing, or cigl's CIFAR stem below 64x64) the same blocks defined here.
+    Returns the model and where it came from."""
+    if in_ch == 3 and size >= 64:
+        try:
+            from torchvision.models import resnet50 as tv_resnet50
+            return tv_resnet50(num_classes=classes), "torchvision"
+        except ImportError:
+            pass
+
+    class Bottleneck(nn.Module):
+        def __init__(self, cin, width, stride):
+            super().__init__()
+            cout = 4 * width
+            self.body = nn.Sequential(
+                nn.Conv2d(cin, width, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                nn.Conv2d(width, width, 3, stride, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
+                nn.Conv2d(width, cout, 1, bias=False), nn.BatchNorm2d(cout))
+            self.shortcut = nn.Identity()
+            if stride != 1 or cin != cout:
+                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False),
+                                              nn.BatchNorm2d(cout))
+            self.relu = nn.ReLU()
+
+        def forward(self, x):
+            return self.relu(self.body(x) + self.shortcut(x))
+
+    if size < 64:
+        layers = [nn.Conv2d(in_ch, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.ReLU()]
+    else:
+        layers = [nn.Conv2d(in_ch, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(),
+                  nn.MaxPool2d(3, 2, 1)]
+    cin = 64
+    for s, blocks in enumerate((3, 4, 6, 3)):
+        for b in range(blocks):
+            layers.append(Bottleneck(cin, 64 << s, 2 if s > 0 and b == 0 else 1))
+            cin = 4 * (64 << s)
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, classes)]
+    return nn.Sequential(*layers), "own"
+
+
+def build(name, nn, in_ch=1, classes=10):
+    """The architectures of src/models.c for in_ch x 28x28 / 32x32 inputs (the residual
+    networks take any size) and `classes` classes (mlp and lenet5: 1x28x28 and 10 only)."""
     if name == "mlp":
         return nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(),
                              nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10))
@@ -89,7 +141,7 @@ def build(name, nn, in_ch=1):
             for b in range(blocks):
                 layers.append(Block(cin, width, 2 if s > 0 and b == 0 else 1))
                 cin = width
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10)]
+        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, classes)]
         return nn.Sequential(*layers)
     if name == "wrn-22-2":
         class Wide(nn.Module):  # pre-activation block, 1x1 shortcut on the pre-activated input
@@ -115,7 +167,7 @@ def build(name, nn, in_ch=1):
                 layers.append(Wide(cin, width, 2 if s > 0 and b == 0 else 1))
                 cin = width
         layers += [nn.BatchNorm2d(cin), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                   nn.Linear(cin, 10)]
+                   nn.Linear(cin, classes)]
         return nn.Sequential(*layers)
     raise SystemExit(f"torch_bench: unknown model '{name}'")
 
@@ -206,13 +258,20 @@ def main():
     if args.masked:
         return masked(args, torch, nn, F)
 
+    shape = tuple(int(v) for v in args.image.split("x"))
     for name in args.models.split(","):
-        model = build(name, nn)
+        source = "here"
+        if name == "resnet50":
+            model, source = resnet50(nn, shape[0], args.classes, min(shape[1:]))
+        else:
+            if name in ("mlp", "lenet5") and (shape != (1, 28, 28) or args.classes != 10):
+                raise SystemExit(f"torch_bench: {name} is defined for 1x28x28 and 10 classes")
+            model = build(name, nn, shape[0], args.classes)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True,
                               weight_decay=5e-4)
-        x = torch.randn(args.batch, 1, 28, 28)
-        y = torch.randint(0, 10, (args.batch,))
+        x = torch.randn(args.batch, *shape)
+        y = torch.randint(0, args.classes, (args.batch,))
         nparams = sum(p.numel() for p in model.parameters())
 
         def step():
@@ -222,12 +281,13 @@ def main():
             opt.step()
             return loss
 
-        for _ in range(2):
+        est = 0.0  # the fastest warm-up step estimates the block length
+        for w in range(args.warmup):
+            t0 = time.perf_counter()
             step()
-        t0 = time.perf_counter()
-        step()
-        est = time.perf_counter() - t0
-        steps = max(1, int(-(-args.min_time // max(est, 1e-6))))
+            one = time.perf_counter() - t0
+            est = one if w == 0 or one < est else est
+        steps = max(1, int(-(-args.min_time // max(est, 1e-6)))) if est > 0 else 1
         times = []
         loss = None
         for _ in range(args.reps):
@@ -236,13 +296,18 @@ def main():
                 loss = step()
             times.append((time.perf_counter() - t0) / steps)
         med, best = statistics.median(times), min(times)
-        print(f"{name}: {nparams} parameters, batch {args.batch}, {args.threads} threads\n"
+        import resource  # ru_maxrss: KiB on Linux
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+        print(f"{name}: {nparams} parameters ({source}), input {args.image}, batch {args.batch}, "
+              f"{args.threads} threads\n"
               f"  step: median {1e3 * med:.2f} ms (best {1e3 * best:.2f}) over {args.reps} reps "
-              f"of {steps} steps = {args.batch / med:.0f} img/s", flush=True)
+              f"of {steps} steps = {args.batch / med:.1f} img/s; peak RSS {rss:.0f} MiB", flush=True)
         emit({"kind": "step", "impl": "torch", "model": name, "batch": args.batch,
               "threads": args.threads, "reps": args.reps, "steps_per_rep": steps,
               "median_ms": round(1e3 * med, 4), "min_ms": round(1e3 * best, 4),
-              "img_per_s": round(args.batch / med, 2), "loss": round(float(loss), 5)})
+              "img_per_s": round(args.batch / med, 2), "loss": round(float(loss), 5),
+              "image": args.image, "classes": args.classes, "model_source": source,
+              "omp_wait": omp_wait(), "peak_rss_mib": round(rss, 1)})
         if args.profile:
             with torch.autograd.profiler.profile() as prof:
                 for _ in range(3):
