@@ -166,7 +166,10 @@ def paired(runs):
            "interval (10000 resamples of the seeds, both arms resampled together). Accuracy "
            "changes are in points. The authors' code on this recipe (2 seeds, run in our "
            f"harness): CigL ECE15 {AUTHORS_CIGL[0]:.4f}, accuracy {100 * AUTHORS_CIGL[1]:.2f}%, "
-           "28% below its RigL.\n",
+           "28% below its RigL. Every arm runs on cigl's own conv kernels except seed 1 of "
+           "both `--mechanics authors` arms, which started before the plan pinned "
+           "`--conv-backend own` and kept oneDNN on resume (final.h5 records it): the same "
+           "recipe, other last bits.\n",
            "| arm | vs | seeds | accuracy (%) | ECE15 | ECE10 | NLL | Δ acc (points) | "
            "Δ ECE15 (%) | Δ ECE10 (%) | Δ NLL (%) |",
            "|---|---|---:|---:|---:|---:|---:|---|---|---|---|"]
