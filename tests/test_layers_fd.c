@@ -941,6 +941,14 @@ static void whole_model_case(const char *name, Shape in, int classes, int n, int
               writers);
     }
 
+    /* gradient buffers whose live spans in backward do not meet are shared (model.h) */
+    int owners = 0;
+    for (int i = 0; i < m.n_layers; i++) owners += !m.layers[i].fused && m.dact[i] != NULL;
+    CHECK(m.n_grad_slots > 1 && m.n_grad_slots < owners, "%s: %d gradient buffers for %d layers",
+          name, m.n_grad_slots, owners);
+    printf("  %s: %d gradient buffers for %d layers' output gradients\n", name, m.n_grad_slots,
+           owners);
+
     /* analytic gradient, twice: bit-identical (the running statistics change in between,
      * which train mode does not read); before the second, every activation-gradient buffer
      * holds NaN: backward must write each before it reads it (no zeroing up front) */

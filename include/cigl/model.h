@@ -35,6 +35,10 @@ typedef struct {
     size_t n_bn_stats;
 
     float **act, **dact;    /* per layer: output and its gradient, max_batch x numel(y) */
+    /* The gradient buffers proper: layers whose gradients are never live at the same time in
+     * backward share one (model_finalize); dact[i] points into them. */
+    float **grad_slots;
+    int n_grad_slots;
     float *workspace;
     size_t workspace_floats;
     int conv_slots;         /* the workspace holds this many per-thread convolution slots */

@@ -227,6 +227,72 @@ static int mark_first_writers(Model *m)
     return CIGL_OK;
 }
 
+/* The gradient of layer i's output is live in backward from its first writer's call (the
+ * highest-index layer reading it) to layer i's own call, which reads it; in between, the layers
+ * run in reverse index order. Buffers whose live spans [i, last reader] do not intersect share
+ * memory: largest first, each into the first shared buffer none of whose members it overlaps.
+ * A reused buffer's old contents never show, since each first writer stores (dx_first) or gets
+ * it zeroed first. On resnet50 this keeps a handful of buffers instead of one per layer.
+ * Layers with no gradient to compute (needs_grad 0) keep a buffer of their own, never
+ * written. Sets m->dact of every owner (not fused, not a view). */
+static int assign_gradient_buffers(Model *m, int max_batch)
+{
+    const int n = m->n_layers;
+    int *end = cigl_malloc(sizeof(int) * (size_t)n, "gradient spans");
+    int *order = cigl_malloc(sizeof(int) * (size_t)n, "gradient spans");
+    int *slot_of = cigl_malloc(sizeof(int) * (size_t)n, "gradient spans");
+    size_t *slot_size = cigl_malloc(sizeof(size_t) * (size_t)n, "gradient spans");
+    m->grad_slots = cigl_calloc((size_t)n, sizeof(float *), "gradient buffers");
+    int rc = end && order && slot_of && slot_size && m->grad_slots ? CIGL_OK : CIGL_ERR_RUNTIME;
+    int owners = 0;
+    for (int i = 0; !rc && i < n; i++) {
+        end[i] = i == n - 1 ? i : -1; /* the logits' gradient: seeded, read by the last layer */
+        slot_of[i] = -1;
+        if (!m->layers[i].fused && !is_view(m, i)) order[owners++] = i;
+    }
+    for (int j = 0; !rc && j < n; j++) { /* readers, through views and fused ReLUs */
+        const Layer *l = &m->layers[j];
+        if (l->fused || is_view(m, j)) continue;
+        const int a = grad_owner(m, model_view_source(m, l->in));
+        const int b = grad_owner(m, model_view_source(m, l->in2));
+        if (a >= 0 && j > end[a]) end[a] = j;
+        if (b >= 0 && j > end[b]) end[b] = j;
+    }
+    for (int k = 1; !rc && k < owners; k++) { /* by size, largest first; stable */
+        const int v = order[k];
+        int q = k;
+        for (; q > 0 && shape_numel(m->layers[order[q - 1]].y) < shape_numel(m->layers[v].y); q--)
+            order[q] = order[q - 1];
+        order[q] = v;
+    }
+    for (int k = 0; !rc && k < owners; k++) {
+        const int i = order[k];
+        const size_t floats = (size_t)max_batch * shape_numel(m->layers[i].y);
+        int s = -1;
+        for (int c = 0; m->layers[i].needs_grad && end[i] >= 0 && s < 0 && c < m->n_grad_slots;
+             c++) {
+            int clash = slot_size[c] < floats;
+            for (int p = 0; !clash && p < n; p++)
+                clash = slot_of[p] == c && (end[i] < 0 || !m->layers[p].needs_grad ||
+                                            (p <= end[i] && i <= end[p]));
+            if (!clash) s = c;
+        }
+        if (s < 0) {
+            s = m->n_grad_slots++;
+            slot_size[s] = floats;
+            m->grad_slots[s] = cigl_malloc(sizeof(float) * floats, "activation gradients");
+            if (!m->grad_slots[s]) rc = CIGL_ERR_RUNTIME;
+        }
+        slot_of[i] = s;
+        m->dact[i] = m->grad_slots[s];
+    }
+    free(end);
+    free(order);
+    free(slot_of);
+    free(slot_size);
+    return rc;
+}
+
 int model_finalize(Model *m, int max_batch)
 {
     m->max_batch = max_batch;
@@ -244,7 +310,7 @@ int model_finalize(Model *m, int max_batch)
                         (l->in >= 0 && m->layers[l->in].needs_grad) ||
                         (l->in2 >= 0 && m->layers[l->in2].needs_grad);
     }
-    if (mark_first_writers(m)) return CIGL_ERR_RUNTIME;
+    if (mark_first_writers(m) || assign_gradient_buffers(m, max_batch)) return CIGL_ERR_RUNTIME;
     size_t ws = 1;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
@@ -256,8 +322,7 @@ int model_finalize(Model *m, int max_batch)
         if (is_view(m, i)) continue; /* no buffers of its own */
         const size_t out = (size_t)max_batch * shape_numel(l->y);
         m->act[i] = cigl_malloc(sizeof(float) * out, "activations");
-        m->dact[i] = cigl_malloc(sizeof(float) * out, "activation gradients");
-        if (!m->act[i] || !m->dact[i]) return CIGL_ERR_RUNTIME;
+        if (!m->act[i]) return CIGL_ERR_RUNTIME;
         if (l->kind == LAYER_BATCHNORM) {
             l->cache2 = cigl_malloc(sizeof(float) * 2 * (size_t)l->x.c, "BN statistics");
             if (!l->cache2) return CIGL_ERR_RUNTIME;
@@ -282,13 +347,12 @@ void model_free(Model *m)
 {
     if (m->sparse_free) m->sparse_free(m);
     for (int i = 0; i < m->n_layers; i++) {
-        if (!m->layers[i].fused) {
-            if (m->act) free(m->act[i]);
-            if (m->dact) free(m->dact[i]);
-        }
+        if (!m->layers[i].fused && m->act) free(m->act[i]);
         free(m->layers[i].cache2);
         free(m->layers[i].argmax);
     }
+    for (int s = 0; s < m->n_grad_slots; s++) free(m->grad_slots[s]);
+    free(m->grad_slots);
     free(m->act);
     free(m->dact);
     free(m->layers);
