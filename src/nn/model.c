@@ -268,13 +268,16 @@ static int assign_gradient_buffers(Model *m, int max_batch)
     for (int k = 0; !rc && k < owners; k++) {
         const int i = order[k];
         const size_t floats = (size_t)max_batch * shape_numel(m->layers[i].y);
+        const int span_end = end[i];
         int s = -1;
-        for (int c = 0; m->layers[i].needs_grad && end[i] >= 0 && s < 0 && c < m->n_grad_slots;
+        for (int c = 0; m->layers[i].needs_grad && span_end >= 0 && s < 0 && c < m->n_grad_slots;
              c++) {
             int clash = slot_size[c] < floats;
-            for (int p = 0; !clash && p < n; p++)
-                clash = slot_of[p] == c && (end[i] < 0 || !m->layers[p].needs_grad ||
-                                            (p <= end[i] && i <= end[p]));
+            for (int p = 0; !clash && p < n; p++) {
+                if (slot_of[p] != c) continue;
+                /* a member without a gradient owns its buffer; spans are closed intervals */
+                clash = !m->layers[p].needs_grad || end[p] < 0 || (p <= span_end && i <= end[p]);
+            }
             if (!clash) s = c;
         }
         if (s < 0) {
