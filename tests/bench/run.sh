@@ -7,7 +7,9 @@
 # bench_imagenet.sh (resnet50 at 224 and its data path) appends its tables to latest.md.
 #
 # Environment: BENCH_THREADS (2), BENCH_REPS (7), BENCH_BATCH (128), BENCH_ROUNDS (3),
-# BENCH_MODELS (mlp,lenet5,resnet20), BENCH_PYTHON (/usr/bin/python3), TORCH_WAITS. cigl runs
+# BENCH_MODELS (mlp,lenet5,resnet20,wrn-22-2), BENCH_CONV_BACKEND (auto: the conv kernels
+# `cigl train` uses by default, oneDNN when built with it), BENCH_PYTHON (/usr/bin/python3),
+# TORCH_WAITS. cigl runs
 # as its CLI does (src/main.c): OMP_WAIT_POLICY=PASSIVE unless the caller set OMP_WAIT_POLICY or
 # GOMP_SPINCOUNT. PyTorch runs under each setting in TORCH_WAITS (passive and a short spin)
 # every round, and best-of-rounds keeps its faster one: passive suits its mlp (its BLAS is
@@ -17,7 +19,8 @@ BUILD=${BUILD:-build}
 THREADS=${BENCH_THREADS:-2}
 REPS=${BENCH_REPS:-7}
 BATCH=${BENCH_BATCH:-128}
-MODELS=${BENCH_MODELS:-mlp,lenet5,resnet20}
+MODELS=${BENCH_MODELS:-mlp,lenet5,resnet20,wrn-22-2}
+BACKEND=${BENCH_CONV_BACKEND:-auto}
 PY=${BENCH_PYTHON:-/usr/bin/python3}
 ROUNDS=${BENCH_ROUNDS:-3}
 if [ -z "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ]; then OMP_WAIT_POLICY=PASSIVE; export OMP_WAIT_POLICY; fi
@@ -75,11 +78,11 @@ while [ "$round" -le "$ROUNDS" ]; do
         extra=""
         [ "$round" -gt 1 ] && extra="--no-layers"
         if [ $((round % 2)) -eq 1 ]; then
-            run "bench_train $model" "$bin" --no-peak --peak "$peak" --models "$model" $extra $common
+            run "bench_train $model" "$bin" --no-peak --peak "$peak" --models "$model" --conv-backend "$BACKEND" $extra $common
             run_torch "$model"
         else
             run_torch "$model"
-            run "bench_train $model" "$bin" --no-peak --peak "$peak" --models "$model" $extra $common
+            run "bench_train $model" "$bin" --no-peak --peak "$peak" --models "$model" --conv-backend "$BACKEND" $extra $common
         fi
     done
     round=$((round + 1))
@@ -117,6 +120,7 @@ function num(v, fmt) { return v == "" ? "n/a" : sprintf(fmt, v) }
     if (kind == "skipped" && impl == "torch") torchv = "not installed"
     if (kind == "sgemm") sgemm = sgemm (sgemm == "" ? "" : ", ") field(s, "n") ": " field(s, "gflops")
     if (kind == "step") {
+        if (impl == "cigl" && field(s, "conv_backend") != "") convb = field(s, "conv_backend")
         v = field(s, "img_per_s") + 0
         if (!((impl, m) in ips) || v > ips[impl, m]) { ips[impl, m] = v; sms[impl, m] = field(s, "median_ms") }
         sep = ((impl, m) in all) ? ", " : ""
@@ -144,8 +148,8 @@ function num(v, fmt) { return v == "" ? "n/a" : sprintf(fmt, v) }
 }
 END {
     printf "## cigl vs PyTorch training throughput\n\n"
-    printf "%s; CPU: %s (family %s model %s, %s logical CPUs, AVX-512 %s); OpenBLAS %s (%s); PyTorch %s; %s threads, batch %s, median of %s reps; cigl OpenMP wait: %s; bench took %s s; /proc/loadavg before: %s, after: %s.\n\n", \
-        date, cpu, fam, mod, ncpu, avx512, core, cfg, (torchv == "" ? "n/a" : torchv), threads, batch, reps, wait, secs, load0, load1
+    printf "%s; CPU: %s (family %s model %s, %s logical CPUs, AVX-512 %s); OpenBLAS %s (%s); PyTorch %s; %s threads, batch %s, median of %s reps; cigl OpenMP wait: %s; cigl conv backend: %s; bench took %s s; /proc/loadavg before: %s, after: %s.\n\n", \
+        date, cpu, fam, mod, ncpu, avx512, core, cfg, (torchv == "" ? "n/a" : torchv), threads, batch, reps, wait, (convb == "" ? "n/a" : convb), secs, load0, load1
     printf "sgemm peak: **%.1f GFLOP/s** (the best median over sizes, measured before and after the models; medians by size: %s)\n\n", peak, sgemm
     printf "| model | cigl img/s | torch img/s | cigl/torch | cigl step ms | torch step ms | conv+linear GFLOP/s | conv+linear %% of sgemm peak | cigl img/s by round | torch img/s by round |\n"
     printf "|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
