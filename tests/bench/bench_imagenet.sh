@@ -165,14 +165,7 @@ fi
 awk -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v cpu="$cpu" -v ncpu="$ncpu" -v commit="$commit" \
     -v threads="$THREADS" -v batch="$BATCH" -v reps="$REPS" -v image="$IMAGE" -v classes="$CLASSES" \
     -v secs="$secs" -v load0="$load0" -v load1="$load1" -v steps="$STEPS" -v source="$SOURCE" \
-    -v store="$store" -v crop="$crop" -v torch_wait="$TORCH_WAIT" -v model="$MODEL" '
-function field(s, k,    r) {
-    if (!match(s, "\"" k "\":(\"[^\"]*\"|[^,}]*)")) return ""
-    r = substr(s, RSTART + length(k) + 3, RLENGTH - length(k) - 3)
-    gsub(/"/, "", r)
-    return r
-}
-function num(v, fmt) { return v == "" ? "n/a" : sprintf(fmt, v) }
+    -v store="$store" -v crop="$crop" -v torch_wait="$TORCH_WAIT" -v model="$MODEL" "$(cat "$here/bench_fields.awk")"'
 function ratio(a, b) { return (a != "" && b != "" && b > 0) ? sprintf("%.2f", a / b) : "n/a" }
 /^BENCH / {
     s = substr($0, 7); label = field(s, "label"); kind = field(s, "kind")

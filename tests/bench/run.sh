@@ -104,14 +104,7 @@ ncpu=$(nproc 2>/dev/null || echo '?')
 
 awk -v peak="$peak" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v cpu="$cpu" -v fam="$fam" \
     -v mod="$mod" -v avx512="$avx512" -v ncpu="$ncpu" -v wait="${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:+GOMP_SPINCOUNT=$GOMP_SPINCOUNT}" \
-    -v secs="$secs" -v models="$MODELS" -v load0="$load0" -v load1="$load1" '
-function field(s, k,    r) {
-    if (!match(s, "\"" k "\":(\"[^\"]*\"|[^,}]*)")) return ""
-    r = substr(s, RSTART + length(k) + 3, RLENGTH - length(k) - 3)
-    gsub(/"/, "", r)
-    return r
-}
-function num(v, fmt) { return v == "" ? "n/a" : sprintf(fmt, v) }
+    -v secs="$secs" -v models="$MODELS" -v load0="$load0" -v load1="$load1" "$(cat "$here/bench_fields.awk")"'
 /^BENCH / {
     s = substr($0, 7); kind = field(s, "kind"); impl = field(s, "impl"); m = field(s, "model")
     if (kind == "env" && impl == "cigl") { core = field(s, "openblas_core"); cfg = field(s, "openblas_config")
