@@ -89,7 +89,7 @@ void relu_inplace(float *y, long total)
 
 void relu_mask_inplace(float *dy, const float *y, long total)
 {
-    CIGL_ELEMENTWISE(i, total, dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;);
+    CIGL_ELEMENTWISE(i, total, dy[i] = relu_grad(y[i], dy[i]););
 }
 
 const LayerOps relu_ops = {"relu", relu_forward, relu_backward, 0, 1};

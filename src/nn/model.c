@@ -202,31 +202,6 @@ static int grad_owner(const Model *m, int src)
     return src;
 }
 
-/* Marks, for every gradient buffer, the backward call that runs first among those writing it
- * (layer.h: dx_first). Needs needs_grad and the fusions set. */
-static int mark_first_writers(Model *m)
-{
-    unsigned char *written = cigl_calloc((size_t)m->n_layers, 1, "first-writer marks");
-    if (!written) return CIGL_ERR_RUNTIME;
-    for (int i = m->n_layers - 1; i >= 0; i--) {
-        Layer *l = &m->layers[i];
-        l->dx_first = l->dx2_first = 0;
-        if (l->fused || !l->needs_grad || is_view(m, i)) continue;
-        const int a = grad_owner(m, model_view_source(m, l->in));
-        const int b = grad_owner(m, model_view_source(m, l->in2));
-        if (a >= 0 && m->layers[a].needs_grad && !written[a]) {
-            l->dx_first = 1;
-            written[a] = 1;
-        }
-        if (b >= 0 && m->layers[b].needs_grad && !written[b]) {
-            l->dx2_first = 1;
-            written[b] = 1;
-        }
-    }
-    free(written);
-    return CIGL_OK;
-}
-
 /* The gradient of layer i's output is live in backward from its first writer's call (the
  * highest-index layer reading it) to layer i's own call, which reads it; in between, the layers
  * run in reverse index order. Buffers whose live spans [i, last reader] do not intersect share
@@ -234,8 +209,9 @@ static int mark_first_writers(Model *m)
  * A reused buffer's old contents never show, since each first writer stores (dx_first) or gets
  * it zeroed first. On resnet50 this keeps a handful of buffers instead of one per layer.
  * Layers with no gradient to compute (needs_grad 0) keep a buffer of their own, never
- * written. Sets m->dact of every owner (not fused, not a view). */
-static int assign_gradient_buffers(Model *m, int max_batch)
+ * written. Marks each buffer's first writer (dx_first, dx2_first) and sets m->dact of every
+ * owner (not fused, not a view). Needs needs_grad and the fusions set. */
+static int plan_gradient_buffers(Model *m, int max_batch)
 {
     const int n = m->n_layers;
     int *end = cigl_malloc(sizeof(int) * (size_t)n, "gradient spans");
@@ -257,6 +233,16 @@ static int assign_gradient_buffers(Model *m, int max_batch)
         const int b = grad_owner(m, model_view_source(m, l->in2));
         if (a >= 0 && j > end[a]) end[a] = j;
         if (b >= 0 && j > end[b]) end[b] = j;
+    }
+    /* backward runs in reverse: a buffer's last reader writes it first (layer.h: dx_first) */
+    for (int j = 0; !rc && j < n; j++) {
+        Layer *l = &m->layers[j];
+        l->dx_first = l->dx2_first = 0;
+        if (l->fused || is_view(m, j) || !l->needs_grad) continue;
+        const int a = grad_owner(m, model_view_source(m, l->in));
+        const int b = grad_owner(m, model_view_source(m, l->in2));
+        l->dx_first = a >= 0 && m->layers[a].needs_grad && end[a] == j;
+        l->dx2_first = b >= 0 && b != a && m->layers[b].needs_grad && end[b] == j;
     }
     for (int k = 1; !rc && k < owners; k++) { /* by size, largest first; stable */
         const int v = order[k];
@@ -313,7 +299,7 @@ int model_finalize(Model *m, int max_batch)
                         (l->in >= 0 && m->layers[l->in].needs_grad) ||
                         (l->in2 >= 0 && m->layers[l->in2].needs_grad);
     }
-    if (mark_first_writers(m) || assign_gradient_buffers(m, max_batch)) return CIGL_ERR_RUNTIME;
+    if (plan_gradient_buffers(m, max_batch)) return CIGL_ERR_RUNTIME;
     size_t ws = 1;
     for (int i = 0; i < m->n_layers; i++) {
         Layer *l = &m->layers[i];
@@ -445,7 +431,7 @@ const float *model_forward(Model *m, const float *weights, const float *x, int n
 
 void model_seed_backward(Model *m, const float *dlogits, int n)
 {
-    /* every other gradient buffer is written by its first writer (mark_first_writers) */
+    /* every other gradient buffer is written by its first writer (plan_gradient_buffers) */
     memcpy(m->dact[m->n_layers - 1], dlogits, sizeof(float) * (size_t)n * m->classes);
 }
 
