@@ -8,6 +8,7 @@
  * kernels give the weights of dense masked compute to float tolerance. */
 #include "check.h"
 #include "cigl/conv.h"
+#include "cigl/conv_backend.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
 #include "cigl/sparse.h"
@@ -333,6 +334,25 @@ static void test_auto_rule(void)
         CHECK(sparse_auto_choice(l, cases[i].no) == 0, "%s at %g: sparse", l->name, cases[i].no);
     }
     CHECK(sparse_auto_choice(&m.layers[flat], 0.01) == 0, "a flatten chose sparse kernels");
+    /* against oneDNN's dense convolutions: lower conv thresholds, by layout; linear unchanged */
+    if (conv_backend_onednn_built()) {
+        const int pw = model_add_conv(&m, "pw", mid, 8, 1, 2, 0, 0);          /* 1x1, 8x8 */
+        const int mid1 = model_add_conv(&m, "c16s1", mid, 8, 3, 1, 1, 0);     /* 16x16 stride 1 */
+        const int small1 = model_add_conv(&m, "c8s1", small, 8, 3, 1, 1, 0);  /* 8x8 stride 1 */
+        const struct { int layer; double yes, no; } onednn[] = {
+            {big, 0.20, 0.21}, {mid1, 0.10, 0.11}, {small1, 0.05, 0.06}, {mid, 0.02, 0.03},
+            {small, 0.05, 0.06}, {pw, 0.30, 0.31}, {fc, 0.12, 0.13},
+        };
+        CHECK(conv_backend_set(CONV_BACKEND_ONEDNN) == 0, "oneDNN built in but not selectable");
+        for (size_t i = 0; i < sizeof(onednn) / sizeof(onednn[0]); i++) {
+            const Layer *l = &m.layers[onednn[i].layer];
+            CHECK(sparse_auto_choice(l, onednn[i].yes) == 1, "onednn: %s at %g: dense", l->name,
+                  onednn[i].yes);
+            CHECK(sparse_auto_choice(l, onednn[i].no) == 0, "onednn: %s at %g: sparse", l->name,
+                  onednn[i].no);
+        }
+        conv_backend_set(CONV_BACKEND_OWN);
+    }
     model_free(&m);
 }
 

@@ -119,7 +119,8 @@ struct SparseModel {
 /* Parses "auto" | "dense" | "sparse"; -1 when unknown. */
 int sparse_kernels_parse(const char *name);
 
-/* The auto rule for one conv/linear layer at `density` (thresholds in sparse_rule.h). */
+/* The auto rule for one conv/linear layer at `density` (thresholds in sparse_rule.h; a conv
+ * layer's depend on the selected dense conv backend, conv_backend.h). */
 int sparse_auto_choice(const Layer *l, double density);
 
 /* Chooses kernels per layer (mode; mask = the model's mask M over the whole parameter buffer,

@@ -1,8 +1,11 @@
 /* The deterministic rule `--kernels auto` uses per conv/linear layer: sparse kernels when the
  * layer's density (stored weights / all weights, from the mask at start-up) is at most the
  * threshold for its kind and shape. Never timed at start-up, so reruns and resumes choose the
- * same kernels. The thresholds are the crossovers measured by `make bench` (bench_sparse
- * --layers, see tests/bench/README.md "Sparse kernels"), rounded down. */
+ * same kernels (the choice is also recorded in checkpoints and model files). The thresholds
+ * are the crossovers measured by `make bench` (bench_sparse --layers, see tests/bench/README.md
+ * "Sparse kernels"), rounded down to a measured density where sparse won. A conv layer's
+ * dense alternative is whichever dense backend is selected (conv_backend.h), so conv layers
+ * have one set of thresholds per backend. */
 #ifndef CIGL_SPARSE_RULE_H
 #define CIGL_SPARSE_RULE_H
 
@@ -34,5 +37,32 @@
 #define SPARSE_AUTO_CONV_MEDIUM_PLANE 256
 #define SPARSE_AUTO_CONV_MEDIUM_MAX_DENSITY 0.3
 #define SPARSE_AUTO_CONV_SMALL_MAX_DENSITY 0.15
+
+/* Conv layers against oneDNN's dense convolutions (--conv-backend onednn, what `cigl train`
+ * resolves auto to when built in), which are about twice as fast as the own kernels on these
+ * shapes: the crossovers fall and depend on the sparse path's layout. Measured 2026-12-06 on
+ * the same machine (noisier than the idle run: another run paused, sgemm peak 179 GFLOP/s),
+ * same settings, resnet20 / wrn-22-2 / lenet5 layers, log
+ * tests/bench/sparse_results/epyc_onednn_layers_2026-12-06.log:
+ *   stride-1 k > 1 (the direct path):
+ *     plane >= 1024: <= 0.2. resnet20 layer1 3x3 1.33 at 0.2, 1.08 at 0.3; wrn-22-2 block1
+ *       conv1 1.32 / 0.96, conv2 1.21 / 0.90 (at 0.2 / 0.3); the 3-channel stems win to 0.5.
+ *     plane >= 256: <= 0.1. resnet20 layer2 3x3 1.47 at 0.1, 0.83 at 0.2; wrn-22-2 block2
+ *       conv2 1.32 / 0.74; lenet5's 28x28 conv1 wins to 0.5.
+ *     smaller: <= 0.05. wrn-22-2 block3 conv2 1.59 at 0.05, 0.90 at 0.1; resnet20 layer3 3x3
+ *       1.78 / 1.05; lenet5 conv2 (10x10) 1.19 at 0.3.
+ *   strided k > 1 (im2col of the used columns, nearly all of them at these densities):
+ *     plane >= 256: <= 0.02. resnet20 layer2.0.conv1 1.35 at 0.02, 0.72 at 0.05 (wrn-22-2
+ *       block2.0.conv1 1.21 at 0.05, 0.98 at 0.1).
+ *     smaller: <= 0.05. resnet20 layer3.0.conv1 1.16 at 0.05, 0.80 at 0.1; wrn-22-2
+ *       block3.0.conv1 1.36 / 1.01.
+ *   1x1 (shortcuts, any stride): <= 0.3. resnet20 1.37 at 0.5 (16x16), 1.39 at 0.3 and 0.90
+ *     at 0.5 (8x8); wrn-22-2 1.32-1.55 at 0.3, 0.91-1.12 at 0.5. */
+#define SPARSE_AUTO_ONEDNN_LARGE_MAX_DENSITY 0.2
+#define SPARSE_AUTO_ONEDNN_MEDIUM_MAX_DENSITY 0.1
+#define SPARSE_AUTO_ONEDNN_SMALL_MAX_DENSITY 0.05
+#define SPARSE_AUTO_ONEDNN_STRIDED_MEDIUM_MAX_DENSITY 0.02
+#define SPARSE_AUTO_ONEDNN_STRIDED_SMALL_MAX_DENSITY 0.05
+#define SPARSE_AUTO_ONEDNN_POINTWISE_MAX_DENSITY 0.3
 
 #endif

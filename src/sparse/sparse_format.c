@@ -2,6 +2,7 @@
  * state of the sparse kernels (see include/cigl/sparse.h). */
 #include "cigl/sparse.h"
 
+#include "cigl/conv_backend.h"
 #include "cigl/error.h"
 #include "cigl/sparse_rule.h"
 
@@ -91,6 +92,18 @@ const float *sparse_step_weights(const Layer *l, const LayerCtx *ctx, float *sca
     return (step ? sm->step_source : ctx->weights) + l->weight_off;
 }
 
+/* The conv thresholds against oneDNN's dense convolutions (sparse_rule.h) */
+static double onednn_conv_max_density(const Layer *l, long plane)
+{
+    if (l->k == 1) return SPARSE_AUTO_ONEDNN_POINTWISE_MAX_DENSITY;
+    if (l->stride > 1)
+        return plane >= SPARSE_AUTO_CONV_MEDIUM_PLANE ? SPARSE_AUTO_ONEDNN_STRIDED_MEDIUM_MAX_DENSITY
+                                                      : SPARSE_AUTO_ONEDNN_STRIDED_SMALL_MAX_DENSITY;
+    return plane >= SPARSE_AUTO_CONV_LARGE_PLANE    ? SPARSE_AUTO_ONEDNN_LARGE_MAX_DENSITY
+           : plane >= SPARSE_AUTO_CONV_MEDIUM_PLANE ? SPARSE_AUTO_ONEDNN_MEDIUM_MAX_DENSITY
+                                                    : SPARSE_AUTO_ONEDNN_SMALL_MAX_DENSITY;
+}
+
 int sparse_auto_choice(const Layer *l, double density)
 {
     if (l->kind == LAYER_LINEAR)
@@ -98,6 +111,8 @@ int sparse_auto_choice(const Layer *l, double density)
                l->weight_len >= SPARSE_AUTO_LINEAR_MIN_WEIGHTS;
     if (l->kind != LAYER_CONV2D) return 0;
     const long plane = (long)l->y.h * l->y.w;
+    if (conv_backend_get() == CONV_BACKEND_ONEDNN)
+        return density <= onednn_conv_max_density(l, plane);
     const double max = plane >= SPARSE_AUTO_CONV_LARGE_PLANE    ? SPARSE_AUTO_CONV_LARGE_MAX_DENSITY
                        : plane >= SPARSE_AUTO_CONV_MEDIUM_PLANE ? SPARSE_AUTO_CONV_MEDIUM_MAX_DENSITY
                                                                 : SPARSE_AUTO_CONV_SMALL_MAX_DENSITY;

@@ -7,9 +7,12 @@
  * medians of --reps blocks of at least --min-time seconds. With --layers, each conv and linear
  * layer of the models alone (forward + backward) at densities 0.5%..50%, dense vs sparse: the
  * crossover densities the auto rule's thresholds come from (include/cigl/sparse_rule.h).
+ * --conv-backend picks the dense convolutions compared against (default auto: oneDNN when
+ * built in, as `cigl train` resolves it), so "dense" is the dense path a user actually gets.
  * Every measurement is also a `BENCH {json}` line (kinds: sparse_env, sparse_step,
  * sparse_layer). Random inputs; no dataset needed. */
 #include "bench_common.h"
+#include "cigl/conv_backend.h"
 #include "cigl/method.h"
 #include "cigl/model_compact.h"
 #include "cigl/model_io.h"
@@ -220,7 +223,7 @@ int main(int argc, char **argv)
     int threads = 2, batch = 128, reps = 5, layers = 0;
     double min_time = 0.2;
     const char *models = "mlp,lenet5,resnet20,wrn-22-2", *sparsities = "0.8,0.9,0.95,0.99";
-    const char *method = "rigl", *layer_models = "mlp,lenet5,resnet20";
+    const char *method = "rigl", *layer_models = "mlp,lenet5,resnet20", *backend = "auto";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--threads") && v) threads = atoi(argv[++i]);
@@ -234,17 +237,26 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--only") && v) only_mode = sparse_kernels_parse(argv[++i]);
         else if (!strcmp(a, "--sizes-only")) sizes_only = 1;
         else if (!strcmp(a, "--layer-models") && v) layer_models = argv[++i];
+        else if (!strcmp(a, "--conv-backend") && v) backend = argv[++i];
         else {
             fprintf(stderr, "usage: bench_sparse [--threads N] [--batch B] [--reps R] "
                     "[--min-time S] [--models a,b] [--sparsities 0.8,0.9] [--method rigl] "
-                    "[--layers] [--layer-models a,b] [--only dense|sparse|auto] [--sizes-only]\n");
+                    "[--layers] [--layer-models a,b] [--only dense|sparse|auto] [--sizes-only] "
+                    "[--conv-backend auto|own|onednn]\n");
             return 2;
         }
+    }
+    const int b = conv_backend_parse(backend);
+    if (b < 0 || conv_backend_set((ConvBackend)b)) {
+        fprintf(stderr, "bench_sparse: --conv-backend '%s': expected auto, own or onednn (onednn "
+                "needs a build with ONEDNN=1)\n", backend);
+        return 2;
     }
     openblas_set_num_threads(threads);
     omp_set_num_threads(threads);
     printf("BENCH {\"kind\":\"sparse_env\",\"threads\":%d,\"batch\":%d,\"reps\":%d,"
-           "\"min_time\":%g,\"method\":\"%s\"}\n", threads, batch, reps, min_time, method);
+           "\"min_time\":%g,\"method\":\"%s\",\"conv_backend\":\"%s\"}\n", threads, batch, reps,
+           min_time, method, conv_backend_name(conv_backend_get()));
     char list[512];
     snprintf(list, sizeof(list), "%s", models);
     for (char *model = strtok(list, ","); model && strcmp(model, "none"); model = strtok(NULL, ",")) {
