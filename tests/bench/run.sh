@@ -111,7 +111,7 @@ awk -v peak="$peak" -v date="$(date -u '+%Y-%m-%d %H:%M UTC')" -v cpu="$cpu" -v 
         threads = field(s, "threads"); batch = field(s, "batch"); reps = field(s, "reps") }
     if (kind == "env" && impl == "torch") torchv = field(s, "torch_version")
     if (kind == "skipped" && impl == "torch") torchv = "not installed"
-    if (kind == "sgemm") sgemm = sgemm (sgemm == "" ? "" : ", ") field(s, "n") ": " field(s, "gflops")
+    if (kind == "sgemm") sgemm = sgemm (sgemm == "" ? "" : ", ") field(s, "lib") " " field(s, "n") ": " field(s, "gflops")
     if (kind == "step") {
         if (impl == "cigl" && field(s, "conv_backend") != "") convb = field(s, "conv_backend")
         v = field(s, "img_per_s") + 0
@@ -143,7 +143,7 @@ END {
     printf "## cigl vs PyTorch training throughput\n\n"
     printf "%s; CPU: %s (family %s model %s, %s logical CPUs, AVX-512 %s); OpenBLAS %s (%s); PyTorch %s; %s threads, batch %s, median of %s reps; cigl OpenMP wait: %s; cigl conv backend: %s; bench took %s s; /proc/loadavg before: %s, after: %s.\n\n", \
         date, cpu, fam, mod, ncpu, avx512, core, cfg, (torchv == "" ? "n/a" : torchv), threads, batch, reps, wait, (convb == "" ? "n/a" : convb), secs, load0, load1
-    printf "sgemm peak: **%.1f GFLOP/s** (the best median over sizes, measured before and after the models; medians by size: %s)\n\n", peak, sgemm
+    printf "sgemm peak: **%.1f GFLOP/s** (the best median over sizes and GEMM libraries, OpenBLAS and, when built in, oneDNN, whose AVX-512 kernels its convolutions share; measured before and after the models; medians by library and size: %s)\n\n", peak, sgemm
     printf "| model | cigl img/s | torch img/s | cigl/torch | cigl step ms | torch step ms | conv+linear GFLOP/s | conv+linear %% of sgemm peak | cigl img/s by round | torch img/s by round |\n"
     printf "|---|---:|---:|---:|---:|---:|---:|---:|---|---|\n"
     n = split(models, ms, ",")
