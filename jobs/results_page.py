@@ -134,6 +134,7 @@ PAIRED_ARMS = [
     ("cigl-zeroinit", "rigl", "CigL, `--zero-init-residual` only (not an authors' mechanic)"),
 ]
 AUTHORS_CIGL = (0.0054, 0.9239)  # their code on this recipe: mean ECE15 and accuracy, 2 seeds
+AUTHORS_CIGL_SEEDS = (0.0043, 0.0066)  # the two seeds' ECE15 behind that mean
 PAIRED_METRICS = [("ECE15", lambda f: f["test"]["ece"]), ("ECE10", lambda f: f["test"]["ece10"]),
                   ("NLL", lambda f: f["test"]["nll"])]
 
@@ -210,8 +211,36 @@ def paired(runs):
                    f"{1.1 * AUTHORS_CIGL[0]:.4f}), accuracy {100 * acc:.2f}% (theirs "
                    f"{100 * AUTHORS_CIGL[1]:.2f}%, target within 0.5 points): "
                    f"**{'met' if ok else 'not met'}**.")
+        out.extend(paired_resolution([f["test"]["ece"] for f in ca.values()]))
     out.append("")
     return out
+
+
+def paired_resolution(eces):
+    """How finely the seeds resolve a mean ECE15: the spread of one arm's seeds, the bootstrap
+    interval of its mean, and whether the authors' two seeds fall inside what ours produce."""
+    k = len(eces)
+    m = mean(eces)
+    sd = (sum((e - m) ** 2 for e in eces) / (k - 1)) ** 0.5
+    rng = random.Random(0)
+    boot = sorted(mean([eces[rng.randrange(k)] for _ in range(k)]) for _ in range(10000))
+    lo, hi = boot[250], boot[9749]
+    target = 0.1 * AUTHORS_CIGL[0]
+    need = (1.96 * sd / target) ** 2
+    inside = lo <= AUTHORS_CIGL[0] <= hi
+    return [f"\nHow finely {k} seeds resolve this: the per-seed ECE15 of CigL under `--mechanics "
+            f"authors` are {', '.join(f'{e:.4f}' for e in sorted(eces))} (standard deviation "
+            f"{sd:.4f}, {100 * sd / m:.0f}% of the mean); the 95% bootstrap interval of the mean "
+            f"is [{lo:.4f}, {hi:.4f}], which {'contains' if inside else 'does not contain'} the "
+            f"authors' {AUTHORS_CIGL[0]:.4f}, and their two seeds "
+            f"({', '.join(f'{e:.4f}' for e in AUTHORS_CIGL_SEEDS)}) lie "
+            f"{'within' if min(eces) <= min(AUTHORS_CIGL_SEEDS) and max(AUTHORS_CIGL_SEEDS) <= max(eces) else 'partly outside'} "
+            f"the range of ours. The target's 10% ({target:.4f}) is "
+            f"{'finer than' if sd / k ** 0.5 > target else 'coarser than'} the standard error "
+            f"of a {k}-seed mean ({sd / k ** 0.5:.4f}); telling the two means apart at that "
+            f"resolution would take about {need:.0f} seeds per side."
+            + (" On these seeds, cigl under the authors' mechanics and the authors' code are not "
+               "distinguishable." if inside else "")]
 
 
 def overconfidence(final):
