@@ -95,18 +95,13 @@ void sparse_mm_t(const SparseMatrix *s, const float *w, float scale, const uint8
     }
 }
 
-/* sum_x a[x] b[x] in 16 fixed lanes (lane l takes x = l mod 16) added by a fixed tree: the
- * same association whatever the vector width, so every clone gives the same bits. (An omp simd
- * reduction left the lanes to the compiler, whose epilogue added them one by one: 16 dependent
- * scalar additions per stored entry, most of the weight-gradient kernel's time.) */
-static inline float dot_lanes(const float *restrict a, const float *restrict b, size_t n)
+/* The 16 lanes of a dot product added by a fixed tree: the same association whatever the
+ * vector width, so every clone gives the same bits. (An omp simd reduction left the lanes to
+ * the compiler, whose epilogue added them one by one: 16 dependent scalar additions per stored
+ * entry, most of the weight-gradient kernel's time.) always_inline here and below: a helper
+ * the target_clones kernels call out of line is compiled for the SSE baseline only. */
+static inline __attribute__((always_inline)) float lanes_sum(float acc[16])
 {
-    float acc[16] = {0};
-    size_t x = 0;
-    for (; x + 16 <= n; x += 16)
-#pragma omp simd
-        for (int l = 0; l < 16; l++) acc[l] += a[x + l] * b[x + l];
-    for (int l = 0; x + (size_t)l < n; l++) acc[l] += a[x + l] * b[x + l];
 #pragma omp simd
     for (int l = 0; l < 8; l++) acc[l] += acc[l + 8];
 #pragma omp simd
@@ -116,10 +111,22 @@ static inline float dot_lanes(const float *restrict a, const float *restrict b, 
     return acc[0] + acc[1];
 }
 
+/* sum_x a[x] b[x], lane l taking x = l mod 16 */
+static inline __attribute__((always_inline)) float dot_lanes(const float *restrict a,
+                                                             const float *restrict b, size_t n)
+{
+    float acc[16] = {0};
+    size_t x = 0;
+    for (; x + 16 <= n; x += 16)
+#pragma omp simd
+        for (int l = 0; l < 16; l++) acc[l] += a[x + l] * b[x + l];
+    for (int l = 0; x + (size_t)l < n; l++) acc[l] += a[x + l] * b[x + l];
+    return lanes_sum(acc);
+}
+
 /* dot_lanes of one row a against four rows at once: a is loaded once for four products (the
  * kernel is load-bound: two loads per multiply-add alone, 1.25 here), and each product keeps
  * dot_lanes's lanes and tree, so the four results are the bits dot_lanes gives. */
-/* always_inline: a helper the clones call stays compiled for the baseline (SSE) */
 static inline __attribute__((always_inline)) void
 dot_lanes4(const float *restrict a, const float *restrict b0, const float *restrict b1,
            const float *restrict b2, const float *restrict b3, size_t n, float out[4])
@@ -142,16 +149,7 @@ dot_lanes4(const float *restrict a, const float *restrict b0, const float *restr
         acc[2][l] += av * b2[x + l];
         acc[3][l] += av * b3[x + l];
     }
-    for (int e = 0; e < 4; e++) {
-        float *r = acc[e];
-#pragma omp simd
-        for (int l = 0; l < 8; l++) r[l] += r[l + 8];
-#pragma omp simd
-        for (int l = 0; l < 4; l++) r[l] += r[l + 4];
-        r[0] += r[2];
-        r[1] += r[3];
-        out[e] = r[0] + r[1];
-    }
+    for (int e = 0; e < 4; e++) out[e] = lanes_sum(acc[e]);
 }
 
 KERNEL_CLONES
