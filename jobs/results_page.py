@@ -375,9 +375,46 @@ def summary(runs, title, models, sparsities):
     return out
 
 
+def schedule_length(runs):
+    """The over-confident regime on resnet20, step 1: RigL at 90% on the reference recipe at
+    8 epochs (the reference part) and longer (resnet20-long/eN), test ECE and the
+    over-confidence gap per length; over-confident means ECE at least twice the 8-epoch mean
+    with a positive gap (jobs/reproduce.sh, the resnet20-long part)."""
+    by_len = {}
+    for r in part_runs(runs, "reference"):
+        c = r["config"]
+        if plain(r, "rigl") and abs(c.get("sparsity", 0) - 0.9) < 1e-9 and c.get("model") == "resnet20":
+            by_len.setdefault(int(c.get("epochs", 8)), []).append(r["final"])
+    for r in part_runs(runs, "resnet20-long"):
+        c = r["config"]
+        if c.get("method") == "rigl":
+            by_len.setdefault(int(c.get("epochs", 0)), []).append(r["final"])
+    if len(by_len) < 2 or 8 not in by_len:
+        return []
+    base = mean([f["test"]["ece"] for f in by_len[8]])
+    out = ["## The over-confident regime on resnet20: how long RigL must train\n",
+           "RigL at 90% ERK on the reference recipe (5000 validation samples; the learning "
+           "rate drops at 50% and 75% of each schedule), test set. Over-confident: ECE15 at "
+           "least twice the 8-epoch mean with mean confidence above accuracy. The shortest such "
+           "schedule is where dense, RigL and CigL at 90% and 95% are compared next "
+           "(jobs/reproduce.sh, the resnet20-long part).\n",
+           "| epochs | seeds | accuracy (%) | ECE15 | ECE15 / 8-epoch | gap (conf - acc) | "
+           "over-confident |",
+           "|---:|---:|---:|---:|---:|---:|---|"]
+    for e in sorted(by_len):
+        fs = by_len[e]
+        ece = mean([f["test"]["ece"] for f in fs])
+        gap = mean([overconfidence(f) for f in fs])
+        over = ece >= 2 * base and gap > 0
+        out.append(f"| {e} | {len(fs)} | {100 * mean([f['test']['accuracy'] for f in fs]):.2f} | "
+                   f"{ece:.4f} | {ece / base:.2f} | {gap:+.4f} | {'yes' if over else 'no'} |")
+    out.append("")
+    return out
+
+
 def planned(results):
     counts = {}
-    for part in ("paired", "reference", "breadth", "wrn", "long"):
+    for part in ("paired", "reference", "breadth", "wrn", "long", "resnet20-long"):
         p = os.path.join(results, "plans", part + ".txt")
         if os.path.exists(p):
             with open(p) as f:
@@ -411,6 +448,7 @@ def main():
                "tuned: the recipe is the CigL authors' defaults, fixed before any run; the "
                "validation split (5000 training samples) is used only for temperature scaling.\n")
     out.extend(paired(runs))
+    out.extend(schedule_length(runs))
     out.append("## Headline (resnet20, reference subset)\n")
     lines, _ = headline(runs)
     out.extend(lines)
