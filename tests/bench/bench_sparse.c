@@ -10,7 +10,8 @@
  * --conv-backend picks the dense convolutions compared against (default auto: oneDNN when
  * built in, as `cigl train` resolves it), so "dense" is the dense path a user actually gets.
  * Every measurement is also a `BENCH {json}` line (kinds: sparse_env, sparse_step,
- * sparse_layer). Random inputs; no dataset needed. */
+ * sparse_layer). --infer-only skips the training steps (to profile inference alone). Random
+ * inputs; no dataset needed. */
 #include "bench_common.h"
 #include "cigl/conv_backend.h"
 #include "cigl/method.h"
@@ -66,6 +67,7 @@ static size_t active_weights(const Bench *b)
 
 static int only_mode = -1; /* --only dense|sparse|auto: time one kind (for profilers) */
 static int sizes_only;     /* --sizes-only: model file sizes, no timing */
+static int infer_only;     /* --infer-only: inference passes only (for profilers) */
 
 static void bench_model(const char *model, const char *method, double sparsity, int batch,
                         int reps, double min_time)
@@ -84,8 +86,10 @@ static void bench_model(const char *model, const char *method, double sparsity, 
         if (only_mode >= 0 && (int)modes[k] != only_mode) continue;
         sparse_model_setup(&b.m, modes[k], b.s.mask);
         sparse_choice_format(&b.m, choice[k], sizeof(choice[k]));
-        time_block(&b, 0, 0);
-        time_block(&b, 0, 0);
+        if (!infer_only) {
+            time_block(&b, 0, 0);
+            time_block(&b, 0, 0);
+        }
         time_block(&b, 1, 0);
     }
     if (reps > 64) reps = 64;
@@ -96,7 +100,7 @@ static void bench_model(const char *model, const char *method, double sparsity, 
                 continue;
             }
             sparse_model_setup(&b.m, modes[k], b.s.mask);
-            train[k][r] = time_block(&b, 0, min_time);
+            train[k][r] = infer_only ? 1 : time_block(&b, 0, min_time);
             infer[k][r] = time_block(&b, 1, min_time);
         }
     double tm[3], im[3];
@@ -236,13 +240,14 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--layers")) layers = 1;
         else if (!strcmp(a, "--only") && v) only_mode = sparse_kernels_parse(argv[++i]);
         else if (!strcmp(a, "--sizes-only")) sizes_only = 1;
+        else if (!strcmp(a, "--infer-only")) infer_only = 1;
         else if (!strcmp(a, "--layer-models") && v) layer_models = argv[++i];
         else if (!strcmp(a, "--conv-backend") && v) backend = argv[++i];
         else {
             fprintf(stderr, "usage: bench_sparse [--threads N] [--batch B] [--reps R] "
                     "[--min-time S] [--models a,b] [--sparsities 0.8,0.9] [--method rigl] "
                     "[--layers] [--layer-models a,b] [--only dense|sparse|auto] [--sizes-only] "
-                    "[--conv-backend auto|own|onednn]\n");
+                    "[--infer-only] [--conv-backend auto|own|onednn]\n");
             return 2;
         }
     }
