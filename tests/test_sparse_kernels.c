@@ -160,6 +160,20 @@ static void check_kernels_case(int rows, int cols, double density, int n, int em
     bad = 0;
     for (size_t k = 0; k < s.nnz; k++) bad += g2[k] != g[k] + g[k];
     CHECK(bad == 0, "accumulated weight gradient through row offsets: %d wrong", bad);
+    /* the same bits as each entry alone: the kernel forms up to four products per pass, each
+     * in the lanes and order of a lone entry's */
+    int32_t one_ptr[2] = {0, 1}, one_col[1];
+    SparseMatrix one = {.rows = 1, .cols = cols, .nnz = 1, .row_ptr = one_ptr, .col = one_col};
+    bad = 0;
+    for (int i = 0; i < rows; i++)
+        for (int32_t k = s.row_ptr[i]; k < s.row_ptr[i + 1]; k++) {
+            if (a && !a[(size_t)i * cols + s.col[k]]) continue;
+            float alone;
+            one_col[0] = s.col[k];
+            sparse_sddmm(&one, NULL, NULL, 0, 1, D + (size_t)i * n, n, B, n, n, &alone, 0);
+            bad += memcmp(&alone, &g[k], sizeof alone) != 0;
+        }
+    CHECK(bad == 0, "weight gradient: %d entries differ in bits from the entry alone", bad);
     sparse_matrix_free(&s);
     free(mask); free(act); free(w); free(we); free(B); free(D); free(C); free(C2); free(Bc);
     free(E); free(g); free(g2);
@@ -351,6 +365,26 @@ static void test_auto_rule(void)
             CHECK(sparse_auto_choice(l, onednn[i].no) == 0, "onednn: %s at %g: sparse", l->name,
                   onednn[i].no);
         }
+        /* Fashion-MNIST's planes (28, 14, 7) fall in the tiers of CIFAR's (32, 16, 8) */
+        Model f;
+        model_init_empty(&f, "rule28", (Shape){4, 28, 28}, 10);
+        const int c28 = model_add_conv(&f, "c28", -1, 8, 3, 1, 1, 0);       /* 784 */
+        const int c14s = model_add_conv(&f, "c14s", c28, 8, 3, 2, 1, 0);    /* 196, strided */
+        const int c14 = model_add_conv(&f, "c14", c14s, 8, 3, 1, 1, 0);     /* 196 */
+        const int c7s = model_add_conv(&f, "c7s", c14, 8, 3, 2, 1, 0);      /* 49, strided */
+        const int c7 = model_add_conv(&f, "c7", c7s, 8, 3, 1, 1, 0);        /* 49 */
+        const struct { int layer; double yes, no; } fm[] = {
+            {c28, 0.30, 0.31}, {c14s, 0.02, 0.03}, {c14, 0.15, 0.16}, {c7s, 0.05, 0.06},
+            {c7, 0.10, 0.11},
+        };
+        for (size_t i = 0; i < sizeof(fm) / sizeof(fm[0]); i++) {
+            const Layer *l = &f.layers[fm[i].layer];
+            CHECK(sparse_auto_choice(l, fm[i].yes) == 1, "onednn: %s at %g: dense", l->name,
+                  fm[i].yes);
+            CHECK(sparse_auto_choice(l, fm[i].no) == 0, "onednn: %s at %g: sparse", l->name,
+                  fm[i].no);
+        }
+        model_free(&f);
         conv_backend_set(CONV_BACKEND_OWN);
     }
     model_free(&m);

@@ -126,8 +126,8 @@ static int setup(Evaluation *e)
     if (!rc && !from_file && sparse_kernels_parse(c->kernels) < 0)
         rc = cigl_fail(CIGL_ERR_USAGE, "unknown --kernels '%s'; expected model, auto, dense or "
                        "sparse", c->kernels);
-    /* the kernels training used, as recorded in the file (older files: the auto rule, which
-     * reads the same mask densities) */
+    /* the kernels training used, as recorded in the file (older files: the auto rule on the
+     * same mask densities, against this run's dense conv backend) */
     if (!rc && from_file && e->info.kernels[0])
         rc = sparse_model_setup_choice(&e->m, e->info.kernels, e->ms.mask);
     else if (!rc)

@@ -96,12 +96,13 @@ const float *sparse_step_weights(const Layer *l, const LayerCtx *ctx, float *sca
 static double onednn_conv_max_density(const Layer *l, long plane)
 {
     if (l->k == 1) return SPARSE_AUTO_ONEDNN_POINTWISE_MAX_DENSITY;
+    const int medium = plane >= SPARSE_AUTO_ONEDNN_MEDIUM_PLANE;
     if (l->stride > 1)
-        return plane >= SPARSE_AUTO_CONV_MEDIUM_PLANE ? SPARSE_AUTO_ONEDNN_STRIDED_MEDIUM_MAX_DENSITY
-                                                      : SPARSE_AUTO_ONEDNN_STRIDED_SMALL_MAX_DENSITY;
-    return plane >= SPARSE_AUTO_CONV_LARGE_PLANE    ? SPARSE_AUTO_ONEDNN_LARGE_MAX_DENSITY
-           : plane >= SPARSE_AUTO_CONV_MEDIUM_PLANE ? SPARSE_AUTO_ONEDNN_MEDIUM_MAX_DENSITY
-                                                    : SPARSE_AUTO_ONEDNN_SMALL_MAX_DENSITY;
+        return medium ? SPARSE_AUTO_ONEDNN_STRIDED_MEDIUM_MAX_DENSITY
+                      : SPARSE_AUTO_ONEDNN_STRIDED_SMALL_MAX_DENSITY;
+    return plane >= SPARSE_AUTO_ONEDNN_LARGE_PLANE ? SPARSE_AUTO_ONEDNN_LARGE_MAX_DENSITY
+           : medium                                ? SPARSE_AUTO_ONEDNN_MEDIUM_MAX_DENSITY
+                                                   : SPARSE_AUTO_ONEDNN_SMALL_MAX_DENSITY;
 }
 
 int sparse_auto_choice(const Layer *l, double density)

@@ -21,6 +21,7 @@
 #include "cigl/sparse.h"
 
 #include <cblas.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,10 +29,21 @@
 #include <time.h>
 #include <unistd.h>
 
+static Shape image; /* --image CxHxW: every model's input (default: per model below) */
+
 static Shape model_input(const char *model)
 {
+    if (image.c) return image;
     return strcmp(model, "mlp") && strcmp(model, "lenet5") ? (Shape){3, 32, 32}
                                                             : (Shape){1, 28, 28};
+}
+
+/* "12.34 ms" or "n/a" (a mode or pass left untimed by --only / --infer-only: NAN) */
+static const char *ms_text(double s, char *buf, size_t len)
+{
+    if (isnan(s)) snprintf(buf, len, "%8s   ", "n/a");
+    else snprintf(buf, len, "%8.2f ms", 1e3 * s);
+    return buf;
 }
 
 /* Seconds per call of one block: training steps (infer 0) or inference passes. */
@@ -96,11 +108,11 @@ static void bench_model(const char *model, const char *method, double sparsity, 
     for (int r = 0; r < reps && !sizes_only; r++)
         for (int k = 0; k < 3; k++) {
             if (only_mode >= 0 && (int)modes[k] != only_mode) {
-                train[k][r] = infer[k][r] = 1;
+                train[k][r] = infer[k][r] = NAN;
                 continue;
             }
             sparse_model_setup(&b.m, modes[k], b.s.mask);
-            train[k][r] = infer_only ? 1 : time_block(&b, 0, min_time);
+            train[k][r] = infer_only ? NAN : time_block(&b, 0, min_time);
             infer[k][r] = time_block(&b, 1, min_time);
         }
     double tm[3], im[3];
@@ -139,20 +151,24 @@ static void bench_model(const char *model, const char *method, double sparsity, 
     }
     const size_t prunable = model_prunable_count(&b.m);
     const double measured = 1.0 - (double)active_weights(&b) / (double)prunable;
-    printf("%-9s sparsity %.2f (measured %.4f): train step dense %8.2f ms, sparse %8.2f ms "
-           "(x%.2f), auto %8.2f ms (x%.2f); inference dense %7.2f ms, sparse %7.2f ms (x%.2f), "
-           "auto %7.2f ms (x%.2f)\n", model, sparsity, measured, 1e3 * tm[0], 1e3 * tm[1],
-           tm[0] / tm[1], 1e3 * tm[2], tm[0] / tm[2], 1e3 * im[0], 1e3 * im[1], im[0] / im[1],
-           1e3 * im[2], im[0] / im[2]);
+    char t[6][16];
+    printf("%-9s sparsity %.2f (measured %.4f): train step dense %s, sparse %s (x%.2f), auto %s "
+           "(x%.2f); inference dense %s, sparse %s (x%.2f), auto %s (x%.2f)\n", model, sparsity,
+           measured, ms_text(tm[0], t[0], 16), ms_text(tm[1], t[1], 16), tm[0] / tm[1],
+           ms_text(tm[2], t[2], 16), tm[0] / tm[2], ms_text(im[0], t[3], 16),
+           ms_text(im[1], t[4], 16), im[0] / im[1], ms_text(im[2], t[5], 16), im[0] / im[2]);
     printf("%-9s sparsity %.2f: final.h5 %lld bytes, compact %lld bytes (%.2f%%); auto chose %s\n",
            model, sparsity, dense_bytes, compact_bytes,
            dense_bytes > 0 ? 100.0 * (double)compact_bytes / (double)dense_bytes : 0.0, choice[2]);
     printf("BENCH {\"kind\":\"sparse_step\",\"impl\":\"cigl\",\"model\":\"%s\",\"method\":\"%s\","
            "\"sparsity\":%.4f,\"sparsity_measured\":%.6f,\"batch\":%d,\"reps\":%d",
            model, method, sparsity, measured, batch, reps);
-    for (int k = 0; k < 3; k++)
-        printf(",\"train_%s_ms\":%.4f,\"infer_%s_ms\":%.4f", names[k], 1e3 * tm[k], names[k],
-               1e3 * im[k]);
+    for (int k = 0; k < 3; k++) { /* untimed: null */
+        if (isnan(tm[k])) printf(",\"train_%s_ms\":null", names[k]);
+        else printf(",\"train_%s_ms\":%.4f", names[k], 1e3 * tm[k]);
+        if (isnan(im[k])) printf(",\"infer_%s_ms\":null", names[k]);
+        else printf(",\"infer_%s_ms\":%.4f", names[k], 1e3 * im[k]);
+    }
     printf(",\"dense_file_bytes\":%lld,\"compact_file_bytes\":%lld,\"auto_choice\":\"%s\"}\n",
            dense_bytes, compact_bytes, choice[2]);
     fflush(stdout);
@@ -241,13 +257,20 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "--only") && v) only_mode = sparse_kernels_parse(argv[++i]);
         else if (!strcmp(a, "--sizes-only")) sizes_only = 1;
         else if (!strcmp(a, "--infer-only")) infer_only = 1;
+        else if (!strcmp(a, "--image") && v) {
+            if (sscanf(argv[++i], "%dx%dx%d", &image.c, &image.h, &image.w) != 3 || image.c < 1 ||
+                image.h < 1 || image.w < 1) {
+                fprintf(stderr, "bench_sparse: --image takes CxHxW, e.g. 1x28x28\n");
+                return 2;
+            }
+        }
         else if (!strcmp(a, "--layer-models") && v) layer_models = argv[++i];
         else if (!strcmp(a, "--conv-backend") && v) backend = argv[++i];
         else {
             fprintf(stderr, "usage: bench_sparse [--threads N] [--batch B] [--reps R] "
                     "[--min-time S] [--models a,b] [--sparsities 0.8,0.9] [--method rigl] "
                     "[--layers] [--layer-models a,b] [--only dense|sparse|auto] [--sizes-only] "
-                    "[--infer-only] [--conv-backend auto|own|onednn]\n");
+                    "[--infer-only] [--image CxHxW] [--conv-backend auto|own|onednn]\n");
             return 2;
         }
     }
