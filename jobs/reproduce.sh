@@ -99,9 +99,8 @@ write_plans() {
     # 24 and 32 epochs (seed 0), to find the shortest schedule whose test ECE is at least twice
     # the 8-epoch value (0.0105) with a positive confidence-accuracy gap. Measured epoch time at
     # 1 thread with two runs sharing the cores: 3.5 min (paired runs, 2026-12-06), so 16/24/32
-    # epochs take ~1.0/1.4/1.9 h. Longest first: with -P 2 the 32-epoch run holds one core while
-    # the 24- and 16-epoch runs follow each other on the other, about 2.3 h in all, so the part
-    # finishes inside one 3-hour session (run directories do not outlive a session here).
+    # epochs take ~1.0/1.4/1.9 h. Longest first: with -P 2 -c 1 the 32-epoch run holds one core
+    # while the 24- and 16-epoch runs follow each other on the other, about 2.3 h in all.
     # Step 2 (dense, RigL, CigL at 90% and 95%, 3 seeds, at the chosen length) is sized from it.
     for e in 32 24 16; do
         seeds=0 extra="--epochs $e" plan_part "resnet20-long/e$e" resnet20 "rigl" "0.9"

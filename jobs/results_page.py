@@ -231,6 +231,20 @@ DEFAULT_ARMS = [
 ]
 
 
+T_975 = {2: 12.706, 3: 4.303, 4: 3.182, 5: 2.776, 6: 2.571, 7: 2.447, 8: 2.365, 9: 2.306,
+         10: 2.262}  # two-sided 95% Student t quantiles by sample size (df = n - 1)
+
+
+def paired_t_interval(diffs):
+    """95% t interval of the mean of per-seed differences; (-inf, inf) below 3 seeds."""
+    k = len(diffs)
+    if k < 3:
+        return float("-inf"), float("inf")
+    m = mean(diffs)
+    se = (sum((d - m) ** 2 for d in diffs) / (k - 1) / k) ** 0.5
+    t = T_975.get(k, 1.96 + 2.4 / (k - 1))  # within 1% of the t quantile from 11 seeds on
+    return m - t * se, m + t * se
+
 def defaults_evidence(arms):
     """Per authors' value: its change against CigL with cigl's defaults on the seeds both have,
     with paired intervals, and which value the intervals favour (lower ECE15 and NLL)."""
@@ -253,9 +267,10 @@ def defaults_evidence(arms):
             c = 100 * (mean(va) - mean(vb)) / mean(vb)
             lo, hi = paired_bootstrap(va, vb) if len(seeds) > 1 else (c, c)
             cells.append(f"**{c:+.1f}** [{lo:+.1f}, {hi:+.1f}]")
-            if len(seeds) >= 3 and hi < 0:
+            tlo, thi = paired_t_interval([x - y for x, y in zip(va, vb)])
+            if thi < 0:
                 verdicts.append(f"authors' ({name})")
-            elif len(seeds) >= 3 and lo > 0:
+            elif tlo > 0:
                 verdicts.append(f"cigl's ({name})")
         cells.append(", ".join(verdicts) if verdicts else
                      ("not resolved" if len(seeds) >= 3 else "fewer than 3 seeds"))
@@ -265,9 +280,11 @@ def defaults_evidence(arms):
     return ["\n### Evidence for cigl's defaults: each authors' value against CigL's defaults\n",
             "Each arm differs from CigL with cigl's defaults in the one mechanism named (the "
             "last in all of them), on the same seeds; changes of the authors' value against "
-            "cigl's, 95% paired bootstrap intervals. A value is favoured when its interval "
-            "excludes 0 over at least 3 seeds (lower ECE15 or NLL is better). The defaults are "
-            "chosen from this table when the study is complete (docs/method.md).\n",
+            "cigl's, 95% paired bootstrap intervals. A value is favoured when the 95% paired "
+            "t interval of the per-seed differences excludes 0 (lower ECE15 or NLL is better; "
+            "at least 3 seeds; with 3 seeds the bootstrap interval is just the range of the "
+            "per-seed changes, too narrow to decide on). The defaults are chosen from this "
+            "table when the study is complete (docs/method.md).\n",
             "| authors' value | seeds | Δ acc (points) | Δ ECE15 (%) | Δ NLL (%) | favoured |",
             "|---|---:|---|---|---|---|"] + rows
 
@@ -282,19 +299,23 @@ def paired_resolution(eces):
     boot = sorted(mean([eces[rng.randrange(k)] for _ in range(k)]) for _ in range(10000))
     lo, hi = boot[250], boot[9749]
     target = 0.1 * AUTHORS_CIGL[0]
-    need = (1.96 * sd / target) ** 2
+    # seeds per side for a two-sided 5% test of two means to detect a difference of `target`
+    # with 80% power: 2 ((z_0.975 + z_0.8) sd / target)^2
+    need = 2 * ((1.96 + 0.84) * sd / target) ** 2
     inside = lo <= AUTHORS_CIGL[0] <= hi
+    within = sum(min(eces) <= e <= max(eces) for e in AUTHORS_CIGL_SEEDS)
+    where = {2: "both lie within", 1: "one lies within", 0: "neither lies within"}[within]
     return [f"\nHow finely {k} seeds resolve this: the per-seed ECE15 of CigL under `--mechanics "
             f"authors` are {', '.join(f'{e:.4f}' for e in sorted(eces))} (standard deviation "
             f"{sd:.4f}, {100 * sd / m:.0f}% of the mean); the 95% bootstrap interval of the mean "
             f"is [{lo:.4f}, {hi:.4f}], which {'contains' if inside else 'does not contain'} the "
             f"authors' {AUTHORS_CIGL[0]:.4f}, and their two seeds "
-            f"({', '.join(f'{e:.4f}' for e in AUTHORS_CIGL_SEEDS)}) lie "
-            f"{'within' if min(eces) <= min(AUTHORS_CIGL_SEEDS) and max(AUTHORS_CIGL_SEEDS) <= max(eces) else 'partly outside'} "
-            f"the range of ours. The target's 10% ({target:.4f}) is "
+            f"({', '.join(f'{e:.4f}' for e in AUTHORS_CIGL_SEEDS)}): {where} the range of "
+            f"ours. The target's 10% ({target:.4f}) is "
             f"{'finer than' if sd / k ** 0.5 > target else 'coarser than'} the standard error "
-            f"of a {k}-seed mean ({sd / k ** 0.5:.4f}); telling the two means apart at that "
-            f"resolution would take about {need:.0f} seeds per side."
+            f"of a {k}-seed mean ({sd / k ** 0.5:.4f}); detecting a difference of that size "
+            f"between two means (5% two-sided test, 80% power) would take about {need:.0f} "
+            "seeds per side."
             + (" On these seeds, cigl under the authors' mechanics and the authors' code are not "
                "distinguishable." if inside else "")]
 

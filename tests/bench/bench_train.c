@@ -95,7 +95,6 @@ static void fill_uniform(float *p, size_t n, uint64_t step)
     for (size_t i = 0; i < n; i++) p[i] = (float)rng_uniform(7, RNG_INIT, step, i) - 0.5f;
 }
 
-/* Median GFLOP/s of C = A B on n x n matrices, each rep timing enough calls to last ~0.15 s. */
 /* One n x n x n sgemm C = A B by the library named: OpenBLAS (what cigl's linear layers and
  * its own conv kernels call) or oneDNN's dnnl_sgemm (built with oneDNN; its AVX-512 kernels,
  * the instruction set oneDNN's convolutions use, where Debian's OpenBLAS runs its Haswell AVX2
@@ -112,6 +111,7 @@ static void sgemm_by(int lib, int n, const float *a, const float *b, float *c)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
 }
 
+/* Median GFLOP/s of C = A B on n x n matrices, each rep timing enough calls to last ~0.15 s. */
 static double bench_sgemm(int lib, int n, int reps, double *min_gflops_time)
 {
     const size_t nn = (size_t)n * n;
