@@ -10,6 +10,11 @@
 #   jobs/reproduce.sh [--part reference|breadth|wrn|long|paired|resnet20-long|all] [-P SLOTS]
 #                     [-c THREADS]
 #                     [--root DIR] [--data FILE] [--slurm] [--collect-only] [--seeds "0 1 2"]
+#                     [--skip-committed]
+#
+# --skip-committed: a run whose files are already committed under jobs/results/runs/ counts as
+# finished (its files are copied into the run root first), so a fresh clone continues a study
+# instead of rerunning it.
 #
 # Defaults: --part reference, -P 1, -c 2 (this 2-core machine), --root runs/reproduce,
 # --data ROOT/data/fashion-mnist.h5 (converted from /usr/share/datasets/fashion-mnist, or from
@@ -18,6 +23,7 @@ set -u
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
 part=reference; slots=1; threads=2; root=runs/reproduce; data=""; slurm=0; collect_only=0
+skip_committed=0
 seeds="0 1 2"
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -29,7 +35,8 @@ while [ $# -gt 0 ]; do
         --seeds) seeds=$2; shift 2 ;;
         --slurm) slurm=1; shift ;;
         --collect-only) collect_only=1; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --skip-committed) skip_committed=1; shift ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "reproduce.sh: unknown option '$1'; see jobs/reproduce.sh --help" >&2; exit 2 ;;
     esac
 done
@@ -153,8 +160,21 @@ paired_arms() {
     done
 }
 
+# Copies the committed files of every finished run of a plan into the run root, where
+# local.sh then finds final.json and skips the run (--skip-committed).
+seed_committed() { # plan file
+    local out rel n=0
+    for out in $(grep -o -- '--out [^ ]*' "$1" | cut -d' ' -f2); do
+        rel=${out#"$root"/}
+        [ -f "$results/runs/$rel/final.json" ] && [ ! -f "$out/final.json" ] || continue
+        mkdir -p "$out" && cp "$results/runs/$rel"/* "$out/" && n=$((n + 1))
+    done
+    echo "reproduce.sh: $n committed runs of $(basename "$1") count as finished"
+}
+
 run_plan() { # plan file
     local plan=$1 n
+    [ "$skip_committed" = 1 ] && seed_committed "$plan"
     n=$(grep -c . "$plan")
     if [ "$slurm" = 1 ]; then
         echo "reproduce.sh: submitting $plan ($n runs) as a job array"
