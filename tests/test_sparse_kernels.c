@@ -325,6 +325,24 @@ static void test_conv_layer(void)
     check_layer(1, (Shape){2, 6, 5}, 4, 5, 1, 2, 11, 0.4, 1, 0, 1);
 }
 
+/* One threshold of the auto rule: sparse at `yes` (skipped when negative), dense at `no`. */
+typedef struct {
+    int layer;
+    double yes, no;
+} RuleCase;
+
+static void check_rule(const Model *m, const RuleCase *cases, size_t n, const char *backend)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Layer *l = &m->layers[cases[i].layer];
+        if (cases[i].yes >= 0)
+            CHECK(sparse_auto_choice(l, cases[i].yes) == 1, "%s: %s at %g: dense", backend,
+                  l->name, cases[i].yes);
+        CHECK(sparse_auto_choice(l, cases[i].no) == 0, "%s: %s at %g: sparse", backend, l->name,
+              cases[i].no);
+    }
+}
+
 /* The auto rule (sparse_rule.h): thresholds by kind and output plane, at and past each. */
 static void test_auto_rule(void)
 {
@@ -336,35 +354,23 @@ static void test_auto_rule(void)
     const int flat = model_add_flatten(&m, "flat", small);
     const int fc = model_add_linear(&m, "fc", flat, 32, 0);                  /* 16384 weights */
     const int head = model_add_linear(&m, "head", fc, 10, 0);                /* 320 */
-    const struct { int layer; double yes, no; } cases[] = {
+    const RuleCase own[] = {
         {big, 0.40, 0.41}, {mid, 0.30, 0.31}, {small, 0.15, 0.16}, {fc, 0.12, 0.13},
         {head, -1, 0.01}, /* too small for sparse kernels at any density */
     };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        const Layer *l = &m.layers[cases[i].layer];
-        if (cases[i].yes >= 0)
-            CHECK(sparse_auto_choice(l, cases[i].yes) == 1, "%s at %g: dense", l->name,
-                  cases[i].yes);
-        CHECK(sparse_auto_choice(l, cases[i].no) == 0, "%s at %g: sparse", l->name, cases[i].no);
-    }
+    check_rule(&m, own, sizeof(own) / sizeof(own[0]), "own");
     CHECK(sparse_auto_choice(&m.layers[flat], 0.01) == 0, "a flatten chose sparse kernels");
     /* against oneDNN's dense convolutions: lower conv thresholds, by layout; linear unchanged */
     if (conv_backend_onednn_built()) {
         const int pw = model_add_conv(&m, "pw", mid, 8, 1, 2, 0, 0);          /* 1x1, 8x8 */
         const int mid1 = model_add_conv(&m, "c16s1", mid, 8, 3, 1, 1, 0);     /* 16x16 stride 1 */
         const int small1 = model_add_conv(&m, "c8s1", small, 8, 3, 1, 1, 0);  /* 8x8 stride 1 */
-        const struct { int layer; double yes, no; } onednn[] = {
+        const RuleCase onednn[] = {
             {big, 0.30, 0.31}, {mid1, 0.15, 0.16}, {small1, 0.10, 0.11}, {mid, 0.02, 0.03},
             {small, 0.05, 0.06}, {pw, 0.30, 0.31}, {fc, 0.12, 0.13},
         };
         CHECK(conv_backend_set(CONV_BACKEND_ONEDNN) == 0, "oneDNN built in but not selectable");
-        for (size_t i = 0; i < sizeof(onednn) / sizeof(onednn[0]); i++) {
-            const Layer *l = &m.layers[onednn[i].layer];
-            CHECK(sparse_auto_choice(l, onednn[i].yes) == 1, "onednn: %s at %g: dense", l->name,
-                  onednn[i].yes);
-            CHECK(sparse_auto_choice(l, onednn[i].no) == 0, "onednn: %s at %g: sparse", l->name,
-                  onednn[i].no);
-        }
+        check_rule(&m, onednn, sizeof(onednn) / sizeof(onednn[0]), "onednn");
         /* Fashion-MNIST's planes (28, 14, 7) fall in the tiers of CIFAR's (32, 16, 8) */
         Model f;
         model_init_empty(&f, "rule28", (Shape){4, 28, 28}, 10);
@@ -373,17 +379,11 @@ static void test_auto_rule(void)
         const int c14 = model_add_conv(&f, "c14", c14s, 8, 3, 1, 1, 0);     /* 196 */
         const int c7s = model_add_conv(&f, "c7s", c14, 8, 3, 2, 1, 0);      /* 49, strided */
         const int c7 = model_add_conv(&f, "c7", c7s, 8, 3, 1, 1, 0);        /* 49 */
-        const struct { int layer; double yes, no; } fm[] = {
+        const RuleCase fm[] = {
             {c28, 0.30, 0.31}, {c14s, 0.02, 0.03}, {c14, 0.15, 0.16}, {c7s, 0.05, 0.06},
             {c7, 0.10, 0.11},
         };
-        for (size_t i = 0; i < sizeof(fm) / sizeof(fm[0]); i++) {
-            const Layer *l = &f.layers[fm[i].layer];
-            CHECK(sparse_auto_choice(l, fm[i].yes) == 1, "onednn: %s at %g: dense", l->name,
-                  fm[i].yes);
-            CHECK(sparse_auto_choice(l, fm[i].no) == 0, "onednn: %s at %g: sparse", l->name,
-                  fm[i].no);
-        }
+        check_rule(&f, fm, sizeof(fm) / sizeof(fm[0]), "onednn, 28x28");
         model_free(&f);
         conv_backend_set(CONV_BACKEND_OWN);
     }
