@@ -92,18 +92,32 @@ const float *sparse_step_weights(const Layer *l, const LayerCtx *ctx, float *sca
     return (step ? sm->step_source : ctx->weights) + l->weight_off;
 }
 
-/* The conv thresholds against oneDNN's dense convolutions (sparse_rule.h) */
-static double onednn_conv_max_density(const Layer *l, long plane)
-{
-    if (l->k == 1) return SPARSE_AUTO_ONEDNN_POINTWISE_MAX_DENSITY;
-    const int medium = plane >= SPARSE_AUTO_ONEDNN_MEDIUM_PLANE;
-    if (l->stride > 1)
-        return medium ? SPARSE_AUTO_ONEDNN_STRIDED_MEDIUM_MAX_DENSITY
-                      : SPARSE_AUTO_ONEDNN_STRIDED_SMALL_MAX_DENSITY;
-    return plane >= SPARSE_AUTO_ONEDNN_LARGE_PLANE ? SPARSE_AUTO_ONEDNN_LARGE_MAX_DENSITY
-           : medium                                ? SPARSE_AUTO_ONEDNN_MEDIUM_MAX_DENSITY
-                                                   : SPARSE_AUTO_ONEDNN_SMALL_MAX_DENSITY;
-}
+/* A dense backend's conv thresholds (sparse_rule.h): output-plane tiers, and per layout
+ * (direct stride-1 k > 1, strided k > 1, 1x1) the maximum density of each tier. */
+typedef struct {
+    long large_plane, medium_plane;
+    double direct[3], strided[3], pointwise[3]; /* large, medium, small plane */
+} ConvRule;
+
+/* the own kernels' thresholds were measured by plane only: every layout has the same tiers */
+#define OWN_TIERS                                                                               \
+    {SPARSE_AUTO_CONV_LARGE_MAX_DENSITY, SPARSE_AUTO_CONV_MEDIUM_MAX_DENSITY,                    \
+     SPARSE_AUTO_CONV_SMALL_MAX_DENSITY}
+static const ConvRule conv_rules[2] = {
+    [CONV_BACKEND_OWN] = {SPARSE_AUTO_CONV_LARGE_PLANE, SPARSE_AUTO_CONV_MEDIUM_PLANE, OWN_TIERS,
+                          OWN_TIERS, OWN_TIERS},
+    [CONV_BACKEND_ONEDNN] = {SPARSE_AUTO_ONEDNN_LARGE_PLANE, SPARSE_AUTO_ONEDNN_MEDIUM_PLANE,
+                             {SPARSE_AUTO_ONEDNN_LARGE_MAX_DENSITY,
+                              SPARSE_AUTO_ONEDNN_MEDIUM_MAX_DENSITY,
+                              SPARSE_AUTO_ONEDNN_SMALL_MAX_DENSITY},
+                             {SPARSE_AUTO_ONEDNN_STRIDED_MEDIUM_MAX_DENSITY,
+                              SPARSE_AUTO_ONEDNN_STRIDED_MEDIUM_MAX_DENSITY,
+                              SPARSE_AUTO_ONEDNN_STRIDED_SMALL_MAX_DENSITY},
+                             {SPARSE_AUTO_ONEDNN_POINTWISE_MAX_DENSITY,
+                              SPARSE_AUTO_ONEDNN_POINTWISE_MAX_DENSITY,
+                              SPARSE_AUTO_ONEDNN_POINTWISE_MAX_DENSITY}},
+};
+#undef OWN_TIERS
 
 int sparse_auto_choice(const Layer *l, double density)
 {
@@ -111,13 +125,11 @@ int sparse_auto_choice(const Layer *l, double density)
         return density <= SPARSE_AUTO_LINEAR_MAX_DENSITY &&
                l->weight_len >= SPARSE_AUTO_LINEAR_MIN_WEIGHTS;
     if (l->kind != LAYER_CONV2D) return 0;
+    const ConvRule *r = &conv_rules[conv_backend_get()];
     const long plane = (long)l->y.h * l->y.w;
-    if (conv_backend_get() == CONV_BACKEND_ONEDNN)
-        return density <= onednn_conv_max_density(l, plane);
-    const double max = plane >= SPARSE_AUTO_CONV_LARGE_PLANE    ? SPARSE_AUTO_CONV_LARGE_MAX_DENSITY
-                       : plane >= SPARSE_AUTO_CONV_MEDIUM_PLANE ? SPARSE_AUTO_CONV_MEDIUM_MAX_DENSITY
-                                                                : SPARSE_AUTO_CONV_SMALL_MAX_DENSITY;
-    return density <= max;
+    const int tier = plane >= r->large_plane ? 0 : plane >= r->medium_plane ? 1 : 2;
+    const double *max = l->k == 1 ? r->pointwise : l->stride > 1 ? r->strided : r->direct;
+    return density <= max[tier];
 }
 
 static int prunable_layer(const Layer *l)
