@@ -203,7 +203,7 @@ echo "  drain: $(( $(date +%s) - t0 )) s"
 
 # 4. a lost node: every process of cgs-n2 killed once a periodic checkpoint exists
 #    (--checkpoint-minutes 0.02: one every 1.2 s)
-ARGS+=(--checkpoint-minutes 0.02 --epochs 4) # long enough to be caught mid-run on faster kernels
+ARGS+=(--checkpoint-minutes 0.02)
 jid=$(submit -N 2 -n 2 -c 1 -- "$T/lost")
 for i in $(seq 600); do
     ls "$T/lost/checkpoints/"step-*.h5 >/dev/null 2>&1 && break
