@@ -24,17 +24,28 @@ slurm_job_final() {
 }
 
 # slurm_follow JOB: until JOB has ended (true) or the budget is spent (false). A requeued job
-# is started at once, not after SLURM's 2-minute BeginTime delay (cigl.sbatch gives its
-# restarted step a new id, so the old step's PMIx socket is no obstacle). Each state change is
+# is started 3 s after it was first seen waiting, not after SLURM's 2-minute BeginTime delay
+# (cigl.sbatch gives its restarted step a new id, so the old step's PMIx socket is no
+# obstacle). Not at once: slurmd revokes the job's old credential, in whole seconds, when the
+# requeue ends the first launch, and refuses a new launch whose credential dates from that
+# same second ("Job credential revoked", seen on a CI machine). The update is sent once per
+# wait: each one resets the job's reason and starts the delay anew. Each state change is
 # appended to $SLURM_TRACE.
 slurm_follow() {
-    local line last=""
+    local line last="" release=""
     while [ "$(left)" -gt 0 ]; do
         line=$($SLURM_IN squeue -h -j "$1" -o '%t %r' 2>/dev/null | head -n 1)
         [ "$line" != "$last" ] && echo "$(date +%T) job $1: ${line:-(not listed)}" >>"$SLURM_TRACE"
         last=$line
-        case "$line" in "PD BeginTime"*)
-            $SLURM_IN scontrol update JobId="$1" StartTime=now 2>/dev/null ;;
+        case "$line" in
+            "PD BeginTime"*)
+                if [ -z "$release" ]; then
+                    release=$(date -d '+3 seconds' +%Y-%m-%dT%H:%M:%S)
+                    $SLURM_IN scontrol update JobId="$1" StartTime="$release" 2>/dev/null ||
+                        release=""
+                fi ;;
+            PD*) ;; # the update itself shows the reason None until the next pass
+            *) release="" ;;
         esac
         if slurm_job_final "$1"; then
             sleep 1

@@ -202,9 +202,11 @@ check drained_resume_identical "same_model '$T/drain'"
 echo "  drain: $(( $(date +%s) - t0 )) s"
 
 # 4. a lost node: every process of cgs-n2 killed once a periodic checkpoint exists
-#    (--checkpoint-minutes 0.02: one every 1.2 s)
-ARGS+=(--checkpoint-minutes 0.02)
-jid=$(submit -N 2 -n 2 -c 1 -- "$T/lost")
+#    (--checkpoint-minutes 0.005: one every 0.3 s). The first launch holds at step 30 of 38,
+#    so however fast the kernels, the kill lands mid-run; the relaunch resumes from the
+#    newest checkpoint and runs through (the pause holds first launches only).
+ARGS+=(--checkpoint-minutes 0.005)
+jid=$(CIGL_TEST_PAUSE_AT_STEP=30 submit -N 2 -n 2 -c 1 -- "$T/lost")
 for i in $(seq 600); do
     ls "$T/lost/checkpoints/"step-*.h5 >/dev/null 2>&1 && break
     [ "$(left)" -gt 0 ] || break; sleep 0.1

@@ -48,7 +48,7 @@ static long env_step(const char *name)
     return v ? strtol(v, NULL, 10) : 0;
 }
 
-void stop_signal_test_hook(int rank, long step)
+void stop_signal_test_hook(int rank, long step, int resumed)
 {
     static long signal_at = -1, pause_at = -1;
     if (signal_at < 0) {
@@ -56,7 +56,7 @@ void stop_signal_test_hook(int rank, long step)
         pause_at = env_step("CIGL_TEST_PAUSE_AT_STEP");
     }
     if (signal_at > 0 && rank == 0 && step == signal_at) raise(SIGUSR2);
-    if (pause_at > 0 && step == pause_at) {
+    if (pause_at > 0 && step == pause_at && !resumed) {
         /* wait for a stop signal from outside (bounded: 120 s), so that a test's signal
          * always lands mid-run however fast the machine is */
         for (int i = 0; i < 1200 && !received; i++) nanosleep(&(struct timespec){0, 100000000L}, NULL);

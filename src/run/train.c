@@ -438,7 +438,7 @@ static int train_loop(Trainer *t, FinalResult *r)
             }
             t->consecutive_skips = 0;
             t->step++;
-            stop_signal_test_hook(t->comm->rank, t->step);
+            stop_signal_test_hook(t->comm->rank, t->step, t->resume_path[0] != 0);
             sums[0] += loss;
             sums[1] += (double)correct;
             seen += (long)B;
