@@ -250,6 +250,14 @@ static void check_layer(int conv, Shape in, int out, int k, int s, int p, int n,
     l->ops->forward(l, &ctx, x, NULL, y_d);
     l->ops->backward(l, &ctx, x, NULL, y_d, dy, dx_d, NULL);
     memcpy(g_d, m.grads, sizeof(float) * m.n_params);
+    /* a conv that writes its dx first stores it (layer.h): the old contents must not show */
+    float *dx_d1 = malloc(sizeof(float) * numel * n), *dx_s1 = malloc(sizeof(float) * numel * n);
+    for (size_t i = 0; i < numel * n; i++) dx_d1[i] = dx_s1[i] = 777.0f;
+    if (conv) {
+        l->dx_first = 1;
+        l->ops->backward(l, &ctx, x, NULL, y_d, dy, dx_d1, NULL);
+        l->dx_first = 0;
+    }
     CHECK(sparse_model_setup(&m, KERNELS_SPARSE, mask) == 0, "setup");
     CHECK(l->sparse != NULL, "layer not sparse");
     CHECK(sparse_model_step(&m, mask, 0, use_act ? act : NULL, weff, 0) == 0, "step");
@@ -284,6 +292,19 @@ static void check_layer(int conv, Shape in, int out, int k, int s, int p, int n,
     CHECK(eg <= 2e-6 * (1 + sg), "%s dW: max err %g (max %g)", what, eg, sg);
     CHECK(eb == 0.0, "%s bias gradient differs by %g", what, eb);
     CHECK(bad_zero == 0, "%s: %d gradients outside the live entries are not 0", what, bad_zero);
+    if (conv) {
+        CHECK(l->ops->writes_first, "the sparse conv does not store a dx it writes first");
+        l->dx_first = 1;
+        l->ops->backward(l, &ctx, x, NULL, y_s, dy, dx_s1, NULL);
+        l->dx_first = 0;
+        double e1 = 0, s1 = 0;
+        for (size_t i = 0; i < numel * n; i++) {
+            e1 = fmax(e1, fabs(dx_s1[i] - dx_d1[i]));
+            s1 = fmax(s1, fabs(dx_d1[i]));
+        }
+        CHECK(e1 <= 2e-6 * (1 + s1) && s1 < 700.0, "conv dx stored first: max err %g (max %g)",
+              e1, s1);
+    }
     /* without the step's weights pointer the step mask does not apply (evaluation) */
     if (use_act) {
         float *y_e = malloc(sizeof(float) * onumel * n);
@@ -302,7 +323,7 @@ static void check_layer(int conv, Shape in, int out, int k, int s, int p, int n,
     }
     model_free(&m);
     free(mask); free(act); free(weff); free(x); free(dy); free(y_d); free(y_s); free(dx_d);
-    free(dx_s); free(g_d); free(ws);
+    free(dx_s); free(g_d); free(ws); free(dx_d1); free(dx_s1);
 }
 
 static void test_linear_layer(void)

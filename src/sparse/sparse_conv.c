@@ -166,12 +166,15 @@ static const float *read_output_grad(const Layer *l, const SparsePlan *sp, const
 }
 
 /* dx[b][c] += the interior of the padded input-gradient planes (direct) or col2im of the used
- * rows (im2col). */
+ * rows (im2col); = instead of += when the layer writes dx first (layer.h: dx_first), which
+ * saves the model's zeroing pass and this pass's read of dx. */
 static void add_input_grad(const Layer *l, const SparseMatrix *s, const SparsePlan *sp,
                            const float *g, int nb, float *dx)
 {
     const int c = l->x.c, h = l->x.h, w = l->x.w, p = l->pad;
     if (!sp->direct) {
+        if (l->dx_first) /* col2im adds: the chunk's dx is zeroed while hot */
+            memset(dx, 0, sizeof(float) * (size_t)nb * shape_numel(l->x));
         for (int u = 0; u < s->n_used; u++)
             col2im_row_add(g + (size_t)u * sp->row_stride, nb, l->x, l->k, l->stride, l->pad,
                            l->y.h, l->y.w, s->used[u], dx);
@@ -184,7 +187,9 @@ static void add_input_grad(const Layer *l, const SparseMatrix *s, const SparsePl
             for (int iy = 0; iy < h; iy++) {
                 const float *restrict sr = src + (size_t)(iy + p) * sp->wp + p;
                 float *restrict dr = dst + (size_t)iy * w;
-                for (int ix = 0; ix < w; ix++) dr[ix] += sr[ix];
+                if (l->dx_first) memcpy(dr, sr, sizeof(float) * w);
+                else
+                    for (int ix = 0; ix < w; ix++) dr[ix] += sr[ix];
             }
         }
 }

@@ -248,9 +248,10 @@ static void linear_backward_sparse(Layer *l, const LayerCtx *ctx, const float *x
         layer_ops(LAYER_LINEAR)->backward(l, ctx, x, x2, y, dy, dx, dx2);
 }
 
-/* the sparse kernels add into dx: the model zeroes a buffer they write first (layer.h) */
+/* the sparse conv stores into a dx it writes first, as the dense one does; the sparse linear
+ * adds, so the model zeroes such a buffer for it (layer.h) */
 static const LayerOps sparse_conv_ops = {"conv2d", conv_forward_sparse, conv_backward_sparse, 0,
-                                         0};
+                                         1};
 static const LayerOps sparse_linear_ops = {"linear", linear_forward_sparse,
                                            linear_backward_sparse, 0, 0};
 
