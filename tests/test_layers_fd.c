@@ -609,6 +609,51 @@ static void test_batchnorm(void)
     bn_case((Shape){4, 1, 1}, 2, 0, 55);
 }
 
+/* Batch statistics against double sums over the same floats, with a mean 1700x the spread:
+ * float data near 1000 keeps 6e-8 of relative precision, which sum(x^2) - n mean^2 would lose
+ * (the variance is 1e-6 of the mean squared). */
+static void test_batchnorm_statistics(void)
+{
+    const Shape in = {3, 6, 5};
+    const int n = 4;
+    const size_t hw = (size_t)in.h * in.w, total = (size_t)n * shape_numel(in);
+    lcg_seed(57);
+    Model m;
+    model_init_empty(&m, "bn", in, (int)shape_numel(in));
+    model_add_batchnorm(&m, "bn", -1);
+    CHECK(model_finalize(&m, n) == 0, "finalize");
+    randomise_model(&m);
+    Layer *l = &m.layers[0];
+    float *x = new_input(total, -1, 1), *y = malloc(sizeof(float) * total);
+    for (size_t i = 0; i < total; i++) x[i] += 1000.0f;
+    float *run = m.bn_stats + l->stats_off;
+    float old[6];
+    memcpy(old, run, sizeof(old));
+    const LayerCtx ctx = layer_ctx(&m, NULL, 0, n, 1);
+    l->ops->forward(l, &ctx, x, NULL, y);
+    double worst = 0;
+    for (int c = 0; c < in.c; c++) {
+        double sum = 0, ss = 0;
+        for (int i = 0; i < n; i++)
+            for (size_t j = 0; j < hw; j++) sum += x[((size_t)i * in.c + c) * hw + j];
+        const double cnt = (double)n * (double)hw, mean = sum / cnt;
+        for (int i = 0; i < n; i++)
+            for (size_t j = 0; j < hw; j++) {
+                const double d = (double)x[((size_t)i * in.c + c) * hw + j] - mean;
+                ss += d * d;
+            }
+        const double inv = 1.0 / sqrt(ss / cnt + (double)l->bn_eps);
+        const double want_var = 0.9 * old[in.c + c] + 0.1 * ss / (cnt - 1);
+        worst = fmax(worst, fabs(l->cache2[c] - inv) / inv);
+        worst = fmax(worst, fabs(l->cache2[in.c + c] - mean) / mean);
+        worst = fmax(worst, fabs(run[in.c + c] - want_var) / want_var);
+    }
+    CHECK(worst < 2e-6, "batch statistics: worst relative error %g", worst);
+    free(x);
+    free(y);
+    model_free(&m);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Element-wise layers and pools */
 static void test_relu(void)
@@ -1158,6 +1203,7 @@ int main(void)
     RUN(test_conv_chunked);
     RUN(test_conv_chunk_consistency);
     RUN(test_batchnorm);
+    RUN(test_batchnorm_statistics);
     RUN(test_relu);
     RUN(test_maxpool);
     RUN(test_global_avgpool);
