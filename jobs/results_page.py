@@ -245,6 +245,7 @@ def paired_t_interval(diffs):
     t = T_975.get(k, 1.96 + 2.4 / (k - 1))  # within 1% of the t quantile from 11 seeds on
     return m - t * se, m + t * se
 
+
 def rule_default(verdicts, seeds):
     """The default the evidence picks for one mechanism: cigl's own value must win to stay
     (a default that is not the authors' must be favoured by the paired intervals)."""

@@ -1,0 +1,64 @@
+"""The statistics behind jobs/results/README.md's paired study, against hand-computed cases
+the paired t interval, the evidence rule for defaults, and one row of the defaults table built
+from synthetic runs. Prints one line per check and "N passed, N failed" last."""
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jobs"))
+import results_page as rp  # noqa: E402
+
+passed = failed = 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print(f"ok   {name}")
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}")
+
+
+# 95% t interval of [1, 2, 3]: mean 2, sd 1, se 1/sqrt(3), t(0.975, 2 df) = 4.303
+lo, hi = rp.paired_t_interval([1.0, 2.0, 3.0])
+half = 4.303 / math.sqrt(3)
+check("t_interval_three_seeds", abs(lo - (2 - half)) < 1e-9 and abs(hi - (2 + half)) < 1e-9,
+      f"{lo} {hi}")
+lo, hi = rp.paired_t_interval([0.5, -0.5])
+check("t_interval_two_seeds_undecided", lo == float("-inf") and hi == float("inf"))
+# five equal differences: zero spread, the interval is the point
+lo, hi = rp.paired_t_interval([-0.1] * 5)
+check("t_interval_no_spread", abs(lo + 0.1) < 1e-12 and abs(hi + 0.1) < 1e-12)
+
+check("rule_cigl_wins", rp.rule_default(["cigl's (NLL)"], 3) == "cigl's")
+check("rule_authors_win", rp.rule_default(["authors' (ECE15)"], 5) == "authors'")
+check("rule_unresolved_goes_to_authors",
+      rp.rule_default([], 3) == "authors' (cigl's does not win)")
+check("rule_pending_below_three_seeds", rp.rule_default([], 2).startswith("pending"))
+check("rule_split", rp.rule_default(["authors' (ECE15)", "cigl's (NLL)"], 5).startswith("split"))
+
+
+def run(ece, nll, acc):
+    return {"test": {"ece": ece, "ece10": ece, "nll": nll, "accuracy": acc}}
+
+
+# the snapshot arm: ECE15 10% lower on each of 3 seeds with a little spread, NLL 1% higher on
+# each (no spread: the t interval excludes 0 both ways)
+base = {s: run(0.010 + 0.001 * s, 0.20, 0.92) for s in range(3)}
+snap = {s: run((0.010 + 0.001 * s) * (0.90 + 0.001 * s), 0.202, 0.92) for s in range(3)}
+rows = rp.defaults_evidence({"cigl": base, "cigl-snap": snap})
+row = [r for r in rows if r.startswith("| snapshot window")]
+cells = [c.strip() for c in row[0].strip("|").split("|")] if row else []
+check("defaults_row_built", len(cells) == 7, str(cells))
+if len(cells) == 7:
+    # mean change of ECE15: sum(0.010+0.001s)(0.90+0.001s) / sum(0.010+0.001s) - 1
+    num = sum((0.010 + 0.001 * s) * (0.90 + 0.001 * s) for s in range(3))
+    want = 100 * (num / sum(0.010 + 0.001 * s for s in range(3)) - 1)
+    check("defaults_row_ece_change", cells[3].startswith(f"**{want:+.1f}**"), cells[3])
+    check("defaults_row_verdict", cells[5] == "authors' (ECE15), cigl's (NLL)", cells[5])
+    check("defaults_row_rule", cells[6].startswith("split"), cells[6])
+
+print(f"{passed} passed, {failed} failed")
+sys.exit(1 if failed else 0)
