@@ -24,29 +24,29 @@ slurm_job_final() {
 }
 
 # slurm_follow JOB: until JOB has ended (true) or the budget is spent (false). A requeued job
-# is started 3 s after it was first seen waiting, not after SLURM's 2-minute BeginTime delay
-# (cigl.sbatch gives its restarted step a new id, so the old step's PMIx socket is no
-# obstacle). Not at once: slurmd revokes the job's old credential, in whole seconds, when the
-# requeue ends the first launch, and refuses a new launch whose credential dates from that
-# same second ("Job credential revoked", seen on a CI machine). The update is sent once per
-# wait: each one resets the job's reason and starts the delay anew. Each state change is
-# appended to $SLURM_TRACE.
+# (or array task) is started 2-3 s after it is seen waiting, not after SLURM's 2-minute
+# BeginTime delay (cigl.sbatch gives its restarted step a new id, so the old step's PMIx
+# socket is no obstacle). Not at once: slurmd revokes the job's old credential, in whole
+# seconds, when the requeue ends the first launch, and refuses a new launch whose credential
+# dates from that same second ("Job credential revoked", seen on a CI machine). Each update
+# resets the record's reason and delay, so it is sent once, and again only if the record
+# still waits 15 s later (a relaunch that failed and was requeued again; sooner would keep
+# moving a start the scheduler has not yet reached). Each state change of
+# the first record is appended to $SLURM_TRACE.
 slurm_follow() {
-    local line last="" release=""
+    local lines line last="" rec now next=0
     while [ "$(left)" -gt 0 ]; do
-        line=$($SLURM_IN squeue -h -j "$1" -o '%t %r' 2>/dev/null | head -n 1)
+        lines=$($SLURM_IN squeue -h -j "$1" -o '%i %t %r' 2>/dev/null)
+        line=$(echo "$lines" | head -n 1 | cut -s -d' ' -f2-)
         [ "$line" != "$last" ] && echo "$(date +%T) job $1: ${line:-(not listed)}" >>"$SLURM_TRACE"
         last=$line
-        case "$line" in
-            "PD BeginTime"*)
-                if [ -z "$release" ]; then
-                    release=$(date -d '+3 seconds' +%Y-%m-%dT%H:%M:%S)
-                    $SLURM_IN scontrol update JobId="$1" StartTime="$release" 2>/dev/null ||
-                        release=""
-                fi ;;
-            PD*) ;; # the update itself shows the reason None until the next pass
-            *) release="" ;;
-        esac
+        rec=$(echo "$lines" | awk '$2 == "PD" && $3 == "BeginTime" { print $1; exit }')
+        now=$(date +%s)
+        if [ -n "$rec" ] && [ "$now" -ge "$next" ]; then
+            $SLURM_IN scontrol update JobId="$rec" \
+                StartTime="$(date -d "@$((now + 3))" +%Y-%m-%dT%H:%M:%S)" 2>/dev/null
+            next=$((now + 15))
+        fi
         if slurm_job_final "$1"; then
             sleep 1
             slurm_job_final "$1" && return 0

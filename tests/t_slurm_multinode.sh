@@ -201,11 +201,12 @@ check drained_node_job_resumes_on_other_node "[ -n '$first' ] &&
 check drained_resume_identical "same_model '$T/drain'"
 echo "  drain: $(( $(date +%s) - t0 )) s"
 
-# 4. a lost node: every process of cgs-n2 killed once a periodic checkpoint exists
-#    (--checkpoint-minutes 0.005: one every 0.3 s). The first launch holds at step 30 of 38,
-#    so however fast the kernels, the kill lands mid-run; the relaunch resumes from the
-#    newest checkpoint and runs through (the pause holds first launches only).
-ARGS+=(--checkpoint-minutes 0.005)
+# 4. a lost node: every process of cgs-n2 killed once a periodic checkpoint exists (one at
+#    the end of each epoch of 19 steps, and one every 0.3 s). The launch that starts from
+#    step 0 holds at step 30 of 38, so however fast the kernels, a checkpoint exists and the
+#    kill lands mid-run; the relaunch resumes from the newest checkpoint and runs through
+#    (the pause holds only launches that start from step 0).
+ARGS+=(--checkpoint-every 1 --checkpoint-minutes 0.005)
 jid=$(CIGL_TEST_PAUSE_AT_STEP=30 submit -N 2 -n 2 -c 1 -- "$T/lost")
 for i in $(seq 600); do
     ls "$T/lost/checkpoints/"step-*.h5 >/dev/null 2>&1 && break

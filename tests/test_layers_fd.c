@@ -611,7 +611,8 @@ static void test_batchnorm(void)
 
 /* Batch statistics against double sums over the same floats, with a mean 1700x the spread:
  * float data near 1000 keeps 6e-8 of relative precision, which sum(x^2) - n mean^2 would lose
- * (the variance is 1e-6 of the mean squared). */
+ * (the variance is 3e-7 of the mean squared). The inverse std carries the check; the running
+ * variance is 90% its old value, so it checks the batch part only loosely. */
 static void test_batchnorm_statistics(void)
 {
     const Shape in = {3, 6, 5};

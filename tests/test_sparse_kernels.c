@@ -189,7 +189,7 @@ static void test_kernels_random(void)
 {
     lcg = 1;
     static const double dens[] = {0.005, 0.02, 0.1, 0.5};
-    static const int batches[] = {1, 3, 64, 600}; /* 600: several of sparse_mm's column tiles */
+    static const int batches[] = {1, 3, 64, 600}; /* 600: a long column range */
     for (int di = 0; di < 4; di++)
         for (int bi = 0; bi < 4; bi++) {
             const int rows = 1 + (int)(unif() * 90), cols = 1 + (int)(unif() * 300);

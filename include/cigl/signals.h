@@ -18,8 +18,9 @@ const char *stop_signal_name(int sig);
  * once `step` steps are done, so the fault tests stop a run at a known step through the real
  * signal path. With CIGL_TEST_PAUSE_AT_STEP=N every rank waits after step N until a stop
  * signal arrives (at most 120 s): tests that signal a launcher from outside then never race a
- * run that finished first. The pause holds a run's first launch only (`resumed` 0), so a
- * relaunch that resumes before step N runs through. */
+ * run that finished first. The pause holds only a launch that starts from step 0 (`resumed`
+ * 0: no checkpoint resumed), so a relaunch that resumes a checkpoint before step N runs
+ * through. */
 void stop_signal_test_hook(int rank, long step, int resumed);
 
 #endif
