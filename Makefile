@@ -61,7 +61,7 @@ COMM_OBJ  := $(BUILD)/obj/mpi/comm_none.o
 LINK_CC   := $(CC)
 endif
 
-.PHONY: all deps test-deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench \
+.PHONY: all deps test-deps bench-deps build test test-quick _test_quick demo bench reproduce clean _test _demo _bench \
         check check-deps _check \
         _check_bins _fuzz_bins
 
@@ -76,7 +76,7 @@ test-quick: deps
 	@$(MAKE) --no-print-directory _test_quick
 demo: deps
 	@$(MAKE) --no-print-directory _demo
-bench: deps
+bench: deps bench-deps
 	@$(MAKE) --no-print-directory _bench
 # The evidence grid (jobs/results/PLAN.md): resumable, finished runs skipped. Other parts and
 # parallelism: make reproduce REPRODUCE="--part breadth -P 2 -c 1".
@@ -220,6 +220,22 @@ test-deps:
 	  echo "cigl: apt-get install $(TEST_DEBS) failed; the multi-node tests will be skipped"; \
 	elif [ -n "$$missing" ]; then \
 	  echo "cigl: no$$missing; the multi-node tests will be skipped (as root: apt-get install -y $(TEST_DEBS))"; \
+	fi
+
+# The PyTorch side of make bench (README.md): installed as root; without it the PyTorch
+# columns read n/a and the cigl ones still run.
+BENCH_DEBS := python3-torch python3-torchvision
+bench-deps:
+	@missing=""; \
+	/usr/bin/python3 -c 'import torch' 2>/dev/null || missing="$$missing python3-torch"; \
+	/usr/bin/python3 -c 'import torchvision' 2>/dev/null || missing="$$missing python3-torchvision"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
+	  echo "cigl: installing the PyTorch reference of make bench:$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BENCH_DEBS) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BENCH_DEBS) >/dev/null; } || \
+	  echo "cigl: apt-get install $(BENCH_DEBS) failed; the PyTorch columns will read n/a"; \
+	elif [ -n "$$missing" ]; then \
+	  echo "cigl: no$$missing; the PyTorch columns will read n/a (as root: apt-get install -y $(BENCH_DEBS))"; \
 	fi
 
 check-deps:
