@@ -31,8 +31,8 @@ slurm_job_final() {
 # dates from that same second ("Job credential revoked", seen on a CI machine). Each update
 # resets the record's reason and delay, so it is sent once, and again only if the record
 # still waits 15 s later (a relaunch that failed and was requeued again; sooner would keep
-# moving a start the scheduler has not yet reached). Each state change of
-# the first record is appended to $SLURM_TRACE.
+# moving a start the scheduler has not yet reached). Each state change of the first record
+# is appended to $SLURM_TRACE.
 slurm_follow() {
     local lines line last="" rec now next=0
     while [ "$(left)" -gt 0 ]; do

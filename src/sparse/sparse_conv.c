@@ -12,9 +12,8 @@
  * shift of the padded image: row j = (c, kh, kw) of the virtual im2col matrix starts at
  * c * ch_stride + kh * WP + kw, and no im2col matrix is built at all. The input gradient
  * accumulates into padded planes the same way and its interior is added to dx (stored, when
- * the layer writes dx first); the output
- * gradient is expanded with zeros in the garbage columns, so they contribute exactly nothing
- * (w * 0) to the input and weight gradients. Per sample this moves C + OC padded planes
+ * the layer writes dx first); the output gradient is expanded with zeros in the garbage
+ * columns, so they contribute exactly nothing (w * 0) to the input and weight gradients. Per sample this moves C + OC padded planes
  * instead of the used taps' n_used (up to 9C) planes of im2col, at the price of the garbage
  * columns (13% of a 32x32 plane, 56% of an 8x8 one).
  *
