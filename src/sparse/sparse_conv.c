@@ -13,9 +13,9 @@
  * c * ch_stride + kh * WP + kw, and no im2col matrix is built at all. The input gradient
  * accumulates into padded planes the same way and its interior is added to dx (stored, when
  * the layer writes dx first); the output gradient is expanded with zeros in the garbage
- * columns, so they contribute exactly nothing (w * 0) to the input and weight gradients. Per sample this moves C + OC padded planes
- * instead of the used taps' n_used (up to 9C) planes of im2col, at the price of the garbage
- * columns (13% of a 32x32 plane, 56% of an 8x8 one).
+ * columns, so they contribute exactly nothing (w * 0) to the input and weight gradients. Per
+ * sample this moves C + OC padded planes instead of the used taps' n_used (up to 9C) planes of
+ * im2col, at the price of the garbage columns (13% of a 32x32 plane, 56% of an 8x8 one).
  *
  * im2col of the used columns (strided and 1x1 convs): only the columns of W that hold an entry
  * are built, and col2im adds only those rows back.
