@@ -158,6 +158,17 @@ paired_arms() {
             --with cigl-skipstep "--draw-ahead off --update-step skip" \
             --with cigl-zeroinit "--draw-ahead off --zero-init-residual" -- $precipe
     done
+    # CigL with the values the defaults rule picks (results page, "Evidence for cigl's
+    # defaults", as of 2026-12-07): the authors' mechanics except the drop score, where cigl's
+    # stored-weight score is favoured (NLL), and the Z timing, whose authors' value was not
+    # favoured on seed 0 and would take the sparse kernels away. RigL's rule values are all
+    # the authors' (rigl-authors above).
+    for s in ${paired_seeds:-0 1 2 3 4}; do
+        "$here/plan.sh" --root "$root/paired" --sparsities 0.9 --seeds "$s" \
+            --methods "cigl-rule=cigl" \
+            --with cigl-rule "--draw-ahead off --mechanics authors --drop-score stored --z-timing cigl" \
+            -- $precipe
+    done
 }
 
 # Copies the committed files of every finished run of a plan into the run root, where
