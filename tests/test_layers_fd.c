@@ -645,6 +645,8 @@ static void test_batchnorm_statistics(void)
             }
         const double inv = 1.0 / sqrt(ss / cnt + (double)l->bn_eps);
         const double want_var = 0.9 * old[in.c + c] + 0.1 * ss / (cnt - 1);
+        const double want_mean = 0.9 * old[c] + 0.1 * mean;
+        worst = fmax(worst, fabs(run[c] - want_mean) / want_mean);
         worst = fmax(worst, fabs(l->cache2[c] - inv) / inv);
         worst = fmax(worst, fabs(l->cache2[in.c + c] - mean) / mean);
         worst = fmax(worst, fabs(run[in.c + c] - want_var) / want_var);
