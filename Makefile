@@ -210,33 +210,33 @@ FUZZ_FLAGS   := -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-poin
 # The multi-node tests' tools (SLURM, munge, ip): installed as root; otherwise those tests
 # are counted as skipped with the reason (docs/testing.md).
 TEST_DEBS := slurm-wlm munge iproute2
-test-deps:
-	@missing=""; \
-	for t in sbatch slurmctld slurmd munged ip; do command -v $$t >/dev/null || missing="$$missing $$t"; done; \
+# $(call install_optional,WHAT,DEBS,SHELL-CHECKS,WITHOUT): SHELL-CHECKS append to $$missing;
+# as root the DEBS are installed, otherwise (or when apt-get fails) WITHOUT is said and the
+# target goes on.
+define install_optional
+	@missing=""; $(3) \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
-	  echo "cigl: installing the multi-node tests' tools:$$missing"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_DEBS) >/dev/null 2>&1 || \
-	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_DEBS) >/dev/null; } || \
-	  echo "cigl: apt-get install $(TEST_DEBS) failed; the multi-node tests will be skipped"; \
+	  echo "cigl: installing $(1):$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null 2>&1 || \
+	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) >/dev/null; } || \
+	  echo "cigl: apt-get install $(2) failed; $(strip $(4))"; \
 	elif [ -n "$$missing" ]; then \
-	  echo "cigl: no$$missing; the multi-node tests will be skipped (as root: apt-get install -y $(TEST_DEBS))"; \
+	  echo "cigl: no$$missing; $(strip $(4)) (as root: apt-get install -y $(2))"; \
 	fi
+endef
+test-deps:
+	$(call install_optional,the multi-node tests' tools,$(TEST_DEBS),\
+	  for t in sbatch slurmctld slurmd munged ip; do command -v $$t >/dev/null || missing="$$missing $$t"; done;,\
+	  the multi-node tests will be skipped)
 
 # The PyTorch side of make bench (README.md): installed as root; without it the PyTorch
 # columns read n/a and the cigl ones still run.
 BENCH_DEBS := python3-torch python3-torchvision
 bench-deps:
-	@missing=""; \
-	/usr/bin/python3 -c 'import torch' 2>/dev/null || missing="$$missing python3-torch"; \
-	/usr/bin/python3 -c 'import torchvision' 2>/dev/null || missing="$$missing python3-torchvision"; \
-	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ]; then \
-	  echo "cigl: installing the PyTorch reference of make bench:$$missing"; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BENCH_DEBS) >/dev/null 2>&1 || \
-	  { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BENCH_DEBS) >/dev/null; } || \
-	  echo "cigl: apt-get install $(BENCH_DEBS) failed; the PyTorch columns will read n/a"; \
-	elif [ -n "$$missing" ]; then \
-	  echo "cigl: no$$missing; the PyTorch columns will read n/a (as root: apt-get install -y $(BENCH_DEBS))"; \
-	fi
+	$(call install_optional,the PyTorch reference of make bench,$(BENCH_DEBS),\
+	  /usr/bin/python3 -c 'import torch' 2>/dev/null || missing="$$missing python3-torch";\
+	  /usr/bin/python3 -c 'import torchvision' 2>/dev/null || missing="$$missing python3-torchvision";,\
+	  the PyTorch columns will read n/a)
 
 check-deps:
 	@missing=""; \
