@@ -226,16 +226,17 @@ def paired(runs):
 
 
 # The evidence for cigl's defaults: each authors' value against CigL with cigl's defaults,
-# which differs from it in that one mechanism (or, for cigl-authors, in all of them).
+# which differs from it in that one mechanism, or (a bundle) in all of them; a bundle gets no
+# default of its own, its mechanisms do.
 DEFAULT_ARMS = [
-    ("cigl-snap", "snapshot window: epochs 6-8 (`--average-start-epoch`)"),
-    ("cigl-norescale", "rescaling: none (`--no-rescale-kept`)"),
-    ("cigl-dropmasked", "drop score: Z-masked (`--drop-score masked`)"),
-    ("cigl-ztiming", "Z timing: authors' (`--z-timing authors`)"),
-    ("cigl-regrownzero", "regrown positions: 0 (`--regrown zero`)"),
-    ("cigl-denseceil", "dense layers updated, ceil drop count"),
-    ("cigl-skipstep", "no optimiser step at updates (`--update-step skip`)"),
-    ("cigl-authors", "all of them (`--mechanics authors`)"),
+    ("cigl-snap", "snapshot window: epochs 6-8 (`--average-start-epoch`)", False),
+    ("cigl-norescale", "rescaling: none (`--no-rescale-kept`)", False),
+    ("cigl-dropmasked", "drop score: Z-masked (`--drop-score masked`)", False),
+    ("cigl-ztiming", "Z timing: authors' (`--z-timing authors`)", False),
+    ("cigl-regrownzero", "regrown positions: 0 (`--regrown zero`)", False),
+    ("cigl-denseceil", "dense layers updated, ceil drop count", False),
+    ("cigl-skipstep", "no optimiser step at updates (`--update-step skip`)", False),
+    ("cigl-authors", "all of them (`--mechanics authors`)", True),
 ]
 
 
@@ -276,7 +277,7 @@ def defaults_evidence(arms):
     with paired intervals, and which value the intervals favour (lower ECE15 and NLL)."""
     base = arms.get("cigl", {})
     rows = []
-    for label, what in DEFAULT_ARMS:
+    for label, what, bundle in DEFAULT_ARMS:
         a = arms.get(label, {})
         seeds = sorted(set(a) & set(base))
         if not seeds:
@@ -300,9 +301,7 @@ def defaults_evidence(arms):
                 verdicts.append(f"cigl's ({name})")
         cells.append(", ".join(verdicts) if verdicts else
                      ("not resolved" if len(seeds) >= 3 else "fewer than 3 seeds"))
-        # the bundle is not one mechanism: its defaults are the rows above
-        cells.append("— (per mechanism)" if label == "cigl-authors"
-                     else rule_default(verdicts, len(seeds)))
+        cells.append("— (per mechanism)" if bundle else rule_default(verdicts, len(seeds)))
         rows.append("| " + " | ".join(cells) + " |")
     if not rows:
         return []

@@ -180,6 +180,7 @@ static void add_input_grad(const Layer *l, const SparseMatrix *s, const SparsePl
                            l->y.h, l->y.w, s->used[u], dx);
         return;
     }
+    const int store = l->dx_first;
     for (int b = 0; b < nb; b++)
         for (int ch = 0; ch < c; ch++) {
             const float *src = g + (size_t)ch * sp->ch_stride + (size_t)b * sp->plane;
@@ -187,7 +188,7 @@ static void add_input_grad(const Layer *l, const SparseMatrix *s, const SparsePl
             for (int iy = 0; iy < h; iy++) {
                 const float *restrict sr = src + (size_t)(iy + p) * sp->wp + p;
                 float *restrict dr = dst + (size_t)iy * w;
-                if (l->dx_first) memcpy(dr, sr, sizeof(float) * w);
+                if (store) memcpy(dr, sr, sizeof(float) * w);
                 else
                     for (int ix = 0; ix < w; ix++) dr[ix] += sr[ix];
             }
