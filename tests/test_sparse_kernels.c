@@ -631,8 +631,10 @@ static void test_eval_bn_fold(void)
 
 enum { TBATCH = 32, TSTEPS = 50 };
 
-static void train_run_once(const char *method, const char *model, int sparse, float *out_w,
-                           uint8_t *out_mask, size_t *n_out)
+/* mechanics: "cigl" or "authors" (--mechanics: every option where cigl and the authors' code
+ * differ, --z-timing authors included) */
+static void train_run_once(const char *method, const char *model, const char *mechanics,
+                           int sparse, float *out_w, uint8_t *out_mask, size_t *n_out)
 {
     omp_set_num_threads(2);
     Model m;
@@ -648,6 +650,8 @@ static void train_run_once(const char *method, const char *model, int sparse, fl
     c.average_every = 2;
     c.random_mask_rate = 0.1;
     c.seed = 3;
+    snprintf(c.mechanics, sizeof(c.mechanics), "%s", mechanics);
+    CHECK(method_resolve_mechanics(&c) == 0, "mechanics %s", mechanics);
     Sgd opt;
     sgd_init(&opt, &m, 0.9, 5e-4, 1, 0);
     MethodState s;
@@ -669,6 +673,9 @@ static void train_run_once(const char *method, const char *model, int sparse, fl
         method_train_step(&s, &m, &opt, x, y, TBATCH, 1.0f / TBATCH, 0.05, NULL, step, dl, &correct);
     }
     CHECK(s.updates_done == (strcmp(method, "static") ? 2 : 0), "%ld mask updates", s.updates_done);
+    CHECK((s.held != NULL) == (!strcmp(mechanics, "authors") && !strcmp(method, "cigl")),
+          "%s %s: the authors' Z timing is on exactly for CigL under their mechanics", method,
+          mechanics);
     memcpy(out_w, m.params, sizeof(float) * m.n_params);
     memcpy(out_mask, s.mask, m.n_params);
     *n_out = m.n_params;
@@ -679,14 +686,15 @@ static void train_run_once(const char *method, const char *model, int sparse, fl
     model_free(&m);
 }
 
-static void check_training(const char *method, const char *model)
+static void check_training_mechanics(const char *method, const char *model,
+                                     const char *mechanics)
 {
     enum { CAP = 1 << 20 };
     float *wd = malloc(sizeof(float) * CAP), *ws = malloc(sizeof(float) * CAP);
     uint8_t *md = malloc(CAP), *msk = malloc(CAP);
     size_t n = 0, n2 = 0;
-    train_run_once(method, model, 0, wd, md, &n);
-    train_run_once(method, model, 1, ws, msk, &n2);
+    train_run_once(method, model, mechanics, 0, wd, md, &n);
+    train_run_once(method, model, mechanics, 1, ws, msk, &n2);
     CHECK(n == n2 && n <= CAP, "sizes");
     size_t mask_diff = 0;
     double err = 0, mx = 0;
@@ -697,17 +705,31 @@ static void check_training(const char *method, const char *model)
     }
     double sum = 0;
     for (size_t i = 0; i < n; i++) sum += fabs(wd[i]);
-    printf("     %s %s: 50 steps, max |w_sparse - w_dense| = %.3g (max |w| %.3g, sum |w| %.6g), "
-           "masks differ at %zu\n", method, model, err, mx, sum, mask_diff);
+    printf("     %s %s (%s mechanics): 50 steps, max |w_sparse - w_dense| = %.3g (max |w| %.3g, sum |w| %.6g), "
+           "masks differ at %zu\n", method, model, mechanics, err, mx, sum, mask_diff);
     CHECK(mask_diff == 0, "%s %s: masks differ at %zu positions", method, model, mask_diff);
     CHECK(err <= 1e-4 * (1 + mx), "%s %s: weights differ by %g", method, model, err);
     free(wd); free(ws); free(md); free(msk);
+}
+
+static void check_training(const char *method, const char *model)
+{
+    check_training_mechanics(method, model, "cigl");
 }
 
 static void test_training_rigl_mlp(void) { check_training("rigl", "mlp"); }
 static void test_training_cigl_mlp(void) { check_training("cigl", "mlp"); }
 static void test_training_rigl_lenet5(void) { check_training("rigl", "lenet5"); }
 static void test_training_cigl_lenet5(void) { check_training("cigl", "lenet5"); }
+/* --z-timing authors on the sparse kernels: the patterns follow M, a Z-dropped weight enters
+ * the forward pass with what it holds, and the gradient of every weight of M comes back */
+static void test_training_authors_mechanics(void)
+{
+    check_training_mechanics("cigl", "lenet5", "authors");
+    check_training_mechanics("cigl", "mlp", "authors");
+    check_training_mechanics("rigl", "lenet5", "authors");
+}
+
 static void test_training_other_methods(void)
 {
     check_training("set", "lenet5");
@@ -730,5 +752,6 @@ int main(void)
     RUN(test_training_rigl_lenet5);
     RUN(test_training_cigl_lenet5);
     RUN(test_training_other_methods);
+    RUN(test_training_authors_mechanics);
     return CHECK_SUMMARY();
 }

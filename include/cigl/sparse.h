@@ -31,7 +31,8 @@
  *
  * The random mask: during a training step the kernels skip entries whose byte in the step's
  * active mask (M & Z for CigL) is 0, and write a zero gradient there; outside a training step
- * (evaluation, BN recomputation) every stored entry counts.
+ * (evaluation, BN recomputation), or with no active mask (--z-timing authors, whose forward
+ * weights hold values at Z-dropped positions), every stored entry counts.
  *
  * Dense weight gradients: on mask-update steps (method_updates_at) RigL's grow score needs
  * dL/dW_eff at every position, so the layer's backward runs the dense kernels that step. */

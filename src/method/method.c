@@ -274,10 +274,6 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
                              "before the masks freeze at step %ld (--update-end %g); use a later "
                              "epoch", c->average_start_epoch, at, t_end, c->update_end);
     }
-    if (ops->averaging && !strcmp(c->z_timing, "authors") && !strcmp(c->kernels, "sparse"))
-        return cigl_fail(CIGL_ERR_USAGE, "--z-timing authors needs the dense weight gradient of "
-                         "every active weight, which the sparse kernels do not compute; use "
-                         "--kernels auto or dense");
     if (ops->averaging) {
         long planned = 0;
         for (long step = 0; step < total_steps; step++)
@@ -385,10 +381,11 @@ static int dense_grad_step(const MethodState *s, long step)
     return method_updates_at(s, step) && s->ops->grow_score == grow_by_gradient;
 }
 
-static const float *sparse_step(MethodState *s, Model *m, long step, const float *weights)
+static const float *sparse_step(MethodState *s, Model *m, long step, const uint8_t *active,
+                                const float *weights)
 {
     const int dense = dense_grad_step(s, step);
-    if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, s->active, weights, dense)) {
+    if (m->sparse && sparse_model_step(m, s->mask, s->updates_done, active, weights, dense)) {
         if (s->comm) s->comm->abort(s->comm, CIGL_ERR_RUNTIME); /* the others would wait */
         return NULL;
     }
@@ -422,18 +419,21 @@ const float *method_before_forward(MethodState *s, Model *m, long step)
 {
     if (!s->weff) {
         m->wgrad_scale = 1.0f;
-        return sparse_step(s, m, step, m->params);
+        return sparse_step(s, m, step, s->active, m->params);
     }
     /* a dense-gradient step's backward reads the effective weights of every tensor; the draw
      * reads the mask, not the kernels' patterns, which follow it just below */
     if (s->held) {
         authors_forward_weights(s, m, z_index(s, step));
         m->wgrad_scale = s->inv_keep;
-        return sparse_step(s, m, step, s->weff);
+        /* no active mask: the kernels read s->weff over all of M (a Z-dropped weight enters
+         * with what it holds) and return the gradient of every weight of M, which the
+         * authors' step integrates (docs/method.md, "Authors' mechanics") */
+        return sparse_step(s, m, step, NULL, s->weff);
     }
     method_draw(s, m, z_index(s, step), m->sparse && dense_grad_step(s, step));
     m->wgrad_scale = s->inv_keep;
-    if (!sparse_step(s, m, step, s->weff)) return NULL;
+    if (!sparse_step(s, m, step, s->active, s->weff)) return NULL;
     sparse_model_step_source(m, m->params, s->inv_keep);
     return s->weff;
 }

@@ -132,11 +132,7 @@ static int trainer_setup(Trainer *t)
     rc = method_init(&t->ms, c, &t->m, t->total_steps, t->steps_per_epoch);
     if (rc) return rc;
     /* --kernels: dense or sparse kernels per conv/linear layer, from the mask (sparse.h) */
-    /* --z-timing authors moves weights the random mask dropped: their dense gradient is
-     * needed, so every layer runs the dense path */
-    const KernelsMode kernels = t->ms.held ? KERNELS_DENSE
-                                           : (KernelsMode)sparse_kernels_parse(c->kernels);
-    rc = sparse_model_setup(&t->m, kernels, t->ms.mask);
+    rc = sparse_model_setup(&t->m, (KernelsMode)sparse_kernels_parse(c->kernels), t->ms.mask);
     if (rc) return rc;
     t->ms.comm = t->comm;
     rc = grad_sync_init(&t->sync, t->comm, &t->m, CIGL_GRAD_BUCKET_FLOATS);
