@@ -23,8 +23,9 @@ PARTS = [
     ("wrn", "wrn-22-2 at 95%", "RigL and CigL, one seed."),
     ("demo", "The demo's set-up: mlp at 95%, 25 epochs on 5000 images",
      "`make demo` (tests/demo.sh) at seeds 0-3, 2 MPI ranks: RigL, and CigL at random mask "
-     "rate 0.1 with snapshots every 50 steps from 80%; 1000 held-out images for temperature "
-     "scaling, the whole test set."),
+     "rate 0.1 with snapshots every 50 steps from 80%, both otherwise with cigl's defaults "
+     "(rerun 2026-12-07 when the paired study chose them); 1000 held-out images for "
+     "temperature scaling, the whole test set."),
     ("long/mlp", "Longer training: mlp, 40 epochs",
      "dense, RigL, CigL (random mask rate 0.01 and 0.1) at 90% and 95%, 3 seeds, 5x the "
      "recipe's epochs (PLAN.md)."),
@@ -119,8 +120,8 @@ def headline(runs):
 # CigL authors' code was run on. Arms are run-directory labels; each compares with its baseline
 # on the seeds both have. What each arm changes is in docs/method.md, "Authors' mechanics".
 PAIRED_ARMS = [
-    ("rigl", None, "RigL, cigl's defaults"),
-    ("cigl", "rigl", "CigL, cigl's defaults"),
+    ("rigl", None, "RigL, legacy values (`--mechanics legacy`: cigl's defaults before this study)"),
+    ("cigl", "rigl", "CigL, legacy values"),
     ("cigl-authors", "rigl", "CigL, `--mechanics authors`"),
     ("rigl-authors", "rigl", "RigL, `--mechanics authors`"),
     ("cigl-authors", "rigl-authors", "CigL vs RigL, both `--mechanics authors`"),
@@ -132,8 +133,8 @@ PAIRED_ARMS = [
     ("cigl-denseceil", "rigl", "CigL, `--dense-layers update --drop-count ceil` only"),
     ("cigl-skipstep", "rigl", "CigL, `--update-step skip` only"),
     ("cigl-zeroinit", "rigl", "CigL, `--zero-init-residual` only (not an authors' mechanic)"),
-    ("cigl-rule", "rigl", "CigL, the values the defaults rule picks (`--mechanics authors "
-     "--drop-score stored --z-timing cigl`)"),
+    ("cigl-rule", "rigl", "CigL, the values the defaults rule picks, cigl's defaults since "
+     "2026-12-07 (`--mechanics authors --drop-score stored --z-timing cigl`)"),
     ("cigl-rule", "rigl-authors", "CigL vs RigL, both with the rule's values (RigL's are all "
      "the authors')"),
 ]
@@ -225,7 +226,7 @@ def paired(runs):
     return out
 
 
-# The evidence for cigl's defaults: each authors' value against CigL with cigl's defaults,
+# The evidence for cigl's defaults: each authors' value against CigL with the legacy values,
 # which differs from it in that one mechanism, or (a bundle) in all of them; a bundle gets no
 # default of its own, its mechanisms do.
 DEFAULT_ARMS = [
@@ -273,7 +274,7 @@ def rule_default(verdicts, seeds):
 
 
 def defaults_evidence(arms):
-    """Per authors' value: its change against CigL with cigl's defaults on the seeds both have,
+    """Per authors' value: its change against CigL with the legacy values on the seeds both have,
     with paired intervals, and which value the intervals favour (lower ECE15 and NLL)."""
     base = arms.get("cigl", {})
     rows = []
@@ -305,18 +306,18 @@ def defaults_evidence(arms):
         rows.append("| " + " | ".join(cells) + " |")
     if not rows:
         return []
-    return ["\n### Evidence for cigl's defaults: each authors' value against CigL's defaults\n",
-            "Each arm differs from CigL with cigl's defaults in the one mechanism named (the "
+    return ["\n### Evidence for cigl's defaults: each authors' value against cigl's own\n",
+            "Each arm differs from CigL with the legacy values (cigl's own, its defaults before "
+            "this study) in the one mechanism named (the "
             "last in all of them), on the same seeds; changes of the authors' value against "
             "cigl's, 95% paired bootstrap intervals. A value is favoured when the 95% paired "
             "t interval of the per-seed differences excludes 0 (lower ECE15 or NLL is better; "
             "at least 3 seeds; with 3 seeds the bootstrap interval is just the range of the "
-            "per-seed changes, too narrow to decide on). The defaults are chosen from this "
-            "table when the study is complete (docs/method.md), by the rule in its last "
+            "per-seed changes, too narrow to decide on). cigl's defaults are chosen from this "
+            "table (docs/method.md, \"Choosing the defaults\") by the rule in its last "
             "column: a value of cigl's own stays the default only where the evidence favours "
             "it; where it does not, the authors' value becomes the default; where the two "
-            "metrics favour different values, the choice will be argued in docs/method.md "
-            "once the study is complete.\n",
+            "metrics favour different values, docs/method.md argues the choice.\n",
             "| authors' value | seeds | Δ acc (points) | Δ ECE15 (%) | Δ NLL (%) | favoured "
             "| default by the rule |",
             "|---|---:|---|---|---|---|---|"] + rows
@@ -429,6 +430,76 @@ def summary(runs, title, models, sparsities):
     return out
 
 
+STEP2 = os.sep + "step2" + os.sep
+
+
+def long_regime(runs):
+    """The over-confident regime on resnet20, step 2 (resnet20-long/step2): dense, RigL and
+    CigL with cigl's defaults at 90% and 95% on the schedule step 1 found; CigL against RigL
+    and against RigL + temperature scaling (each RigL run's validation-fitted temperature),
+    paired by seed."""
+    step2 = [r for r in part_runs(runs, "resnet20-long") if STEP2 in r["dir"] + os.sep]
+    out = ["## The over-confident regime on resnet20: dense, RigL and CigL\n",
+           "resnet20 on the reference recipe (5000 validation samples, used only for temperature "
+           "scaling) trained long enough that RigL is over-confident (the next section), with "
+           "cigl's defaults (docs/method.md, \"Choosing the defaults\"); test set. CigL's changes "
+           "are paired by seed, with 95% paired bootstrap intervals; gap = mean confidence minus "
+           "accuracy (> 0: over-confident). RigL + TS: RigL after temperature scaling.\n"]
+    if not step2:
+        out.append("No finished run yet (`jobs/reproduce.sh --part resnet20-long`).\n")
+        return out
+    epochs = sorted({int(r["config"].get("epochs", 0)) for r in step2})
+    out.append(f"Epochs: {', '.join(map(str, epochs))}.\n")
+    out += ["| model | seeds | accuracy (%) | ECE15 | gap | RigL + TS ECE15 | CigL vs RigL: "
+            "Δ acc (points) | CigL vs RigL: Δ ECE15 (%) | CigL vs RigL + TS: Δ ECE15 (%) |",
+            "|---|---:|---:|---:|---:|---:|---|---|---|"]
+
+    def seeds_of(method, sparsity=None):
+        got = {}
+        for r in step2:
+            c = r["config"]
+            if c.get("method") != method:
+                continue
+            if sparsity is not None and abs(c.get("sparsity", 0) - sparsity) > 1e-9:
+                continue
+            got[int(c.get("seed", 0))] = r["final"]
+        return got
+
+    def row(label, fs):
+        return (f"| {label} | {len(fs)} | {100 * mean([f['test']['accuracy'] for f in fs]):.2f} | "
+                f"{mean([f['test']['ece'] for f in fs]):.4f} | "
+                f"{mean([overconfidence(f) for f in fs]):+.4f} |")
+
+    dense = seeds_of("dense")
+    if dense:
+        out.append(row("dense", list(dense.values())) + " | | | |")
+    for s in (0.9, 0.95):
+        rig, cig = seeds_of("rigl", s), seeds_of("cigl", s)
+        if rig:
+            ts = mean([f["test_temperature_scaled"]["ece"] for f in rig.values()])
+            out.append(row(f"RigL {s:g}", list(rig.values())) + f" {ts:.4f} | | | |")
+        if not cig:
+            continue
+        pairs = sorted(set(rig) & set(cig))
+        cells = " | | |"
+        if pairs:
+            er = [rig[k]["test"]["ece"] for k in pairs]
+            ec = [cig[k]["test"]["ece"] for k in pairs]
+            et = [rig[k]["test_temperature_scaled"]["ece"] for k in pairs]
+            ar = [100 * rig[k]["test"]["accuracy"] for k in pairs]
+            ac = [100 * cig[k]["test"]["accuracy"] for k in pairs]
+            d_acc = mean(ac) - mean(ar)
+            lo_a, hi_a = paired_bootstrap(ac, ar, rel=False)
+            lo, hi = paired_bootstrap(ec, er)
+            lo_t, hi_t = paired_bootstrap(ec, et)
+            cells = (f" {d_acc:+.2f} [{lo_a:+.2f}, {hi_a:+.2f}] | "
+                     f"**{100 * (mean(ec) - mean(er)) / mean(er):+.1f}** [{lo:+.1f}, {hi:+.1f}] | "
+                     f"{100 * (mean(ec) - mean(et)) / mean(et):+.1f} [{lo_t:+.1f}, {hi_t:+.1f}] |")
+        out.append(row(f"CigL {s:g}", list(cig.values())) + " |" + cells)
+    out.append("")
+    return out
+
+
 def schedule_length(runs):
     """The over-confident regime on resnet20, step 1: RigL at 90% on the reference recipe at
     8 epochs (the reference part) and longer (resnet20-long/eN), test ECE and the
@@ -441,7 +512,7 @@ def schedule_length(runs):
             by_len.setdefault(int(c.get("epochs", 8)), []).append(r["final"])
     for r in part_runs(runs, "resnet20-long"):
         c = r["config"]
-        if c.get("method") == "rigl":
+        if c.get("method") == "rigl" and STEP2 not in r["dir"] + os.sep:
             by_len.setdefault(int(c.get("epochs", 0)), []).append(r["final"])
     if len(by_len) < 2 or 8 not in by_len:
         return []
@@ -502,6 +573,7 @@ def main():
                "tuned: the recipe is the CigL authors' defaults, fixed before any run; the "
                "validation split (5000 training samples) is used only for temperature scaling.\n")
     out.extend(paired(runs))
+    out.extend(long_regime(runs))
     out.extend(schedule_length(runs))
     out.append("## Headline (resnet20, reference subset)\n")
     lines, _ = headline(runs)

@@ -60,5 +60,43 @@ if len(cells) == 7:
     check("defaults_row_verdict", cells[5] == "authors' (ECE15), cigl's (NLL)", cells[5])
     check("defaults_row_rule", cells[6].startswith("split"), cells[6])
 
+
+
+# The long-regime table (resnet20-long/step2): 3 seeds of RigL and CigL at 90%, CigL's ECE15
+# 20% under RigL's on every seed, RigL + TS at half RigL's ECE15; step-1 runs stay out of it.
+def long_run(method, seed, ece, acc, ts_ece, conf_gap, step="step2", sparsity=0.9):
+    rel = {"count": [0] * 14 + [100], "confidence": [None] * 14 + [acc + conf_gap],
+           "accuracy": [None] * 14 + [acc]}
+    return {"dir": os.path.join("x", "runs", "resnet20-long", step, f"{method}-{seed}"),
+            "config": {"method": method, "seed": seed, "sparsity": sparsity, "epochs": 32},
+            "final": {"test": {"ece": ece, "accuracy": acc, "reliability": rel},
+                      "test_temperature_scaled": {"ece": ts_ece}}}
+
+
+long_runs = [long_run("rigl", k, 0.030 + 0.001 * k, 0.93, 0.015, 0.03) for k in range(3)]
+long_runs += [long_run("cigl", k, 0.8 * (0.030 + 0.001 * k), 0.928, 0.0, 0.02) for k in range(3)]
+long_runs += [long_run("rigl", 0, 0.5, 0.5, 0.5, 0.5, step="e32")]
+table = rp.long_regime(long_runs)
+cigl_row = [r for r in table if r.startswith("| CigL 0.9 |")]
+rigl_row = [r for r in table if r.startswith("| RigL 0.9 |")]
+check("long_table_rows", len(cigl_row) == 1 and len(rigl_row) == 1, "\n".join(table))
+if cigl_row and rigl_row:
+    c = [x.strip() for x in cigl_row[0].strip("|").split("|")]
+    r = [x.strip() for x in rigl_row[0].strip("|").split("|")]
+    check("long_table_seeds_and_rigl", r[1] == "3" and r[3] == "0.0310" and r[5] == "0.0150"
+          and r[4] == "+0.0300", str(r))
+    check("long_table_cigl_vs_rigl", c[7].startswith("**-20.0**") and c[6].startswith("-0.20"),
+          str(c))
+    # CigL 0.0248 mean vs RigL + TS 0.015: +65.3%
+    check("long_table_cigl_vs_ts", c[8].startswith(f"{100 * (0.0248 / 0.015 - 1):+.1f}"), str(c))
+check("long_table_empty_says_so",
+      any("No finished run yet" in l for l in rp.long_regime([long_runs[-1]])))
+check("schedule_length_leaves_out_step2",
+      all("| 32 |" not in l or "| 1 |" in l for l in rp.schedule_length(
+          long_runs + [dict(long_run("rigl", 0, 0.01, 0.92, 0.01, 0.01, step="x"),
+                            dir=os.path.join("x", "runs", "reference", "rigl-s0.9-seed0"),
+                            config={"method": "rigl", "sparsity": 0.9, "model": "resnet20",
+                                    "epochs": 8})])))
+
 print(f"{passed} passed, {failed} failed")
 sys.exit(1 if failed else 0)

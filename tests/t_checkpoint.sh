@@ -60,7 +60,11 @@ check "mpi_2_ranks_exit_75_and_resume_exact" "[ $st = 75 ] && same_final '$T/m.f
 $MPIRUN -x CIGL_TEST_SIGNAL_AT_STEP=50 "$CIGL" train $A2 --out "$T/m.one" >/dev/null 2>&1
 "$CIGL" train $A2 --out "$T/m.one" --resume auto >"$T/m.one.log" 2>&1
 check "resume_2_ranks_on_1_says_so" "grep -q 'ran on 2 rank(s) x 1 micro-batch(es), this run on 1 x 1' '$T/m.one.log'"
-check "resume_2_ranks_on_1_close" "h5diff -d 2e-4 '$T/m.full/final.h5' '$T/m.one/final.h5' /weights /weights >/dev/null"
+# Gradients summed in another order differ by rounding, which near-ties in a mask update can
+# amplify for a few weights: with cigl's defaults one lenet5 weight of 61K ends 3e-4 apart (the
+# others within 2e-5), and any of --regrown keep, --update-step take or --dense-layers fixed
+# moves that tie away again; 1e-3 is still far below the weights' scale (~0.1).
+check "resume_2_ranks_on_1_close" "h5diff -d 1e-3 '$T/m.full/final.h5' '$T/m.one/final.h5' /weights /weights >/dev/null"
 
 # --- policies for an --out that holds a run ---------------------------------------------------
 R="$T/rigl_sparsity_0.9.full"

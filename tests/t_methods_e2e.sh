@@ -95,4 +95,12 @@ expect_usage train_refuses_average_before_update_end train $COMMON --method cigl
 expect_usage train_refuses_inapplicable_option train $COMMON --method rigl --random-mask-rate 0.1 --out "$T/x10"
 check "refused_runs_leave_no_directory" "[ ! -e '$T/x8' ] && [ ! -e '$T/x9' ] && [ ! -e '$T/x10' ]"
 
+# cigl's defaults are the values the paired study's cigl-rule arm ran with (docs/method.md,
+# "Choosing the defaults"): the resolved options differ in the --mechanics label only
+RULE="--data $DATA --model resnet20 --method cigl --sparsity 0.9 --epochs 8 --out $T/dr"
+"$CIGL" train $RULE --dry-run >"$T/dr_default.json" 2>&1
+"$CIGL" train $RULE --dry-run --mechanics authors --drop-score stored --z-timing cigl \
+    >"$T/dr_rule.json" 2>&1
+check "defaults_equal_the_rule_arm" "[ \"\$(diff '$T/dr_default.json' '$T/dr_rule.json' | grep -c '^[<>]')\" = 2 ] && grep -q '\"mechanics\": \"authors\"' '$T/dr_rule.json' && grep -q '\"regrown\": \"zero\"' '$T/dr_default.json'"
+
 summary

@@ -5,6 +5,8 @@
  * how --mechanics resolves around options given on their own. */
 #include "check.h"
 #include "method_test.h"
+#include "cigl/config.h"
+#include "cigl/json_read.h"
 #include "cigl/method.h"
 #include "cigl/rng.h"
 #include "cigl/sparsity.h"
@@ -311,11 +313,66 @@ static void mechanics_resolution(void)
           !strcmp(c.regrown, "zero") && !strcmp(c.update_step, "skip") &&
           c.average_start_epoch == 0, "rigl authors: %s %s %s %s", c.drop_score, c.z_timing,
           c.regrown, c.update_step);
-    const char *defaults[] = {"--method", "cigl"};
-    CHECK(resolved(defaults, 2, &c) == 0 && !strcmp(c.drop_score, "stored") &&
+    /* cigl's defaults (the paired study's rule, docs/method.md): the authors' values except
+     * the drop score and the Z timing; no rescaling; the authors' epoch window */
+    const char *defaults[] = {"--method", "cigl", "--epochs", "8"};
+    CHECK(resolved(defaults, 4, &c) == 0 && !strcmp(c.drop_score, "stored") &&
+          !strcmp(c.z_timing, "cigl") && !strcmp(c.regrown, "zero") &&
+          !strcmp(c.dense_layers, "update") && !strcmp(c.drop_count, "ceil") &&
+          !strcmp(c.update_step, "skip") && c.rescale_kept == 0 && c.average_start_epoch == 6,
+          "cigl's defaults: %s %s %s %s %s %s, rescale %d, epoch %d", c.drop_score, c.z_timing,
+          c.regrown, c.dense_layers, c.drop_count, c.update_step, c.rescale_kept,
+          c.average_start_epoch);
+    CHECK(method_validate(&c, 80, 10) == 0, "cigl's default window refused at 8 epochs");
+    const char *legacy[] = {"--method", "cigl", "--epochs", "8", "--mechanics", "legacy"};
+    CHECK(resolved(legacy, 6, &c) == 0 && !strcmp(c.drop_score, "stored") &&
           !strcmp(c.z_timing, "cigl") && !strcmp(c.regrown, "keep") &&
           !strcmp(c.dense_layers, "fixed") && !strcmp(c.drop_count, "round") &&
-          !strcmp(c.update_step, "take") && c.rescale_kept == 1, "cigl's defaults changed");
+          !strcmp(c.update_step, "take") && c.rescale_kept == 1 && c.average_start_epoch == 0,
+          "legacy: %s %s %s %s %s %s, rescale %d, epoch %d", c.drop_score, c.z_timing,
+          c.regrown, c.dense_layers, c.drop_count, c.update_step, c.rescale_kept,
+          c.average_start_epoch);
+    /* the default window: epochs floor(0.8 E).., moved to the first epoch ending after the
+     * masks freeze at 0.75 E, none (steps) when fewer than 2 epoch ends are left */
+    const struct { const char *epochs; int first; } windows[] = {
+        {"1", 0}, {"3", 0}, {"4", 3}, {"6", 5}, {"7", 6}, {"11", 9}, {"25", 20}, {"32", 25}};
+    for (size_t i = 0; i < sizeof windows / sizeof windows[0]; i++) {
+        const char *args[] = {"--method", "cigl", "--epochs", windows[i].epochs};
+        CHECK(resolved(args, 4, &c) == 0 && c.average_start_epoch == windows[i].first,
+              "%s epochs: window from %d, expected %d", windows[i].epochs,
+              c.average_start_epoch, windows[i].first);
+        const long spe = 10, total = spe * c.epochs;
+        CHECK(!windows[i].first || method_validate(&c, total, spe) == 0,
+              "%s epochs: the default window is refused", windows[i].epochs);
+    }
+    /* a window given in steps keeps the step window; a given rescaling stays */
+    const char *steps[] = {"--method", "cigl", "--epochs", "8", "--average-every", "50",
+                           "--rescale-kept"};
+    CHECK(resolved(steps, 7, &c) == 0 && c.average_start_epoch == 0 && c.rescale_kept == 1,
+          "--average-every 50: epoch %d, rescale %d", c.average_start_epoch, c.rescale_kept);
+    /* a configuration file records resolved values: one written before the study (rescaling,
+     * the step window, cigl's own values) keeps them under today's --mechanics cigl */
+    char err[128];
+    const char *old_json = "{\"method\": \"cigl\", \"epochs\": 8, \"mechanics\": \"cigl\", "
+                           "\"rescale-kept\": true, \"average-start-epoch\": 0, "
+                           "\"average-start\": 0.8, \"average-every\": 0, "
+                           "\"drop-score\": \"stored\", \"z-timing\": \"cigl\", "
+                           "\"regrown\": \"keep\", \"dense-layers\": \"fixed\", "
+                           "\"drop-count\": \"round\", \"update-step\": \"take\"}";
+    JsonValue *root = json_parse(old_json, strlen(old_json), err, sizeof err);
+    CHECK(root != NULL, "json: %s", err);
+    config_defaults(&c);
+    CHECK(root && config_apply_json(&c, root, "old config.json") == 0 &&
+          method_resolve_mechanics(&c) == 0 && c.rescale_kept == 1 &&
+          c.average_start_epoch == 0 && !strcmp(c.regrown, "keep") &&
+          !strcmp(c.update_step, "take"), "an old config.json changed meaning: rescale %d, "
+          "epoch %d, %s %s", c.rescale_kept, c.average_start_epoch, c.regrown, c.update_step);
+    json_free(root);
+    /* --mechanics is accepted (and changes nothing) for every method, so one plan line set
+     * can pin it */
+    const char *dense[] = {"--method", "dense", "--mechanics", "legacy"};
+    CHECK(resolved(dense, 4, &c) == 0 && method_validate(&c, 80, 10) == 0,
+          "--mechanics legacy refused for dense");
     const char *bad[] = {"--method", "cigl", "--mechanics", "paper"};
     CHECK(resolved(bad, 4, &c) == 2, "--mechanics paper accepted");
     const char *bad_value[] = {"--method", "rigl", "--regrown", "random"};

@@ -71,6 +71,9 @@ typedef struct {
     /* which options the user gave (index into train_options), to refuse ones that do not
      * apply to the chosen method */
     unsigned char given[96];
+    /* which options a loaded JSON (--config, a checkpoint) set, default-valued ones too:
+     * --mechanics leaves them as the file says (a file records resolved values) */
+    unsigned char loaded[96];
 } Config;
 
 /* OPT_FLAG sets its int field to 1, OPT_FLAG_OFF (e.g. --no-rescale-kept) sets it to 0. */
@@ -134,6 +137,8 @@ int config_resolve_args(Config *c, int argc, char **argv);
 
 /* Whether option `name` was given explicitly. */
 int config_given(const Config *c, const char *name);
+/* Whether option `name` was given or set by a loaded JSON (config_apply_json). */
+int config_given_or_loaded(const Config *c, const char *name);
 
 /* Parses --milestones "0.5,0.75" into out[]; returns the count or -1. */
 int config_milestones(const Config *c, double *out, int max);

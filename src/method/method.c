@@ -140,52 +140,81 @@ int method_snapshots_at(const Config *c, long step, long total_steps, long steps
 
 /* ---- mechanics (docs/method.md, "Authors' mechanics") ------------------------------- */
 
-/* One mechanism option: its values on cigl's side and the authors'. */
+/* One mechanism option: cigl's own value (its default before the paired study, kept as
+ * --mechanics legacy), the authors' value, and which of the two is cigl's default now: the
+ * paired study's rule (docs/method.md, "Choosing the defaults") keeps cigl's own value only
+ * where the evidence favours it. */
 typedef struct {
     const char *name;
     size_t offset;
-    const char *cigl, *authors;
+    const char *own, *authors;
+    int default_authors;    /* --mechanics cigl takes the authors' value */
     int cigl_only;          /* applies to cigl only (else to every method with mask updates) */
 } MechanicsOption;
 
 static const MechanicsOption mechanics_options[] = {
-    {"drop-score", offsetof(Config, drop_score), "stored", "masked", 1},
-    {"z-timing", offsetof(Config, z_timing), "cigl", "authors", 1},
-    {"regrown", offsetof(Config, regrown), "keep", "zero", 0},
-    {"dense-layers", offsetof(Config, dense_layers), "fixed", "update", 0},
-    {"drop-count", offsetof(Config, drop_count), "round", "ceil", 0},
-    {"update-step", offsetof(Config, update_step), "take", "skip", 0},
-    {NULL, 0, NULL, NULL, 0},
+    {"drop-score", offsetof(Config, drop_score), "stored", "masked", 0, 1},
+    {"z-timing", offsetof(Config, z_timing), "cigl", "authors", 0, 1},
+    {"regrown", offsetof(Config, regrown), "keep", "zero", 1, 0},
+    {"dense-layers", offsetof(Config, dense_layers), "fixed", "update", 1, 0},
+    {"drop-count", offsetof(Config, drop_count), "round", "ceil", 1, 0},
+    {"update-step", offsetof(Config, update_step), "take", "skip", 1, 0},
+    {NULL, 0, NULL, NULL, 0, 0},
 };
+
+typedef enum { MECHANICS_CIGL, MECHANICS_AUTHORS, MECHANICS_LEGACY } Mechanics;
 
 static int mechanics_applies(const MechanicsOption *o, const MethodOps *ops)
 {
     return ops->grow_score && (!o->cigl_only || ops->averaging);
 }
 
+/* The authors' snapshot window for cigl's default: the ends of epochs floor(--average-start x
+ * epochs) to the last, moved later to the first epoch that ends after the masks freeze (cigl
+ * averages frozen masks only); 0 (the window by --average-start in steps) when that leaves
+ * fewer than 2 epoch ends, as in runs of under 4 epochs. */
+static int default_snapshot_epoch(const Config *c)
+{
+    int e = (int)fmax(1.0, floor(c->average_start * c->epochs));
+    const int frozen = (int)ceil(c->update_end * c->epochs - 1e-9);
+    if (e < frozen) e = frozen;
+    return e <= c->epochs - 1 ? e : 0;
+}
+
 int method_resolve_mechanics(Config *c)
 {
     const MethodOps *ops = method_find(c->method);
     if (!ops) return CIGL_OK; /* method_validate names it */
-    const int authors = !strcmp(c->mechanics, "authors");
-    if (!authors && strcmp(c->mechanics, "cigl"))
-        return cigl_fail(CIGL_ERR_USAGE, "unknown --mechanics '%s'; expected cigl or authors",
-                         c->mechanics);
+    Mechanics set;
+    if (!strcmp(c->mechanics, "cigl")) set = MECHANICS_CIGL;
+    else if (!strcmp(c->mechanics, "authors")) set = MECHANICS_AUTHORS;
+    else if (!strcmp(c->mechanics, "legacy")) set = MECHANICS_LEGACY;
+    else
+        return cigl_fail(CIGL_ERR_USAGE, "unknown --mechanics '%s'; expected cigl, authors or "
+                         "legacy", c->mechanics);
     for (const MechanicsOption *o = mechanics_options; o->name; o++) {
         char *v = (char *)c + o->offset;
         if (!mechanics_applies(o, ops)) continue; /* left at auto; given: refused later */
-        if (!strcmp(v, "auto")) strcpy(v, authors ? o->authors : o->cigl);
-        if (strcmp(v, o->cigl) && strcmp(v, o->authors))
+        const int take_authors = set == MECHANICS_AUTHORS ||
+                                 (set == MECHANICS_CIGL && o->default_authors);
+        if (!strcmp(v, "auto")) strcpy(v, take_authors ? o->authors : o->own);
+        if (strcmp(v, o->own) && strcmp(v, o->authors))
             return cigl_fail(CIGL_ERR_USAGE, "unknown --%s '%s'; expected %s or %s", o->name, v,
-                             o->cigl, o->authors);
+                             o->own, o->authors);
     }
-    if (authors && ops->averaging) {
-        /* their kept weights enter the forward pass unscaled; their snapshots begin at epoch
-         * begin_save = int(0.8 x epochs) in the reference runs */
-        if (!config_given(c, "rescale-kept") && !config_given(c, "no-rescale-kept"))
-            c->rescale_kept = 0;
+    if (set == MECHANICS_LEGACY || !ops->averaging) return CIGL_OK;
+    /* kept weights enter the forward pass unscaled (their code stores W . Z and divides by
+     * keep in the same place), and snapshots are taken at epoch ends from their begin_save =
+     * int(0.8 x epochs); a value given, or recorded in a loaded file, stays */
+    if (!config_given_or_loaded(c, "rescale-kept") && !config_given_or_loaded(c, "no-rescale-kept"))
+        c->rescale_kept = 0;
+    if (set == MECHANICS_AUTHORS) {
         if (!c->average_start_epoch)
             c->average_start_epoch = (int)fmax(1.0, floor(c->average_start * c->epochs));
+    } else if (!config_given_or_loaded(c, "average-start-epoch") &&
+               !config_given_or_loaded(c, "average-start") &&
+               !config_given_or_loaded(c, "average-every")) {
+        c->average_start_epoch = default_snapshot_epoch(c);
     }
     return CIGL_OK;
 }
@@ -227,7 +256,7 @@ int method_validate(const Config *c, long total_steps, long steps_per_epoch)
     }
     static const char *const sparse_opts[] = {"sparsity", "distribution", NULL};
     static const char *const update_opts[] = {"update-interval", "drop-fraction", "update-end",
-                                              "mechanics", "regrown", "dense-layers",
+                                              "regrown", "dense-layers",
                                               "drop-count", "update-step", NULL};
     static const char *const cigl_opts[] = {"random-mask-rate", "rescale-kept", "no-rescale-kept",
                                             "average-start", "average-every", "no-averaging",

@@ -73,7 +73,8 @@ const OptionSpec train_options[] = {
         "{averaging}: probability that an active weight is dropped by the random mask each step "
         "(the paper's text uses 0.1)"),
     OPT("rescale-kept", OPT_FLAG, rescale_kept, "1", 0, 1,
-        "{averaging}: multiply kept weights by 1/(1-P) in the forward pass (cigl's default; the authors' code cancels its own rescaling)"),
+        "{averaging}: multiply kept weights by 1/(1-P) in the forward pass (--mechanics legacy); "
+        "cigl's default, like the authors' code (which cancels its own rescaling), does not"),
     OPT("no-rescale-kept", OPT_FLAG_OFF, rescale_kept, NULL, 0, 1,
         "{averaging}: the paper's plain form, no rescaling"),
     OPT("average-start", OPT_DOUBLE, average_start, "0.8", 0, 1,
@@ -84,11 +85,14 @@ const OptionSpec train_options[] = {
         "{averaging} ablation: average the snapshots' predictions instead of their weights"),
     OPT("average-start-epoch", OPT_INT, average_start_epoch, "0", 0, 100000,
         "{averaging}: snapshots at the ends of epochs E to the last (1-based, the authors' begin_save); "
-        "0: by --average-start, or floor(--average-start x epochs) under --mechanics authors"),
+        "0: from --average-start in steps. Unless it, --average-start or --average-every is "
+        "given: floor(--average-start x epochs), moved to the first epoch ending after the masks "
+        "freeze (0 when under 2 epoch ends are left); --mechanics authors: "
+        "floor(--average-start x epochs); legacy: 0"),
     OPT("mechanics", OPT_STRING, mechanics, "cigl", 0, 0,
-        "{updating}: cigl | authors: the default of every mechanism "
-        "below where cigl and the CigL authors' code differ (an option given on its own wins; "
-        "docs/method.md)"),
+        "cigl | authors | legacy: the default of every mechanism below where cigl and the CigL "
+        "authors' code differ: cigl's defaults (chosen by the paired study), the authors' values, "
+        "or cigl's values before that study (an option given on its own wins; docs/method.md)"),
     OPT("drop-score", OPT_STRING, drop_score, "auto", 0, 0,
         "{averaging}: drop by |stored W| (stored) or by |the update step's forward weights|, Z "
         "applied (masked; authors); auto: by --mechanics"),
@@ -242,6 +246,12 @@ int config_given(const Config *c, const char *name)
 {
     const OptionSpec *s = options_find(train_options, name, strlen(name));
     return s ? c->given[s - train_options] : 0;
+}
+
+int config_given_or_loaded(const Config *c, const char *name)
+{
+    const OptionSpec *s = options_find(train_options, name, strlen(name));
+    return s ? c->given[s - train_options] || c->loaded[s - train_options] : 0;
 }
 
 int config_milestones(const Config *c, double *out, int max)

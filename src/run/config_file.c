@@ -80,6 +80,7 @@ int config_apply_json(Config *c, const JsonValue *obj, const char *source)
         const int rc = options_set(c, s, text, where);
         if (rc) return rc;
         if (differs_from_default(s, c, &def)) c->given[s - train_options] = 1;
+        c->loaded[s - train_options] = 1;
     }
     return CIGL_OK;
 }
