@@ -159,10 +159,13 @@ def paired_bootstrap(a, b, rel=True, n=10000, seed=0):
 
 
 def paired(runs):
-    arms = {}
+    arms, binaries = {}, {}
     for r in part_runs(runs, "paired"):
         label, seed = os.path.basename(r["dir"]).rsplit("-seed", 1)
-        arms.setdefault(label.rsplit("-s0.9", 1)[0], {})[int(seed)] = r["final"]
+        label = label.rsplit("-s0.9", 1)[0]
+        arms.setdefault(label, {})[int(seed)] = r["final"]
+        commit = r["config"].get("provenance", {}).get("git_commit", "?")[:7]
+        binaries.setdefault(label, {}).setdefault(commit, []).append(int(seed))
     out = ["## Paired study: CigL against RigL on the authors' recipe (resnet20, 90% ERK)\n",
            "The recipe the CigL authors' code was run on: resnet20 on Fashion-MNIST, 8 epochs, "
            "batch 128, SGD Nesterov 0.9, lr 0.1 x0.1 at 50% and 75%, weight decay 5e-4 on every "
@@ -221,6 +224,12 @@ def paired(runs):
                    f"**{'met' if ok else 'not met'}**.")
         if label == "cigl-authors":
             out.extend(paired_resolution([f["test"]["ece"] for f in ca.values()]))
+    mixed = [f"`{label}` ({'; '.join(f'{c}: seeds ' + ', '.join(map(str, sorted(ss))) for c, ss in sorted(by.items()))})"
+             for label, by in sorted(binaries.items()) if len(by) > 1]
+    if mixed:
+        out.append("\nArms whose seeds ran on more than one cigl binary (commit: seeds; the "
+                   "binaries compute the same method, with other last bits): " +
+                   ", ".join(mixed) + ".")
     out.extend(defaults_evidence(arms))
     out.append("")
     return out
