@@ -288,6 +288,20 @@ static int resolved(const char *const *args, int n, Config *c)
     return rc ? rc : method_resolve_mechanics(c);
 }
 
+/* Whether c resolved to these mechanism values (drop score, Z timing, regrown, dense layers,
+ * drop count, update step), rescaling and snapshot epoch; what it has goes to got. */
+static int mechanics_are(const Config *c, const char *const want[6], int rescale, int epoch,
+                         char got[160])
+{
+    const char *const have[6] = {c->drop_score, c->z_timing, c->regrown, c->dense_layers,
+                                 c->drop_count, c->update_step};
+    snprintf(got, 160, "%s %s %s %s %s %s, rescale %d, epoch %d", have[0], have[1], have[2],
+             have[3], have[4], have[5], c->rescale_kept, c->average_start_epoch);
+    for (int i = 0; i < 6; i++)
+        if (strcmp(have[i], want[i])) return 0;
+    return c->rescale_kept == rescale && c->average_start_epoch == epoch;
+}
+
 /* --mechanics authors sets every mechanism left at auto (only those of the method), CigL's
  * snapshot epoch floor(0.8 x 8) = 6 and no rescaling; an option given on its own wins. */
 static void mechanics_resolution(void)
@@ -316,22 +330,14 @@ static void mechanics_resolution(void)
     /* cigl's defaults (the paired study's rule, docs/method.md): the authors' values except
      * the drop score and the Z timing; no rescaling; the authors' epoch window */
     const char *defaults[] = {"--method", "cigl", "--epochs", "8"};
-    CHECK(resolved(defaults, 4, &c) == 0 && !strcmp(c.drop_score, "stored") &&
-          !strcmp(c.z_timing, "cigl") && !strcmp(c.regrown, "zero") &&
-          !strcmp(c.dense_layers, "update") && !strcmp(c.drop_count, "ceil") &&
-          !strcmp(c.update_step, "skip") && c.rescale_kept == 0 && c.average_start_epoch == 6,
-          "cigl's defaults: %s %s %s %s %s %s, rescale %d, epoch %d", c.drop_score, c.z_timing,
-          c.regrown, c.dense_layers, c.drop_count, c.update_step, c.rescale_kept,
-          c.average_start_epoch);
+    static const char *const chosen[6] = {"stored", "cigl", "zero", "update", "ceil", "skip"};
+    char got[160];
+    CHECK(resolved(defaults, 4, &c) == 0 && mechanics_are(&c, chosen, 0, 6, got),
+          "cigl's defaults: %s", got);
     CHECK(method_validate(&c, 80, 10) == 0, "cigl's default window refused at 8 epochs");
     const char *legacy[] = {"--method", "cigl", "--epochs", "8", "--mechanics", "legacy"};
-    CHECK(resolved(legacy, 6, &c) == 0 && !strcmp(c.drop_score, "stored") &&
-          !strcmp(c.z_timing, "cigl") && !strcmp(c.regrown, "keep") &&
-          !strcmp(c.dense_layers, "fixed") && !strcmp(c.drop_count, "round") &&
-          !strcmp(c.update_step, "take") && c.rescale_kept == 1 && c.average_start_epoch == 0,
-          "legacy: %s %s %s %s %s %s, rescale %d, epoch %d", c.drop_score, c.z_timing,
-          c.regrown, c.dense_layers, c.drop_count, c.update_step, c.rescale_kept,
-          c.average_start_epoch);
+    static const char *const own[6] = {"stored", "cigl", "keep", "fixed", "round", "take"};
+    CHECK(resolved(legacy, 6, &c) == 0 && mechanics_are(&c, own, 1, 0, got), "legacy: %s", got);
     /* the default window: epochs floor(0.8 E).., moved to the first epoch ending after the
      * masks freeze at 0.75 E, none (steps) when fewer than 2 epoch ends are left */
     const struct { const char *epochs; int first; } windows[] = {
