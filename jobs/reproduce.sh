@@ -81,7 +81,7 @@ plan_part() { # name model methods sparsities [--with LABEL ARGS]...
     shift 4
     for seed in $seeds; do
         "$here/plan.sh" --root "$root/$name" --methods "$methods" --sparsities "$sparsities" \
-            --seeds "$seed" "$@" -- $recipe ${pin-$legacy} ${extra:-} --model "$model"
+            --seeds "$seed" "$@" -- $recipe ${mechanics_pin-$legacy} ${extra:-} --model "$model"
     done | grep -v '^#'
 }
 
@@ -122,7 +122,7 @@ write_plans() {
     # run's validation-fitted temperature. Sized from e32 (70 min at 1 thread beside another
     # run): 12 sparse runs at ~70-80 min and 3 dense at ~2 h, about 20 core-hours, 10 hours on
     # the 2 cores (-P 2 -c 1); RigL and CigL first in each seed, so pairs complete early.
-    seeds="0 1 2" pin="" extra="--epochs ${long_epochs:-32}" \
+    seeds="0 1 2" mechanics_pin="" extra="--epochs ${long_epochs:-32}" \
         plan_part "resnet20-long/step2" resnet20 "rigl cigl dense" "0.9 0.95" \
         >>"$results/plans/resnet20-long.txt"
 }
@@ -173,9 +173,9 @@ paired_arms() {
     done
     # CigL with the values the defaults rule picks (results page, "Evidence for cigl's
     # defaults", as of 2026-12-07): the authors' mechanics except the drop score, where cigl's
-    # stored-weight score is favoured (NLL), and the Z timing, whose authors' value was not
-    # favoured on seed 0 and would take the sparse kernels away. RigL's rule values are all
-    # the authors' (rigl-authors above).
+    # stored-weight score is favoured (NLL), and the Z timing, which keeps cigl's value until
+    # its 3 seeds are in. RigL's rule values are all the authors' (rigl-authors above). These
+    # are cigl's defaults since 2026-12-07 (docs/method.md, "Choosing the defaults").
     for s in ${paired_seeds:-0 1 2 3 4}; do
         "$here/plan.sh" --root "$root/paired" --sparsities 0.9 --seeds "$s" \
             --methods "cigl-rule=cigl" \

@@ -106,6 +106,19 @@ st=$?
 check "resume_with_other_lr_refused" "[ $st = 2 ] && grep -q -- '--lr 0.05.* differs from the checkpoint' '$T/lr.log' && [ ! -f '$P/final.json' ]"
 "$CIGL" train --out "$P" --resume "$P/checkpoints/step-000000098.h5" --keep 3 >"$T/thr.log" 2>&1
 check "resume_by_path_alone_uses_checkpoint_options" "[ -f '$P/final.json' ] && same_final '$R' '$P'"
+# --mechanics on resume: a label asking for the values the checkpoint recorded is accepted (a
+# plan line pinning legacy resumes a run an older binary recorded as "cigl" with cigl's own
+# values), a label that would change them is refused
+OWN="--regrown keep --dense-layers fixed --drop-count round --update-step take"
+CIGL_TEST_SIGNAL_AT_STEP=50 "$CIGL" train $RA $OWN --out "$T/own" >"$T/own.log" 2>&1
+"$CIGL" train $RA --mechanics legacy --out "$T/own" --resume auto >>"$T/own.log" 2>&1
+st=$?
+"$CIGL" train $RA --mechanics legacy --out "$T/own.full" >/dev/null 2>&1
+check "resume_with_label_of_recorded_values" "[ $st = 0 ] && grep -q 'resuming from' '$T/own.log' && same_final '$T/own.full' '$T/own'"
+rm -f "$P/final.json"
+"$CIGL" train $RA --out "$P" --resume auto --mechanics legacy >"$T/leg.log" 2>&1
+st=$?
+check "resume_with_other_mechanics_refused" "[ $st = 2 ] && grep -q -- \"--mechanics 'legacy' differs from the checkpoint's 'cigl'\" '$T/leg.log' && [ ! -f '$P/final.json' ]"
 
 # --- bad checkpoints are refused, never half-loaded -------------------------------------------
 CK="$P/checkpoints/step-000000098.h5"

@@ -374,6 +374,15 @@ static void mechanics_resolution(void)
           !strcmp(c.update_step, "take"), "an old config.json changed meaning: rescale %d, "
           "epoch %d, %s %s", c.rescale_kept, c.average_start_epoch, c.regrown, c.update_step);
     json_free(root);
+    /* a file from before --mechanics existed has no mechanism keys: cigl's own values */
+    const char *older = "{\"method\": \"cigl\", \"epochs\": 8, \"rescale-kept\": true}";
+    root = json_parse(older, strlen(older), err, sizeof err);
+    config_defaults(&c);
+    CHECK(root && config_apply_json(&c, root, "older config.json") == 0, "older json");
+    if (root) config_mark_unversioned_legacy(&c, root);
+    CHECK(method_resolve_mechanics(&c) == 0 && !strcmp(c.mechanics, "legacy") &&
+          mechanics_are(&c, own, 1, 0, got), "an unversioned file: %s", got);
+    json_free(root);
     /* --mechanics is accepted (and changes nothing) for every method, so one plan line set
      * can pin it */
     const char *dense[] = {"--method", "dense", "--mechanics", "legacy"};

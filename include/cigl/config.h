@@ -6,6 +6,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Room for the option table's flags in Config (given, loaded); config.c asserts it fits. */
+#define CIGL_MAX_OPTIONS 96
+
 typedef struct {
     char data[512];
     char model[32];
@@ -70,10 +73,10 @@ typedef struct {
     int dry_run;
     /* which options the user gave (index into train_options), to refuse ones that do not
      * apply to the chosen method */
-    unsigned char given[96];
+    unsigned char given[CIGL_MAX_OPTIONS];
     /* which options a loaded JSON (--config, a checkpoint) set, default-valued ones too:
      * --mechanics leaves them as the file says (a file records resolved values) */
-    unsigned char loaded[96];
+    unsigned char loaded[CIGL_MAX_OPTIONS];
 } Config;
 
 /* OPT_FLAG sets its int field to 1, OPT_FLAG_OFF (e.g. --no-rescale-kept) sets it to 0. */
@@ -126,7 +129,12 @@ void config_write_json(const Config *c, struct JsonWriter *w);
 struct JsonValue;
 int config_apply_json(Config *c, const struct JsonValue *obj, const char *source);
 
-/* Reads `path` as JSON and applies it (config_apply_json). */
+/* Options written by cigl before --mechanics existed (2026-12-06: no "mechanics" key) ran
+ * cigl's own values: their mechanics becomes legacy, as if the file said so. */
+void config_mark_unversioned_legacy(Config *c, const struct JsonValue *obj);
+
+/* Reads `path` as JSON and applies it (config_apply_json); a run's config.json from before
+ * --mechanics keeps its values (config_mark_unversioned_legacy). */
 int config_load_file(Config *c, const char *path);
 
 /* The options as one JSON object (malloc'ed text; NULL when out of memory). */

@@ -114,6 +114,11 @@ struct MethodState {
  * floor(--average-start x epochs) and kept weights are not rescaled, unless given. Call once,
  * before method_validate; config.json then records the resolved values. */
 int method_resolve_mechanics(Config *c);
+/* The options whose value --mechanics decides when they are left at their defaults. */
+extern const char *const method_mechanics_decides[];
+/* Whether two resolved configurations agree on every mechanism, the rescaling and the snapshot
+ * epoch (what --mechanics decides). */
+int method_mechanics_same(const Config *a, const Config *b);
 
 /* Validates the method options against the chosen method (one-line errors, status 2). */
 int method_validate(const Config *c, long total_steps, long steps_per_epoch);

@@ -333,8 +333,13 @@ static int collect_keys(Report *rp)
     for (int r = 0; r < rp->n_runs; r++) {
         Config defaults;
         config_defaults(&defaults);
-        const char *method = json_string_value(json_get(rp->runs[r].config, "method"));
+        const JsonValue *rc = rp->runs[r].config;
+        const char *method = json_string_value(json_get(rc, "method"));
         if (method) snprintf(defaults.method, sizeof defaults.method, "%s", method);
+        /* the default snapshot window follows the run's schedule (docs/method.md) */
+        defaults.epochs = (int)json_path_number(rc, "epochs", defaults.epochs);
+        defaults.update_end = json_path_number(rc, "update-end", defaults.update_end);
+        defaults.average_start = json_path_number(rc, "average-start", defaults.average_start);
         method_resolve_mechanics(&defaults); /* an unknown method keeps the auto values */
         char *text = config_json_text(&defaults, 0), err[200];
         rp->defaults[r] = text ? json_parse(text, strlen(text), err, sizeof(err)) : NULL;

@@ -209,7 +209,7 @@ int method_resolve_mechanics(Config *c)
     if (!config_given_or_loaded(c, "rescale-kept") && !config_given_or_loaded(c, "no-rescale-kept"))
         c->rescale_kept = 0;
     if (set == MECHANICS_AUTHORS) {
-        if (!c->average_start_epoch)
+        if (!config_given_or_loaded(c, "average-start-epoch"))
             c->average_start_epoch = (int)fmax(1.0, floor(c->average_start * c->epochs));
     } else if (!config_given_or_loaded(c, "average-start-epoch") &&
                !config_given_or_loaded(c, "average-start") &&
@@ -217,6 +217,17 @@ int method_resolve_mechanics(Config *c)
         c->average_start_epoch = default_snapshot_epoch(c);
     }
     return CIGL_OK;
+}
+
+const char *const method_mechanics_decides[] = {
+    "drop-score", "z-timing", "regrown", "dense-layers", "drop-count", "update-step",
+    "rescale-kept", "no-rescale-kept", "average-start-epoch", NULL};
+
+int method_mechanics_same(const Config *a, const Config *b)
+{
+    for (const MechanicsOption *o = mechanics_options; o->name; o++)
+        if (strcmp((const char *)a + o->offset, (const char *)b + o->offset)) return 0;
+    return a->rescale_kept == b->rescale_kept && a->average_start_epoch == b->average_start_epoch;
 }
 
 static MethodRules method_rules(const Config *c)

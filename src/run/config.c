@@ -151,8 +151,8 @@ const OptionSpec train_options[] = {
     {NULL, OPT_FLAG, 0, 0, NULL, 0, 0, NULL},
 };
 
-_Static_assert(sizeof(train_options) / sizeof(train_options[0]) <= sizeof(((Config *)0)->given),
-               "Config.given is too small for the option table");
+_Static_assert(sizeof(train_options) / sizeof(train_options[0]) <= CIGL_MAX_OPTIONS,
+               "Config.given and Config.loaded are too small for the option table");
 
 const OptionSpec *options_find(const OptionSpec *specs, const char *name, size_t len)
 {

@@ -85,6 +85,14 @@ int config_apply_json(Config *c, const JsonValue *obj, const char *source)
     return CIGL_OK;
 }
 
+void config_mark_unversioned_legacy(Config *c, const JsonValue *obj)
+{
+    if (json_get(obj, "mechanics")) return;
+    snprintf(c->mechanics, sizeof c->mechanics, "legacy");
+    const OptionSpec *s = options_find(train_options, "mechanics", strlen("mechanics"));
+    if (s) c->loaded[s - train_options] = 1;
+}
+
 int config_load_file(Config *c, const char *path)
 {
     char err[256];
@@ -92,7 +100,9 @@ int config_load_file(Config *c, const char *path)
     if (!root)
         return cigl_fail(CIGL_ERR_USAGE, "--config '%s': %s; give a JSON object of options "
                          "such as a run's config.json", path, err);
-    const int rc = config_apply_json(c, root, path);
+    int rc = config_apply_json(c, root, path);
+    /* a run's own config.json (it has provenance) from before --mechanics ran cigl's own values */
+    if (!rc && json_get(root, "provenance")) config_mark_unversioned_legacy(c, root);
     json_free(root);
     return rc;
 }

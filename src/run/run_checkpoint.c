@@ -6,6 +6,7 @@
 
 #include "cigl/error.h"
 #include "cigl/json_read.h"
+#include "cigl/method.h"
 #include "cigl/sparse.h"
 
 #include <errno.h>
@@ -42,6 +43,28 @@ static void field_text(const OptionSpec *s, const Config *c, char *buf, size_t c
     }
 }
 
+/* Whether --mechanics `label` asks for what the checkpoint recorded: the values it resolves to
+ * for this run from scratch (every option it decides unset) are the recorded ones. So a plan
+ * line that pins --mechanics legacy resumes a run that an older binary recorded as "cigl" with
+ * the same values, and a label that would change them is refused like any other option. */
+static int mechanics_label_only(const Config *base, const char *label)
+{
+    if (strcmp(label, "cigl") && strcmp(label, "authors") && strcmp(label, "legacy")) return 0;
+    Config recorded = *base, fresh = *base;
+    memset(fresh.loaded, 0, sizeof fresh.loaded);
+    for (int k = 0; method_mechanics_decides[k]; k++) {
+        const char *name = method_mechanics_decides[k];
+        const OptionSpec *spec = options_find(train_options, name, strlen(name));
+        if (!spec) continue;
+        if (spec->def) options_set(&fresh, spec, spec->def, "");
+        fresh.given[spec - train_options] = 0;
+    }
+    snprintf(fresh.mechanics, sizeof fresh.mechanics, "%s", label);
+    /* the recorded values are valid (their run resolved them) and so is the label */
+    const int rc = method_resolve_mechanics(&recorded) || method_resolve_mechanics(&fresh);
+    return !rc && method_mechanics_same(&recorded, &fresh);
+}
+
 /* The resumed run's options: the checkpoint's, with the given options that may change. A
  * given option that would change what the run computes is refused. */
 static int merge_options(Config *c, const char *json, const char *path)
@@ -54,6 +77,7 @@ static int merge_options(Config *c, const char *json, const char *path)
     Config base;
     config_defaults(&base);
     int rc = config_apply_json(&base, root, source);
+    if (!rc) config_mark_unversioned_legacy(&base, root); /* a checkpoint from before it */
     json_free(root);
     for (const OptionSpec *s = train_options; s->name && !rc; s++) {
         const size_t i = (size_t)(s - train_options);
@@ -66,6 +90,8 @@ static int merge_options(Config *c, const char *json, const char *path)
             continue;
         }
         const int same = s->type == OPT_STRING ? !strcmp(dst, src) : !memcmp(dst, src, s->size);
+        if (!same && !strcmp(s->name, "mechanics") && mechanics_label_only(&base, src))
+            continue; /* the checkpoint's recorded values decide; the label changes nothing */
         if (!same) {
             char want[600], have[600];
             field_text(s, c, want, sizeof want);
