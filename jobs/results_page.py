@@ -158,6 +158,17 @@ def paired_bootstrap(a, b, rel=True, n=10000, seed=0):
     return vals[int(0.025 * n)], vals[int(0.975 * n) - 1]
 
 
+def paired_cell(a, b, rel=True, bold=True):
+    """The change of mean(a) over mean(b) (a[i] and b[i] share a seed) with its 95% paired
+    bootstrap interval: relative in % (bold unless told), or a plain difference in points."""
+    d = mean(a) - mean(b)
+    c = 100 * d / mean(b) if rel else d
+    lo, hi = paired_bootstrap(a, b, rel=rel) if len(a) > 1 else (c, c)
+    if not rel:
+        return f"{c:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+    return f"{'**' if bold else ''}{c:+.1f}{'**' if bold else ''} [{lo:+.1f}, {hi:+.1f}]"
+
+
 def paired(runs):
     arms, binaries = {}, {}
     for r in part_runs(runs, "paired"):
@@ -196,16 +207,10 @@ def paired(runs):
         row += [f"{mean([get(f) for f in fa]):.4f}" for _, get in PAIRED_METRICS]
         if base:
             fb = [b[s] for s in seeds]
-            acc_a = [100 * f["test"]["accuracy"] for f in fa]
-            acc_b = [100 * f["test"]["accuracy"] for f in fb]
-            d = mean(acc_a) - mean(acc_b)
-            lo, hi = paired_bootstrap(acc_a, acc_b, rel=False) if len(seeds) > 1 else (d, d)
-            row.append(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+            row.append(paired_cell([100 * f["test"]["accuracy"] for f in fa],
+                                   [100 * f["test"]["accuracy"] for f in fb], rel=False))
             for _, get in PAIRED_METRICS:
-                va, vb = [get(f) for f in fa], [get(f) for f in fb]
-                c = 100 * (mean(va) - mean(vb)) / mean(vb)
-                lo, hi = paired_bootstrap(va, vb) if len(seeds) > 1 else (c, c)
-                row.append(f"**{c:+.1f}** [{lo:+.1f}, {hi:+.1f}]")
+                row.append(paired_cell([get(f) for f in fa], [get(f) for f in fb]))
         else:
             row += ["", "", "", ""]
         out.append("| " + " | ".join(row) + " |")
@@ -224,8 +229,11 @@ def paired(runs):
                    f"**{'met' if ok else 'not met'}**.")
         if label == "cigl-authors":
             out.extend(paired_resolution([f["test"]["ece"] for f in ca.values()]))
-    mixed = [f"`{label}` ({'; '.join(f'{c}: seeds ' + ', '.join(map(str, sorted(ss))) for c, ss in sorted(by.items()))})"
-             for label, by in sorted(binaries.items()) if len(by) > 1]
+    def seeds_by_commit(by):
+        return "; ".join(f"{c}: seeds " + ", ".join(map(str, sorted(ss)))
+                         for c, ss in sorted(by.items()))
+    mixed = [f"`{label}` ({seeds_by_commit(by)})" for label, by in sorted(binaries.items())
+             if len(by) > 1]
     if mixed:
         out.append("\nArms whose seeds ran on more than one cigl binary (commit: seeds; the "
                    "binaries compute the same method, with other last bits): " +
@@ -293,17 +301,12 @@ def defaults_evidence(arms):
         if not seeds:
             continue
         cells = [what, str(len(seeds))]
-        acc_a = [100 * a[s]["test"]["accuracy"] for s in seeds]
-        acc_b = [100 * base[s]["test"]["accuracy"] for s in seeds]
-        d = mean(acc_a) - mean(acc_b)
-        lo, hi = paired_bootstrap(acc_a, acc_b, rel=False) if len(seeds) > 1 else (d, d)
-        cells.append(f"{d:+.2f} [{lo:+.2f}, {hi:+.2f}]")
+        cells.append(paired_cell([100 * a[s]["test"]["accuracy"] for s in seeds],
+                                 [100 * base[s]["test"]["accuracy"] for s in seeds], rel=False))
         verdicts = []
         for name, get in PAIRED_METRICS[0:1] + PAIRED_METRICS[2:3]:
             va, vb = [get(a[s]) for s in seeds], [get(base[s]) for s in seeds]
-            c = 100 * (mean(va) - mean(vb)) / mean(vb)
-            lo, hi = paired_bootstrap(va, vb) if len(seeds) > 1 else (c, c)
-            cells.append(f"**{c:+.1f}** [{lo:+.1f}, {hi:+.1f}]")
+            cells.append(paired_cell(va, vb))
             tlo, thi = paired_t_interval([x - y for x, y in zip(va, vb)])
             if thi < 0:
                 verdicts.append(f"authors' ({name})")
@@ -492,18 +495,13 @@ def long_regime(runs):
         pairs = sorted(set(rig) & set(cig))
         cells = " | | |"
         if pairs:
-            er = [rig[k]["test"]["ece"] for k in pairs]
             ec = [cig[k]["test"]["ece"] for k in pairs]
-            et = [rig[k]["test_temperature_scaled"]["ece"] for k in pairs]
-            ar = [100 * rig[k]["test"]["accuracy"] for k in pairs]
-            ac = [100 * cig[k]["test"]["accuracy"] for k in pairs]
-            d_acc = mean(ac) - mean(ar)
-            lo_a, hi_a = paired_bootstrap(ac, ar, rel=False)
-            lo, hi = paired_bootstrap(ec, er)
-            lo_t, hi_t = paired_bootstrap(ec, et)
-            cells = (f" {d_acc:+.2f} [{lo_a:+.2f}, {hi_a:+.2f}] | "
-                     f"**{100 * (mean(ec) - mean(er)) / mean(er):+.1f}** [{lo:+.1f}, {hi:+.1f}] | "
-                     f"{100 * (mean(ec) - mean(et)) / mean(et):+.1f} [{lo_t:+.1f}, {hi_t:+.1f}] |")
+            cells = " " + " | ".join([
+                paired_cell([100 * cig[k]["test"]["accuracy"] for k in pairs],
+                            [100 * rig[k]["test"]["accuracy"] for k in pairs], rel=False),
+                paired_cell(ec, [rig[k]["test"]["ece"] for k in pairs]),
+                paired_cell(ec, [rig[k]["test_temperature_scaled"]["ece"] for k in pairs],
+                            bold=False)]) + " |"
         out.append(row(f"CigL {s:g}", list(cig.values())) + " |" + cells)
     out.append("")
     return out

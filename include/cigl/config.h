@@ -147,6 +147,8 @@ int config_resolve_args(Config *c, int argc, char **argv);
 int config_given(const Config *c, const char *name);
 /* Whether option `name` was given or set by a loaded JSON (config_apply_json). */
 int config_given_or_loaded(const Config *c, const char *name);
+/* Option `name` back at its default, neither given nor loaded. */
+void config_forget(Config *c, const char *name);
 
 /* Parses --milestones "0.5,0.75" into out[]; returns the count or -1. */
 int config_milestones(const Config *c, double *out, int max);

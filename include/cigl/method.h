@@ -114,8 +114,9 @@ struct MethodState {
  * floor(--average-start x epochs) and kept weights are not rescaled, unless given. Call once,
  * before method_validate; config.json then records the resolved values. */
 int method_resolve_mechanics(Config *c);
-/* The options whose value --mechanics decides when they are left at their defaults. */
-extern const char *const method_mechanics_decides[];
+/* Every option whose value --mechanics decides back at its default, neither given nor loaded
+ * (so that resolving shows what a --mechanics label gives a run from scratch). */
+void method_mechanics_forget(Config *c);
 /* Whether two resolved configurations agree on every mechanism, the rescaling and the snapshot
  * epoch (what --mechanics decides). */
 int method_mechanics_same(const Config *a, const Config *b);

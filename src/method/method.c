@@ -219,9 +219,13 @@ int method_resolve_mechanics(Config *c)
     return CIGL_OK;
 }
 
-const char *const method_mechanics_decides[] = {
-    "drop-score", "z-timing", "regrown", "dense-layers", "drop-count", "update-step",
-    "rescale-kept", "no-rescale-kept", "average-start-epoch", NULL};
+void method_mechanics_forget(Config *c)
+{
+    for (const MechanicsOption *o = mechanics_options; o->name; o++) config_forget(c, o->name);
+    config_forget(c, "rescale-kept");
+    config_forget(c, "no-rescale-kept");
+    config_forget(c, "average-start-epoch");
+}
 
 int method_mechanics_same(const Config *a, const Config *b)
 {

@@ -242,16 +242,31 @@ int config_parse_args(Config *c, int argc, char **argv)
     return options_parse(train_options, c, c->given, "train", argc, argv);
 }
 
-int config_given(const Config *c, const char *name)
+/* The index of train option `name` (-1: none). */
+static long option_index(const char *name)
 {
     const OptionSpec *s = options_find(train_options, name, strlen(name));
-    return s ? c->given[s - train_options] : 0;
+    return s ? s - train_options : -1;
+}
+
+int config_given(const Config *c, const char *name)
+{
+    const long i = option_index(name);
+    return i >= 0 && c->given[i];
 }
 
 int config_given_or_loaded(const Config *c, const char *name)
 {
-    const OptionSpec *s = options_find(train_options, name, strlen(name));
-    return s ? c->given[s - train_options] || c->loaded[s - train_options] : 0;
+    const long i = option_index(name);
+    return i >= 0 && (c->given[i] || c->loaded[i]);
+}
+
+void config_forget(Config *c, const char *name)
+{
+    const long i = option_index(name);
+    if (i < 0) return;
+    if (train_options[i].def) options_set(c, &train_options[i], train_options[i].def, "");
+    c->given[i] = c->loaded[i] = 0;
 }
 
 int config_milestones(const Config *c, double *out, int max)

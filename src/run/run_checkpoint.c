@@ -51,14 +51,9 @@ static int mechanics_label_only(const Config *base, const char *label)
 {
     if (strcmp(label, "cigl") && strcmp(label, "authors") && strcmp(label, "legacy")) return 0;
     Config recorded = *base, fresh = *base;
+    /* a loaded value counts as the run's own only where it differs from the default (given) */
     memset(fresh.loaded, 0, sizeof fresh.loaded);
-    for (int k = 0; method_mechanics_decides[k]; k++) {
-        const char *name = method_mechanics_decides[k];
-        const OptionSpec *spec = options_find(train_options, name, strlen(name));
-        if (!spec) continue;
-        if (spec->def) options_set(&fresh, spec, spec->def, "");
-        fresh.given[spec - train_options] = 0;
-    }
+    method_mechanics_forget(&fresh);
     snprintf(fresh.mechanics, sizeof fresh.mechanics, "%s", label);
     /* the recorded values are valid (their run resolved them) and so is the label */
     const int rc = method_resolve_mechanics(&recorded) || method_resolve_mechanics(&fresh);
