@@ -32,6 +32,17 @@ static inline double bench_median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* The median of v[0..n) without reordering v (a sorted copy). */
+static inline double bench_median_of(const double *v, int n)
+{
+    double *s = malloc(sizeof(double) * (size_t)n);
+    if (!s) return v[0];
+    memcpy(s, v, sizeof(double) * (size_t)n);
+    const double m = bench_median(s, n);
+    free(s);
+    return m;
+}
+
 typedef struct {
     Model m;
     Sgd opt;

@@ -23,6 +23,7 @@
 #include "cigl/model.h"
 #include "cigl/optim.h"
 #include "cigl/rng.h"
+#include "bench_common.h"
 #include "bench_dense.h"
 
 #include <cblas.h>
@@ -40,27 +41,6 @@ typedef struct {
     char models[256];
 } Opts;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double s[MAX_ROUNDS * MAX_REPS];
-    memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
 static void loadavg(char *buf, size_t cap)
 {
     FILE *f = fopen("/proc/loadavg", "r");
@@ -77,12 +57,12 @@ static double block_ms(DenseBench *b, const Opts *o, ConvBackend be)
 {
     conv_backend_set(be);
     int steps = 0;
-    const double t0 = now();
+    const double t0 = bench_now();
     double t;
     do {
         dense_bench_step(b);
         steps++;
-    } while ((t = now() - t0) < o->min_time);
+    } while ((t = bench_now() - t0) < o->min_time);
     return 1e3 * t / steps;
 }
 
@@ -103,8 +83,8 @@ static void time_pairs(DenseBench *b, const Opts *o, int round, double *own, dou
         }
         ratios[(*nr)++] = d[r] / a[r];
     }
-    *own = median(a, o->reps);
-    *dnn = median(d, o->reps);
+    *own = bench_median_of(a, o->reps);
+    *dnn = bench_median_of(d, o->reps);
 }
 
 /* One run of torch_bench.py for the model: its median step (ms), or -1. */
@@ -151,16 +131,16 @@ static int bench_model(const char *name, const Opts *o)
         char la[128];
         loadavg(la, sizeof la);
         printf("  round %d: own %.1f ms, onednn %.1f ms, torch %.1f ms; onednn/own %.3f (load %s)\n",
-               r + 1, own[r], dnn[r], tor[r], median(pairs + np0, np - np0), la);
+               r + 1, own[r], dnn[r], tor[r], bench_median_of(pairs + np0, np - np0), la);
         printf("BENCH {\"kind\":\"conv_backend_round\",\"model\":\"%s\",\"round\":%d,"
                "\"own_ms\":%.3f,\"onednn_ms\":%.3f,\"torch_ms\":%.3f,\"load\":\"%s\"}\n",
                name, r + 1, own[r], dnn[r], tor[r], la);
         fflush(stdout);
     }
-    const double m_own = median(own, o->rounds), m_dnn = median(dnn, o->rounds);
-    const double q = median(pairs, np);
-    const double qt = nt ? median(r_dnn_tor, nt) : -1, qo = nt ? median(r_own_tor, nt) : -1;
-    const double m_tor = nt ? median(tor, o->rounds) : -1; /* -1s sort first when some failed */
+    const double m_own = bench_median_of(own, o->rounds), m_dnn = bench_median_of(dnn, o->rounds);
+    const double q = bench_median_of(pairs, np);
+    const double qt = nt ? bench_median_of(r_dnn_tor, nt) : -1, qo = nt ? bench_median_of(r_own_tor, nt) : -1;
+    const double m_tor = nt ? bench_median_of(tor, o->rounds) : -1; /* -1s sort first when some failed */
     printf("%s: own %.1f ms, onednn %.1f ms, torch %.1f ms per step (medians of %d rounds); "
            "onednn/own %.3f, onednn/torch %.3f, own/torch %.3f (medians of per-round ratios)\n",
            name, m_own, m_dnn, m_tor, o->rounds, q, qt, qo);

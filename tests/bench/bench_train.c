@@ -60,27 +60,6 @@ typedef struct {
     char kernels[16];       /* --kernels, with --method */
 } Opts;
 
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n)
-{
-    double s[MAX_REPS];
-    memcpy(s, v, sizeof(double) * (size_t)n);
-    qsort(s, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-}
-
 static double minimum(const double *v, int n)
 {
     double m = v[0];
@@ -124,23 +103,23 @@ static double bench_sgemm(int lib, int n, int reps, double *min_gflops_time)
     fill_uniform(a, nn, 1);
     fill_uniform(b, nn, 2);
     memset(c, 0, sizeof(float) * nn);
-    double t0 = now();
+    double t0 = bench_now();
     sgemm_by(lib, n, a, b, c);
-    const double one = now() - t0;
+    const double one = bench_now() - t0;
     int calls = (int)ceil(0.15 / (one > 1e-6 ? one : 1e-6));
     if (calls < 1) calls = 1;
     double t[MAX_REPS];
     for (int r = 0; r < reps; r++) {
-        t0 = now();
+        t0 = bench_now();
         for (int i = 0; i < calls; i++) sgemm_by(lib, n, a, b, c);
-        t[r] = (now() - t0) / calls;
+        t[r] = (bench_now() - t0) / calls;
     }
     free(a);
     free(b);
     free(c);
     const double flop = 2.0 * n * (double)n * n;
     *min_gflops_time = flop / minimum(t, reps) * 1e-9;
-    return flop / median(t, reps) * 1e-9;
+    return flop / bench_median_of(t, reps) * 1e-9;
 }
 
 /* The GEMM peak the conv+linear share is measured against: the best median over sizes and
@@ -189,30 +168,30 @@ static void forward_backward_timed(DenseBench *b, StepTimes *st)
     const LayerCtx ctx = model_ctx(m, m->params, n, 1);
     double t0;
     for (int i = 0; i < m->n_layers; i++) {
-        t0 = now();
+        t0 = bench_now();
         model_forward_layer(m, &ctx, i, b->x);
-        st->fwd[i] = now() - t0;
+        st->fwd[i] = bench_now() - t0;
     }
     const int last = m->n_layers - 1;
-    t0 = now();
+    t0 = bench_now();
     softmax_xent(m->act[last], b->y, n, m->classes, 0.0, 1.0f / (float)n, b->dlogits, NULL);
-    st->loss = now() - t0;
-    t0 = now();
+    st->loss = bench_now() - t0;
+    t0 = bench_now();
     model_seed_backward(m, b->dlogits, n);
-    st->zero = now() - t0;
+    st->zero = bench_now() - t0;
     for (int i = last; i >= 0; i--) {
-        t0 = now();
+        t0 = bench_now();
         model_backward_layer(m, &ctx, i, b->x);
-        st->bwd[i] = now() - t0;
+        st->bwd[i] = bench_now() - t0;
     }
 }
 
 static void train_step_timed(DenseBench *b, StepTimes *st)
 {
     forward_backward_timed(b, st);
-    const double t0 = now();
+    const double t0 = bench_now();
     sgd_step(&b->opt, b->m.params, b->m.grads, b->m.n_params, DENSE_BENCH_LR, NULL);
-    st->sgd = now() - t0;
+    st->sgd = bench_now() - t0;
 }
 
 /* The per-layer replay must compute what model_forward/model_backward compute (their pieces,
@@ -315,7 +294,7 @@ static void bench_layers(DenseBench *b, const Opts *o, double step_s)
            "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
     for (int i = 0; i < L; i++) {
         const Layer *l = &m->layers[i];
-        const double tf = median(fwd + (size_t)i * R, R), tb = median(bwd + (size_t)i * R, R);
+        const double tf = bench_median_of(fwd + (size_t)i * R, R), tb = bench_median_of(bwd + (size_t)i * R, R);
         double ff, fb;
         layer_flops(l, b->n, &ff, &fb);
         kind_ms[kind_index(l->kind)] += 1e3 * (tf + tb);
@@ -338,8 +317,8 @@ static void bench_layers(DenseBench *b, const Opts *o, double step_s)
                    shape, 1e3 * tf, 1e3 * tb, ff / tf * 1e-9, fb / tb * 1e-9);
         }
     }
-    const double other_ms[3] = {1e3 * median(loss, R), 1e3 * median(zero, R), 1e3 * median(sgd, R)};
-    const double sum_ms = 1e3 * median(tot, R);
+    const double other_ms[3] = {1e3 * bench_median_of(loss, R), 1e3 * bench_median_of(zero, R), 1e3 * bench_median_of(sgd, R)};
+    const double sum_ms = 1e3 * bench_median_of(tot, R);
     const double gflops = gf / gt * 1e-9;
     printf("BENCH {\"kind\":\"gemm_layers\",\"impl\":\"cigl\",\"model\":\"%s\",\"batch\":%d,"
            "\"replay_ok\":%d,\"threads\":%d,\"gflop\":%.4f,\"ms\":%.3f,\"gflops\":%.2f,\"fwd_gflops\":%.2f,"
@@ -398,33 +377,33 @@ static void bench_conv_detail(DenseBench *b, const Opts *o)
                 const int nb = n - b0 < chunk ? n - b0 : chunk;
                 const int ncols = (int)((size_t)nb * ohw);
                 float *col = m->workspace, *mat = col + (size_t)kk * ncols;
-                t0 = now();
+                t0 = bench_now();
                 im2col(x + (size_t)b0 * in_numel, nb, l->x, l->k, l->stride, l->pad, l->y.h,
                        l->y.w, col);
-                acc[0] += now() - t0;
-                t0 = now();
+                acc[0] += bench_now() - t0;
+                t0 = bench_now();
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, oc, ncols, kk, 1.0f, w,
                             kk, col, ncols, 0.0f, mat, ncols);
-                acc[1] += now() - t0;
-                t0 = now();
+                acc[1] += bench_now() - t0;
+                t0 = bench_now();
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, oc, kk, ncols, 1.0f, mat,
                             ncols, col, ncols, 0.0f, dw, kk);
-                acc[2] += now() - t0;
+                acc[2] += bench_now() - t0;
                 if (has_dx) {
-                    t0 = now();
+                    t0 = bench_now();
                     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kk, ncols, oc, 1.0f, w,
                                 kk, mat, ncols, 0.0f, col, ncols);
-                    acc[3] += now() - t0;
-                    t0 = now();
+                    acc[3] += bench_now() - t0;
+                    t0 = bench_now();
                     col2im_add(col, nb, l->x, l->k, l->stride, l->pad, l->y.h, l->y.w,
                                dx + (size_t)b0 * in_numel);
-                    acc[4] += now() - t0;
+                    acc[4] += bench_now() - t0;
                 }
             }
             for (int k = 0; k < 5; k++) t[k][r] = acc[k];
         }
         double med[5];
-        for (int k = 0; k < 5; k++) med[k] = median(t[k], R);
+        for (int k = 0; k < 5; k++) med[k] = bench_median_of(t[k], R);
         const double flop = 2.0 * n * oc * (double)ohw * kk;
         const long cols = (long)n * (long)ohw;
         printf("BENCH {\"kind\":\"conv_detail\",\"impl\":\"cigl\",\"model\":\"%s\",\"layer\":\"%s\","
@@ -523,20 +502,20 @@ static int bench_model(const char *name, const Opts *o)
      * primitives; the fastest warm-up step estimates the block length */
     double est = 0, t0;
     for (int w = 0; w < o->warmup; w++) {
-        t0 = now();
+        t0 = bench_now();
         stepper_step(&st);
-        const double one = now() - t0;
+        const double one = bench_now() - t0;
         if (w == 0 || one < est) est = one;
     }
     int steps = est > 0 ? (int)ceil(o->min_time / (est > 1e-6 ? est : 1e-6)) : 1;
     if (steps < 1) steps = 1;
     double t[MAX_REPS], loss = 0;
     for (int r = 0; r < o->reps; r++) {
-        t0 = now();
+        t0 = bench_now();
         for (int s = 0; s < steps; s++) loss = stepper_step(&st);
-        t[r] = (now() - t0) / steps;
+        t[r] = (bench_now() - t0) / steps;
     }
-    const double med = median(t, o->reps), best = minimum(t, o->reps), rss = peak_rss_mib();
+    const double med = bench_median_of(t, o->reps), best = minimum(t, o->reps), rss = peak_rss_mib();
     if (!isfinite(loss)) fprintf(stderr, "bench_train: %s: non-finite loss\n", name);
     printf("  step: median %.2f ms (best %.2f) over %d reps of %d steps = %.1f img/s; "
            "peak RSS %.0f MiB\n", 1e3 * med, 1e3 * best, o->reps, steps, o->batch / med, rss);
