@@ -47,7 +47,7 @@ typedef struct {
     int average_start_epoch; /* snapshots at the ends of epochs E.. (1-based); 0: --average-start */
     /* where cigl's mechanics and the CigL authors' code differ (docs/method.md):
      * --mechanics picks a side for every one not given on its own */
-    char mechanics[8];      /* cigl | authors */
+    char mechanics[8];      /* cigl | authors | legacy */
     char drop_score[8];     /* stored | masked: |W|, or |the step's forward weights| */
     char z_timing[8];       /* cigl | authors: when Z is drawn relative to the optimiser step */
     char regrown[8];        /* keep | zero: a weight dropped and grown back in one update */

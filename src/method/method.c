@@ -495,10 +495,11 @@ void method_after_backward(MethodState *s, Model *m)
 }
 
 /* The drop fraction of prunable tensor l (with n_active of its len weights active) at an
- * update whose fraction is f; 0: the tensor is not updated. cigl never updates dense layers;
- * the authors' adjust_prune_rate lowers the fraction of a layer under 20% sparse to its
- * sparsity while the layer holds more than 1/L of the L layers' non-zeros (so a dense one is
- * then left alone), and updates it at f otherwise. */
+ * update whose fraction is f; 0: the tensor is not updated. --dense-layers fixed never updates
+ * a dense layer; update (the default since the paired study, docs/method.md) follows the
+ * authors' adjust_prune_rate: a layer under 20% sparse gets its sparsity as the fraction while
+ * it holds more than 1/L of the L layers' non-zeros (so a dense one is then left alone), and f
+ * otherwise. */
 static double layer_drop_fraction(const MethodState *s, long n_active, size_t len, double f)
 {
     if (!s->rules.dense_update) return n_active >= (long)len ? 0.0 : f;

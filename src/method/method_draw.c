@@ -5,11 +5,12 @@
  * back the previous step's drops and takes out the new ones (at p = 0.01 about 1% of the
  * active weights), so the bytes the kernels read stay in this thread's cache. The list is
  * drawn on this thread, or one step ahead on a helper thread while the previous step runs
- * (--draw-ahead; discarded when the mask changes first). The effective weights W / keep (0
- * where dropped) of the tensors computed densely are written by the optimiser's pass as it
- * moves each weight (sgd_step_range_mirror); a draw only restores the last drops and zeroes
- * the new ones (whole after a mask change). Tensors on the sparse kernels need none: those
- * kernels read W, multiply by 1 / keep (the same float) and skip what the step mask drops.
+ * (--draw-ahead; discarded when the mask changes first). The effective weights W * inv_keep
+ * (inv_keep = 1 / keep under --rescale-kept, else 1; 0 where dropped) of the tensors computed
+ * densely are written by the optimiser's pass as it moves each weight (sgd_step_range_mirror);
+ * a draw only restores the last drops and zeroes the new ones (whole after a mask change).
+ * Tensors on the sparse kernels need none: those kernels read W, multiply by inv_keep (the
+ * same float) and skip what the step mask drops.
  * Every path gives the bits docs/method.md defines. */
 #include "method_draw.h"
 
@@ -56,7 +57,7 @@ struct RandomDraws {
                              * without them */
     long version;           /* updates_done when s->active was built (-1: rebuild from M) */
     long weff_version;      /* updates_done when s->weff was last written whole; while it
-                             * holds, the optimiser keeps it at W / keep but for the drops */
+                             * holds, the optimiser keeps it at W * inv_keep but for the drops */
     Worker *worker;         /* the helper, NULL: every draw on the calling thread */
     DropBatch batch[2];     /* one in use, the next filled by the helper meanwhile */
     int filling;            /* the batch the helper is filling, -1: none */
@@ -291,7 +292,7 @@ void method_draw(MethodState *s, const Model *m, long step, int all_weights)
     if (r->may_draw_ahead) decide_draw_ahead(r, s, m);
     const float *w = m->params;
     const float ik = s->inv_keep;
-    /* the effective weights of the tensors updated whole are W / keep but for last step's drops
+    /* the effective weights of the tensors updated whole are W * inv_keep but for the last drops
      * (the optimiser's pass wrote them), unless the mask changed or they were never written */
     const int weff_kept = r->weff_version == s->updates_done;
     if (r->version == s->updates_done) { /* the mask is unchanged: put last step's drops back */
@@ -307,7 +308,7 @@ void method_draw(MethodState *s, const Model *m, long step, int all_weights)
         draw_drops_threads(r, s, m, step);
     for (size_t k = 0; k < r->cur.n; k++) act[r->cur.idx[k]] = 0;
     r->version = s->updates_done;
-    /* the effective weights: W / keep (W is exactly +0 off the mask), then the drops zeroed;
+    /* the effective weights: W * inv_keep (W is exactly +0 off the mask), then the drops zeroed;
      * a tensor on the sparse kernels only when asked (its kernels read W) */
     for (int ti = 0; ti < m->n_tensors; ti++) {
         const ParamTensor *t = &m->tensors[ti];
