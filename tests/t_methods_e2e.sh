@@ -43,13 +43,15 @@ PYEOF"
 # Reproducible: the same seed gives identical weights, masks and BN statistics.
 "$CIGL" train --data "$DATA" --model lenet5 --method cigl --sparsity 0.8 --max-steps 30 --epochs 1 \
     --update-interval 10 --update-end 0.75 --average-start 0.8 --average-every 50 --val-size 1000 \
-    --threads 2 --out "$T/det_a" >/dev/null 2>&1
+    --threads 2 --out "$T/det_a" >/dev/null 2>"$T/det_a.err"
+det_a_rc=$?
 "$CIGL" train --data "$DATA" --model lenet5 --method rigl --sparsity 0.8 --max-steps 30 --epochs 1 \
     --update-interval 10 --val-size 1000 --threads 2 --out "$T/det_b" >/dev/null 2>&1
 "$CIGL" train --data "$DATA" --model lenet5 --method rigl --sparsity 0.8 --max-steps 30 --epochs 1 \
     --update-interval 10 --val-size 1000 --threads 2 --out "$T/det_c" >/dev/null 2>&1
 check "rigl_same_seed_identical_weights_and_masks" "h5diff '$T/det_b/final.h5' '$T/det_c/final.h5' /weights /weights && h5diff '$T/det_b/final.h5' '$T/det_c/final.h5' /masks /masks"
-check "cigl_max_steps_without_two_snapshots_refused" "[ ! -f '$T/det_a/final.json' ]"
+# --max-steps stops before the second snapshot: exit 2, one line naming the fix, no final model
+check "cigl_max_steps_without_two_snapshots_refused" "[ $det_a_rc -eq 2 ] && [ \$(wc -l <'$T/det_a.err') -eq 1 ] && grep -q 'averaging needs at least 2: use --average-every' '$T/det_a.err' && [ -f '$T/det_a/config.json' ] && [ ! -f '$T/det_a/final.json' ]"
 # CigL's random mask drawn ahead on a helper thread or on the training thread: the same bits
 # (sparse kernels, mask updates in between, averaging).
 for da in on off; do

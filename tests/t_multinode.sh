@@ -78,8 +78,10 @@ reap() {
     done
     sleep 1
 }
-signal_mid_run() { # signal, pid, run dir: once the run has started (the ranks pause at step 20)
-    wait_file "$3/config.json" 60; sleep 3
+signal_mid_run() { # signal, pid, run dir: once the run has started (the ranks pause at step 20);
+    # started=1 when it had (a control that passes because nothing ran would prove nothing)
+    if wait_file "$3/config.json" 60; then started=1; else started=0; fi
+    sleep 3
     kill "-$1" "$2"
 }
 wait_file() { # path, seconds: 0 once it exists
@@ -128,14 +130,16 @@ term_run() { # sigkill timeout, run dir, hosts, seconds to wait: SIGTERM mid-run
         --resume auto --out "$2" >>"$2.log" 2>&1 &
     pid=$!
     signal_mid_run TERM $pid "$2"
+    remote_alive=0
     wait_gone $pid "$4" || {
-        rc=hung; [ -n "$(cigl_pids 2)" ] && echo "  (a rank still runs on $(nn_name 2))"
+        rc=hung
+        if [ -n "$(cigl_pids 2)" ]; then remote_alive=1; echo "  (a rank still runs on $(nn_name 2))"; fi
         kill -KILL $pid; reap; return; }
     wait $pid; rc=$?
 }
 complete() { ls "$1/checkpoints/"step-*.h5 >/dev/null 2>&1; }
 term_run 1 "$T/term" "$(nn_name 1):2" 60
-check sigterm_default_sigkill_no_complete_checkpoint "! complete '$T/term'"
+check sigterm_default_sigkill_no_complete_checkpoint "[ $started = 1 ] && ! complete '$T/term'"
 rm -rf "$T/term"
 t0=$(date +%s)
 term_run 20 "$T/term" "$(nn_name 1):2" 80
@@ -151,7 +155,8 @@ check resume_removes_tmp "grep -q 'removed 1 incomplete checkpoint' '$T/term.log
 check sigterm_resume_identical "same '$T/one' '$T/term'"
 term_run 20 "$T/term2" "$(nn_name 1),$(nn_name 2)" 30
 echo "  SIGTERM, two nodes: mpirun after 30 s: $rc"
-check sigterm_to_mpirun_misses_remote_rank "! complete '$T/term2' && [ '$rc' = hung ]"
+check sigterm_to_mpirun_misses_remote_rank "[ $started = 1 ] && ! complete '$T/term2' && [ '$rc' = hung ] &&
+    [ $remote_alive = 1 ]"
 
 # 4. the remote rank killed mid-run
 LONG="--epochs 40"
@@ -169,7 +174,7 @@ check remote_rank_killed_ends_job_under_30s \
 cut_run() { # comm timeout, run dir, bound: cut the link mid-run; sets s (seconds) or s=hung
     across_bg "$C" train $A $LONG --comm-timeout "$1" --out "$2" >"$2.log" 2>&1 &
     pid=$!
-    wait_file "$2/metrics.jsonl" 60
+    if wait_file "$2/metrics.jsonl" 60; then started=1; else started=0; fi
     t0=$(date +%s); nn_link down
     if wait_gone $pid "$3"; then s=$(elapsed $t0); else
         s=hung; kill -KILL $pid; reap
@@ -185,7 +190,7 @@ check cut_link_watchdog_names_rank_and_peer \
 for .* peer rank [01] on host $NN_PREFIX-n[12]' '$T/cut.log'"
 cut_run 0 "$T/hang" 25
 echo "  data link cut, --comm-timeout 0: $s"
-check cut_link_without_watchdog_hangs "[ '$s' = hung ]"
+check cut_link_without_watchdog_hangs "[ $started = 1 ] && [ '$s' = hung ]"
 
 # 6. the wrong interface for the data
 t0=$(date +%s)

@@ -3,7 +3,7 @@
 # two panels (accuracy, ECE) per model, one polyline per method series in each panel and a
 # legend naming every series; report.md holds the table. The synthetic runs come from
 # `test_report --svg DIR`, which lists the expected series in DIR/series.txt.
-# When `cigl report` is dispatched by build/cigl, its exit statuses and one-line errors too.
+# And the `cigl report` command: its output, exit statuses and one-line errors.
 BUILD=${BUILD:-build}
 BIN=$BUILD/tests/test_report
 CIGL=$BUILD/cigl
@@ -69,52 +69,50 @@ else
     bad report_md_tables; cat "$T/out/report.md"
 fi
 
-# The CLI, once src/main.c dispatches `cigl report`.
-if [ -x "$CIGL" ] && "$CIGL" report --help >/dev/null 2>&1; then
-    "$CIGL" report "$T"/runs/* >"$T/cli.md" 2>"$T/cli.err"; rc=$?
-    # stdout is report.md without its last two lines (blank, plot link)
-    if [ "$rc" -eq 0 ] && head -n -2 "$T/out/report.md" | cmp -s - "$T/cli.md"; then
-        ok cli_report
-    else
-        bad "cli_report (exit $rc)"; cat "$T/cli.err"
-    fi
-    expect_usage() { # name, expected text, args...
-        name=$1; want=$2; shift 2
-        "$CIGL" report "$@" >/dev/null 2>"$T/err.txt"; rc=$?
-        lines=$(wc -l < "$T/err.txt")
-        if [ "$rc" -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -- "$want" "$T/err.txt"; then ok "$name"; else
-            bad "$name (exit $rc, $lines lines)"; cat "$T/err.txt"; fi
-    }
-    mkdir -p "$T/notrun" "$T/broken"
-    printf '{"model": "mlp", "method": "rigl" "seed": 0}\n' > "$T/broken/config.json"
-    expect_usage cli_dir_without_config "notrun/config.json: no such file" "$T/notrun"
-    expect_usage cli_malformed_config "broken/config.json: expected ',' or '}' at 1:35" "$T/broken"
-    expect_usage cli_no_arguments "no run directories given"
-    expect_usage cli_unknown_option "unknown option '--nope'" "$T/runs/rigl_90_s0" --nope
-    # Throughput and scaling: runs at 1, 2 and 4 ranks. Strong: 1 and 2 ranks at batch 64
-    # (100 and 180 img/s: 90%); weak: 2 ranks at 128 and 4 at 256 against 1 rank at 64
-    # (190/2/100 = 95%, 360/4/100 = 90%). The rank counts make separate groups.
-    mkrun() { # dir ranks batch img/s
-        mkdir -p "$T/scal/$1"
-        printf '{"model": "mlp", "method": "rigl", "seed": 0, "sparsity": 0.9, "threads": 1,
-            "batch-size": %s, "data": "/x/sub.h5"}\n' "$3" >"$T/scal/$1/config.json"
-        printf '{"test": {"accuracy": 0.8, "ece": 0.05}, "ranks": %s,
-            "train_images_per_second": %s}\n' "$2" "$4" >"$T/scal/$1/final.json"
-    }
-    mkrun n1 1 64 100; mkrun n2 2 64 180; mkrun w2 2 128 190; mkrun w4 4 256 360
-    "$CIGL" report "$T"/scal/* >"$T/scal.md" 2>"$T/scal.err"; rc=$?
-    if [ "$rc" -eq 0 ] && grep -q '^## Throughput and scaling' "$T/scal.md" &&
-       grep -q 'scal/n1 | mlp | rigl | 0.9 | 1 | 1 | 64 | 100.0 | 100 | 100 |$' "$T/scal.md" &&
-       grep -q 'scal/n2 | mlp | rigl | 0.9 | 2 | 1 | 64 | 180.0 | 90 | — |$' "$T/scal.md" &&
-       grep -q 'scal/w2 | mlp | rigl | 0.9 | 2 | 1 | 128 | 190.0 | — | 95 |$' "$T/scal.md" &&
-       grep -q 'scal/w4 | mlp | rigl | 0.9 | 4 | 1 | 256 | 360.0 | — | 90 |$' "$T/scal.md" &&
-       grep -q '^| mlp | rigl | batch-size=256, ranks=4 | 0.9 | 1 |' "$T/scal.md"; then
-        ok report_ranks_throughput_scaling
-    else
-        bad "report_ranks_throughput_scaling (exit $rc)"; cat "$T/scal.md" "$T/scal.err"
-    fi
+# The CLI: `cigl report` (its help first: every check below needs the dispatch).
+if [ -x "$CIGL" ] && "$CIGL" report --help >/dev/null 2>&1; then ok cli_report_help; else
+    bad "cli_report_help ($CIGL report --help failed)"; fi
+"$CIGL" report "$T"/runs/* >"$T/cli.md" 2>"$T/cli.err"; rc=$?
+# stdout is report.md without its last two lines (blank, plot link)
+if [ "$rc" -eq 0 ] && head -n -2 "$T/out/report.md" | cmp -s - "$T/cli.md"; then
+    ok cli_report
 else
-    echo "  (build/cigl does not dispatch 'report' yet: CLI checks skipped)"
+    bad "cli_report (exit $rc)"; cat "$T/cli.err"
+fi
+expect_usage() { # name, expected text, args...
+    name=$1; want=$2; shift 2
+    "$CIGL" report "$@" >/dev/null 2>"$T/err.txt"; rc=$?
+    lines=$(wc -l < "$T/err.txt")
+    if [ "$rc" -eq 2 ] && [ "$lines" -eq 1 ] && grep -q -- "$want" "$T/err.txt"; then ok "$name"; else
+        bad "$name (exit $rc, $lines lines)"; cat "$T/err.txt"; fi
+}
+mkdir -p "$T/notrun" "$T/broken"
+printf '{"model": "mlp", "method": "rigl" "seed": 0}\n' > "$T/broken/config.json"
+expect_usage cli_dir_without_config "notrun/config.json: no such file" "$T/notrun"
+expect_usage cli_malformed_config "broken/config.json: expected ',' or '}' at 1:35" "$T/broken"
+expect_usage cli_no_arguments "no run directories given"
+expect_usage cli_unknown_option "unknown option '--nope'" "$T/runs/rigl_90_s0" --nope
+# Throughput and scaling: runs at 1, 2 and 4 ranks. Strong: 1 and 2 ranks at batch 64
+# (100 and 180 img/s: 90%); weak: 2 ranks at 128 and 4 at 256 against 1 rank at 64
+# (190/2/100 = 95%, 360/4/100 = 90%). The rank counts make separate groups.
+mkrun() { # dir ranks batch img/s
+    mkdir -p "$T/scal/$1"
+    printf '{"model": "mlp", "method": "rigl", "seed": 0, "sparsity": 0.9, "threads": 1,
+        "batch-size": %s, "data": "/x/sub.h5"}\n' "$3" >"$T/scal/$1/config.json"
+    printf '{"test": {"accuracy": 0.8, "ece": 0.05}, "ranks": %s,
+        "train_images_per_second": %s}\n' "$2" "$4" >"$T/scal/$1/final.json"
+}
+mkrun n1 1 64 100; mkrun n2 2 64 180; mkrun w2 2 128 190; mkrun w4 4 256 360
+"$CIGL" report "$T"/scal/* >"$T/scal.md" 2>"$T/scal.err"; rc=$?
+if [ "$rc" -eq 0 ] && grep -q '^## Throughput and scaling' "$T/scal.md" &&
+   grep -q 'scal/n1 | mlp | rigl | 0.9 | 1 | 1 | 64 | 100.0 | 100 | 100 |$' "$T/scal.md" &&
+   grep -q 'scal/n2 | mlp | rigl | 0.9 | 2 | 1 | 64 | 180.0 | 90 | — |$' "$T/scal.md" &&
+   grep -q 'scal/w2 | mlp | rigl | 0.9 | 2 | 1 | 128 | 190.0 | — | 95 |$' "$T/scal.md" &&
+   grep -q 'scal/w4 | mlp | rigl | 0.9 | 4 | 1 | 256 | 360.0 | — | 90 |$' "$T/scal.md" &&
+   grep -q '^| mlp | rigl | batch-size=256, ranks=4 | 0.9 | 1 |' "$T/scal.md"; then
+    ok report_ranks_throughput_scaling
+else
+    bad "report_ranks_throughput_scaling (exit $rc)"; cat "$T/scal.md" "$T/scal.err"
 fi
 
 echo "$passed passed, $failed failed"

@@ -149,8 +149,13 @@ EOF
     why="the node did not become idle in 20 s: $(tail -n 3 "$T/log/slurmd.log" 2>/dev/null | head -c 300)"
     return 1
 }
+# the checks below need the cluster: each is counted as skipped, with the reason, without it
+SLURM_CHECKS="srun_without_mpi_plugin_refused sbatch_accepted slurm_signal_checkpointed_exit_75
+ slurm_job_requeued_restart_count_1 slurm_requeued_job_resumed_and_finished
+ slurm_launcher_is_srun_pmix slurm_resumed_identical_to_uninterrupted
+ scancel_checkpoints_but_does_not_requeue sweep_array_skips_finished_run sweep_array_runs_new_run"
 if [ -n "$why" ] || ! start_cluster; then
-    echo "SLURM part skipped: $why"
+    for c in $SLURM_CHECKS; do skip "$c" "SLURM part: $why"; done
     summary; exit $?
 fi
 echo "  private SLURM cluster up (port $P, $(sinfo --version))"

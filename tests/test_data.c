@@ -651,8 +651,7 @@ static void test_convert_synthetic(void)
 static void test_convert_real_fashion_mnist(void)
 {
     if (access(FMNIST_DIR "/train-images-idx3-ubyte.gz", R_OK) != 0) {
-        printf("skip real Fashion-MNIST: %s not installed\n", FMNIST_DIR);
-        return;
+        SKIP_CASE("%s not installed (apt-get install dataset-fashion-mnist)", FMNIST_DIR);
     }
     char dir[64], out[128];
     make_dir(dir);

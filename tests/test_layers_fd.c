@@ -1100,8 +1100,7 @@ static void test_resnet20(void) { whole_model_case("resnet20", (Shape){3, 8, 8},
 static void test_conv_onednn(void)
 {
     if (conv_backend_set(CONV_BACKEND_ONEDNN)) {
-        printf("  built without oneDNN (ONEDNN=0): nothing to check\n");
-        return;
+        SKIP_CASE("built without oneDNN (ONEDNN=0)");
     }
     test_conv();
     test_conv_chunked();

@@ -48,8 +48,6 @@ static void check_method_invariants(const char *method, const char *model, Shape
     uint8_t *grown = calloc(n, 1);
     long *counts = calloc((size_t)m.n_tensors, sizeof(long)), *now = calloc((size_t)m.n_tensors, sizeof(long));
     active_counts(&s, &m, counts);
-    const uint8_t *first_mask = NULL;
-    uint8_t *mask_at_end = malloc(n);
     int bad_inactive = 0, bad_count = 0, bad_state = 0, bad_new = 0, bad_frozen = 0;
     int updates = 0, late_changes = 0;
     for (long step = 0; step < STEPS; step++) {
@@ -88,9 +86,7 @@ static void check_method_invariants(const char *method, const char *model, Shape
                 }
             }
         }
-        if (!first_mask) first_mask = s.mask;
     }
-    memcpy(mask_at_end, s.mask, n);
     CHECK(!bad_inactive, "%s/%s/%.2f: %d inactive weights not 0", method, model, sparsity, bad_inactive);
     CHECK(!bad_count, "%s/%s/%.2f: active counts changed %d times", method, model, sparsity, bad_count);
     CHECK(!bad_state, "%s/%s/%.2f: %d inactive entries with momentum", method, model, sparsity, bad_state);
@@ -123,7 +119,7 @@ static void check_method_invariants(const char *method, const char *model, Shape
         CHECK(zeros == 0, "dense has %zu masked weights", zeros);
     }
     free(x); free(dl); free(w0); free(v0); free(mask0); free(zdropped); free(came_back);
-    free(grown); free(counts); free(now); free(mask_at_end);
+    free(grown); free(counts); free(now);
     method_free(&s);
     sgd_free(&opt);
     model_free(&m);

@@ -114,8 +114,14 @@ static void beta_moments(void)
         CHECK_CLOSE(v, var, 0.05 * var, 0, "beta variance");
         printf("  Beta(%.1f, %.1f): mean %.4f, variance %.5f (expected %.5f)\n", a, a, mean, v, var);
     }
-    CHECK(rng_beta_symmetric(3, RNG_MIXUP, 17, 0.2) == rng_beta_symmetric(3, RNG_MIXUP, 17, 0.2),
-          "not deterministic");
+    /* a function of its arguments alone: the same value after other draws in between */
+    const double first = rng_beta_symmetric(3, RNG_MIXUP, 17, 0.2);
+    double others = 0;
+    for (int i = 0; i < 100; i++)
+        others += rng_beta_symmetric(3, RNG_MIXUP, (uint64_t)i, 0.7) +
+                  rng_uniform(4, RNG_INIT, 0, (uint64_t)i);
+    CHECK(rng_beta_symmetric(3, RNG_MIXUP, 17, 0.2) == first && others > 0,
+          "depends on earlier draws");
 }
 
 /* Every batch generator (the dispatched one and each instruction set this CPU has) gives

@@ -370,50 +370,74 @@ static void check_rule(const Model *m, const RuleCase *cases, size_t n, const ch
     }
 }
 
-/* The auto rule (sparse_rule.h): thresholds by kind and output plane, at and past each. */
+/* The model the auto-rule cases are read on: conv output planes 32x32, 16x16 (strided) and
+ * 8x8 (strided), a 16384-weight linear layer and a 320-weight head. */
+typedef struct {
+    Model m;
+    int big, mid, small, flat, fc, head;
+} RuleModel;
+
+static void rule_model(RuleModel *r)
+{
+    model_init_empty(&r->m, "rule", (Shape){4, 32, 32}, 10);
+    r->big = model_add_conv(&r->m, "c32", -1, 8, 3, 1, 1, 0);            /* 32x32 out */
+    r->mid = model_add_conv(&r->m, "c16", r->big, 8, 3, 2, 1, 0);        /* 16x16 */
+    r->small = model_add_conv(&r->m, "c8", r->mid, 8, 3, 2, 1, 0);       /* 8x8 */
+    r->flat = model_add_flatten(&r->m, "flat", r->small);
+    r->fc = model_add_linear(&r->m, "fc", r->flat, 32, 0);                /* 16384 weights */
+    r->head = model_add_linear(&r->m, "head", r->fc, 10, 0);              /* 320 */
+}
+
+/* The auto rule (sparse_rule.h) against the own kernels: thresholds by kind and output plane,
+ * at and past each. */
 static void test_auto_rule(void)
 {
-    Model m;
-    model_init_empty(&m, "rule", (Shape){4, 32, 32}, 10);
-    const int big = model_add_conv(&m, "c32", -1, 8, 3, 1, 1, 0);           /* 32x32 out */
-    const int mid = model_add_conv(&m, "c16", big, 8, 3, 2, 1, 0);          /* 16x16 */
-    const int small = model_add_conv(&m, "c8", mid, 8, 3, 2, 1, 0);         /* 8x8 */
-    const int flat = model_add_flatten(&m, "flat", small);
-    const int fc = model_add_linear(&m, "fc", flat, 32, 0);                  /* 16384 weights */
-    const int head = model_add_linear(&m, "head", fc, 10, 0);                /* 320 */
+    RuleModel r;
+    rule_model(&r);
+    Model m = r.m;
+    const int big = r.big, mid = r.mid, small = r.small, flat = r.flat, fc = r.fc, head = r.head;
     const RuleCase own[] = {
         {big, 0.40, 0.41}, {mid, 0.30, 0.31}, {small, 0.15, 0.16}, {fc, 0.12, 0.13},
         {head, -1, 0.01}, /* too small for sparse kernels at any density */
     };
     check_rule(&m, own, sizeof(own) / sizeof(own[0]), "own");
     CHECK(sparse_auto_choice(&m.layers[flat], 0.01) == 0, "a flatten chose sparse kernels");
-    /* against oneDNN's dense convolutions: lower conv thresholds, by layout; linear unchanged */
-    if (conv_backend_onednn_built()) {
-        const int pw = model_add_conv(&m, "pw", mid, 8, 1, 2, 0, 0);          /* 1x1, 8x8 */
-        const int mid1 = model_add_conv(&m, "c16s1", mid, 8, 3, 1, 1, 0);     /* 16x16 stride 1 */
-        const int small1 = model_add_conv(&m, "c8s1", small, 8, 3, 1, 1, 0);  /* 8x8 stride 1 */
-        const RuleCase onednn[] = {
-            {big, 0.30, 0.31}, {mid1, 0.15, 0.16}, {small1, 0.10, 0.11}, {mid, 0.02, 0.03},
-            {small, 0.05, 0.06}, {pw, 0.30, 0.31}, {fc, 0.12, 0.13},
-        };
-        CHECK(conv_backend_set(CONV_BACKEND_ONEDNN) == 0, "oneDNN built in but not selectable");
-        check_rule(&m, onednn, sizeof(onednn) / sizeof(onednn[0]), "onednn");
-        /* Fashion-MNIST's planes (28, 14, 7) fall in the tiers of CIFAR's (32, 16, 8) */
-        Model f;
-        model_init_empty(&f, "rule28", (Shape){4, 28, 28}, 10);
-        const int c28 = model_add_conv(&f, "c28", -1, 8, 3, 1, 1, 0);       /* 784 */
-        const int c14s = model_add_conv(&f, "c14s", c28, 8, 3, 2, 1, 0);    /* 196, strided */
-        const int c14 = model_add_conv(&f, "c14", c14s, 8, 3, 1, 1, 0);     /* 196 */
-        const int c7s = model_add_conv(&f, "c7s", c14, 8, 3, 2, 1, 0);      /* 49, strided */
-        const int c7 = model_add_conv(&f, "c7", c7s, 8, 3, 1, 1, 0);        /* 49 */
-        const RuleCase fm[] = {
-            {c28, 0.30, 0.31}, {c14s, 0.02, 0.03}, {c14, 0.15, 0.16}, {c7s, 0.05, 0.06},
-            {c7, 0.10, 0.11},
-        };
-        check_rule(&f, fm, sizeof(fm) / sizeof(fm[0]), "onednn, 28x28");
-        model_free(&f);
-        conv_backend_set(CONV_BACKEND_OWN);
-    }
+    model_free(&m);
+}
+
+/* The same against oneDNN's dense convolutions: lower conv thresholds, by layout; linear
+ * unchanged. */
+static void test_auto_rule_onednn(void)
+{
+    if (!conv_backend_onednn_built()) SKIP_CASE("built without oneDNN (ONEDNN=0)");
+    RuleModel r;
+    rule_model(&r);
+    Model m = r.m;
+    const int mid = r.mid, small = r.small, big = r.big, fc = r.fc;
+    const int pw = model_add_conv(&m, "pw", mid, 8, 1, 2, 0, 0);          /* 1x1, 8x8 */
+    const int mid1 = model_add_conv(&m, "c16s1", mid, 8, 3, 1, 1, 0);     /* 16x16 stride 1 */
+    const int small1 = model_add_conv(&m, "c8s1", small, 8, 3, 1, 1, 0);  /* 8x8 stride 1 */
+    const RuleCase onednn[] = {
+        {big, 0.30, 0.31}, {mid1, 0.15, 0.16}, {small1, 0.10, 0.11}, {mid, 0.02, 0.03},
+        {small, 0.05, 0.06}, {pw, 0.30, 0.31}, {fc, 0.12, 0.13},
+    };
+    CHECK(conv_backend_set(CONV_BACKEND_ONEDNN) == 0, "oneDNN built in but not selectable");
+    check_rule(&m, onednn, sizeof(onednn) / sizeof(onednn[0]), "onednn");
+    /* Fashion-MNIST's planes (28, 14, 7) fall in the tiers of CIFAR's (32, 16, 8) */
+    Model f;
+    model_init_empty(&f, "rule28", (Shape){4, 28, 28}, 10);
+    const int c28 = model_add_conv(&f, "c28", -1, 8, 3, 1, 1, 0);       /* 784 */
+    const int c14s = model_add_conv(&f, "c14s", c28, 8, 3, 2, 1, 0);    /* 196, strided */
+    const int c14 = model_add_conv(&f, "c14", c14s, 8, 3, 1, 1, 0);     /* 196 */
+    const int c7s = model_add_conv(&f, "c7s", c14, 8, 3, 2, 1, 0);      /* 49, strided */
+    const int c7 = model_add_conv(&f, "c7", c7s, 8, 3, 1, 1, 0);        /* 49 */
+    const RuleCase fm[] = {
+        {c28, 0.30, 0.31}, {c14s, 0.02, 0.03}, {c14, 0.15, 0.16}, {c7s, 0.05, 0.06},
+        {c7, 0.10, 0.11},
+    };
+    check_rule(&f, fm, sizeof(fm) / sizeof(fm[0]), "onednn, 28x28");
+    model_free(&f);
+    conv_backend_set(CONV_BACKEND_OWN);
     model_free(&m);
 }
 
@@ -745,6 +769,7 @@ int main(void)
     RUN(test_linear_chain_layouts);
     RUN(test_eval_bn_fold);
     RUN(test_auto_rule);
+    RUN(test_auto_rule_onednn);
     RUN(test_choice_string);
     RUN(test_random_mask_draw_matches_dense);
     RUN(test_training_rigl_mlp);
