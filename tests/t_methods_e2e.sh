@@ -50,8 +50,9 @@ det_a_rc=$?
 "$CIGL" train --data "$DATA" --model lenet5 --method rigl --sparsity 0.8 --max-steps 30 --epochs 1 \
     --update-interval 10 --val-size 1000 --threads 2 --out "$T/det_c" >/dev/null 2>&1
 check "rigl_same_seed_identical_weights_and_masks" "h5diff '$T/det_b/final.h5' '$T/det_c/final.h5' /weights /weights && h5diff '$T/det_b/final.h5' '$T/det_c/final.h5' /masks /masks"
-# --max-steps stops before the second snapshot: exit 2, one line naming the fix, no final model
-check "cigl_max_steps_without_two_snapshots_refused" "[ $det_a_rc -eq 2 ] && [ \$(wc -l <'$T/det_a.err') -eq 1 ] && grep -q 'averaging needs at least 2: use --average-every' '$T/det_a.err' && [ -f '$T/det_a/config.json' ] && [ ! -f '$T/det_a/final.json' ]"
+# --max-steps stops before the second snapshot: exit 2, one error line naming the fix (after
+# the epoch's progress line), no final model
+check "cigl_max_steps_without_two_snapshots_refused" "[ $det_a_rc -eq 2 ] && [ \$(grep -c '^cigl:' '$T/det_a.err') -eq 1 ] && tail -n 1 '$T/det_a.err' | grep -q '^cigl: .*averaging needs at least 2: use --average-every' && [ -f '$T/det_a/config.json' ] && [ ! -f '$T/det_a/final.json' ]"
 # CigL's random mask drawn ahead on a helper thread or on the training thread: the same bits
 # (sparse kernels, mask updates in between, averaging).
 for da in on off; do
