@@ -63,18 +63,19 @@ if len(cells) == 7:
 
 
 # The long-regime table (resnet20-long/step2): 3 seeds of RigL and CigL at 90%, CigL's ECE15
-# 20% under RigL's on every seed, RigL + TS at half RigL's ECE15; step-1 runs stay out of it.
+# 20% under RigL's on every seed (NLL too), RigL + TS at half RigL's ECE15, CigL + TS at 0.012;
+# step-1 runs stay out of it.
 def long_run(method, seed, ece, acc, ts_ece, conf_gap, step="step2", sparsity=0.9):
     rel = {"count": [0] * 14 + [100], "confidence": [None] * 14 + [acc + conf_gap],
            "accuracy": [None] * 14 + [acc]}
     return {"dir": os.path.join("x", "runs", "resnet20-long", step, f"{method}-{seed}"),
             "config": {"method": method, "seed": seed, "sparsity": sparsity, "epochs": 32},
-            "final": {"test": {"ece": ece, "accuracy": acc, "reliability": rel},
+            "final": {"test": {"ece": ece, "accuracy": acc, "reliability": rel, "nll": 10 * ece},
                       "test_temperature_scaled": {"ece": ts_ece}}}
 
 
 long_runs = [long_run("rigl", k, 0.030 + 0.001 * k, 0.93, 0.015, 0.03) for k in range(3)]
-long_runs += [long_run("cigl", k, 0.8 * (0.030 + 0.001 * k), 0.928, 0.0, 0.02) for k in range(3)]
+long_runs += [long_run("cigl", k, 0.8 * (0.030 + 0.001 * k), 0.928, 0.012, 0.02) for k in range(3)]
 long_runs += [long_run("rigl", 0, 0.5, 0.5, 0.5, 0.5, step="e32")]
 table = rp.long_regime(long_runs)
 cigl_row = [r for r in table if r.startswith("| CigL 0.9 |")]
@@ -83,12 +84,14 @@ check("long_table_rows", len(cigl_row) == 1 and len(rigl_row) == 1, "\n".join(ta
 if cigl_row and rigl_row:
     c = [x.strip() for x in cigl_row[0].strip("|").split("|")]
     r = [x.strip() for x in rigl_row[0].strip("|").split("|")]
-    check("long_table_seeds_and_rigl", r[1] == "3" and r[3] == "0.0310" and r[5] == "0.0150"
-          and r[4] == "+0.0300", str(r))
-    check("long_table_cigl_vs_rigl", c[7].startswith("**-20.0**") and c[6].startswith("-0.20"),
-          str(c))
+    check("long_table_seeds_and_rigl", r[1] == "3" and r[3] == "0.0310" and r[4] == "0.3100"
+          and r[6] == "0.0150" and r[5] == "+0.0300", str(r))
+    check("long_table_cigl_vs_rigl", c[8].startswith("**-20.0**") and c[7].startswith("-0.20")
+          and c[9].startswith("-20.0 "), str(c))
     # CigL 0.0248 mean vs RigL + TS 0.015: +65.3%
-    check("long_table_cigl_vs_ts", c[8].startswith(f"{100 * (0.0248 / 0.015 - 1):+.1f}"), str(c))
+    check("long_table_cigl_vs_ts", c[10].startswith(f"{100 * (0.0248 / 0.015 - 1):+.1f}"), str(c))
+    # both temperature-scaled: 0.012 vs 0.015 on every seed, -20% with a point interval
+    check("long_table_ts_vs_ts", c[6] == "0.0120" and c[11] == "-20.0 [-20.0, -20.0]", str(c))
 check("long_table_empty_says_so",
       any("No finished run yet" in l for l in rp.long_regime([long_runs[-1]])))
 sched = rp.schedule_length(
