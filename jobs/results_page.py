@@ -512,6 +512,15 @@ def long_regime(runs):
                 paired_cell(of(cig, ts, "ece"), of(rig, ts, "ece"), bold=False)]) + " |"
         out.append(row(f"CigL {s:g}", list(cig.values())) + cells)
     out.append("")
+    figs = []
+    for label in ("dense-seed0", "rigl-s0.95-seed0", "cigl-s0.95-seed0"):
+        for r in step2:
+            if os.path.basename(r["dir"]) == label and \
+                    os.path.exists(os.path.join(r["dir"], "reliability.svg")):
+                figs.append(f"![{label}](runs/resnet20-long/step2/{label}/reliability.svg)")
+    if figs:
+        out.append("Reliability diagrams (test set, seed 0, 24 epochs): dense, RigL 95%, CigL 95%\n\n"
+                   + " ".join(figs) + "\n")
     return out
 
 

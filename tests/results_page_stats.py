@@ -4,6 +4,7 @@ from synthetic runs. Prints one line per check and "N passed, N failed" last."""
 import math
 import os
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "jobs"))
 import results_page as rp  # noqa: E402
@@ -92,6 +93,15 @@ if cigl_row and rigl_row:
     check("long_table_cigl_vs_ts", c[10].startswith(f"{100 * (0.0248 / 0.015 - 1):+.1f}"), str(c))
     # both temperature-scaled: 0.012 vs 0.015 on every seed, -20% with a point interval
     check("long_table_ts_vs_ts", c[6] == "0.0120" and c[11] == "-20.0 [-20.0, -20.0]", str(c))
+with tempfile.TemporaryDirectory() as tmp:  # a diagram is linked only where its file exists
+    drawn = dict(long_run("cigl", 0, 0.02, 0.93, 0.01, 0.01, sparsity=0.95),
+                 dir=os.path.join(tmp, "runs", "resnet20-long", "step2", "cigl-s0.95-seed0"))
+    os.makedirs(drawn["dir"])
+    open(os.path.join(drawn["dir"], "reliability.svg"), "w").close()
+    figs = [l for l in rp.long_regime(long_runs + [drawn]) if "reliability.svg" in l]
+    check("long_table_links_existing_diagram_only", len(figs) == 1 and
+          figs[0].count("](runs/") == 1 and
+          "runs/resnet20-long/step2/cigl-s0.95-seed0/reliability.svg" in figs[0], str(figs))
 check("long_table_empty_says_so",
       any("No finished run yet" in l for l in rp.long_regime([long_runs[-1]])))
 sched = rp.schedule_length(
