@@ -491,6 +491,7 @@ def long_regime(runs):
     dense = seeds_of("dense")
     if dense:
         out.append(row("dense", list(dense.values())) + " | | | | |")
+    per_seed = []
     for s in (0.9, 0.95):
         rig, cig = seeds_of("rigl", s), seeds_of("cigl", s)
         if rig:
@@ -511,7 +512,14 @@ def long_regime(runs):
                 paired_cell(of(cig, "test", "ece"), of(rig, ts, "ece"), bold=False),
                 paired_cell(of(cig, ts, "ece"), of(rig, ts, "ece"), bold=False)]) + " |"
         out.append(row(f"CigL {s:g}", list(cig.values())) + cells)
+        if pairs:
+            changes = [100 * (cig[k]["test"]["ece"] / rig[k]["test"]["ece"] - 1) for k in pairs]
+            per_seed.append(f"{100 * s:g}%: " + ", ".join(
+                f"{c:+.1f} (seed {k})" for c, k in zip(changes, pairs)) +
+                f", lower on {sum(c < 0 for c in changes)} of {len(pairs)}")
     out.append("")
+    if per_seed:
+        out.append("CigL against RigL per seed, Δ ECE15 (%): " + "; ".join(per_seed) + ".\n")
     figs = []
     for label in ("dense-seed0", "rigl-s0.95-seed0", "cigl-s0.95-seed0"):
         for r in step2:

@@ -102,6 +102,10 @@ with tempfile.TemporaryDirectory() as tmp:  # a diagram is linked only where its
     check("long_table_links_existing_diagram_only", len(figs) == 1 and
           figs[0].count("](runs/") == 1 and
           "runs/resnet20-long/step2/cigl-s0.95-seed0/reliability.svg" in figs[0], str(figs))
+# seed k: 0.8 (0.030 + 0.001 k) against 0.030 + 0.001 k, -20% on each of the 3 seeds
+want = "90%: -20.0 (seed 0), -20.0 (seed 1), -20.0 (seed 2), lower on 3 of 3"
+check("long_table_per_seed", any(l.startswith("CigL against RigL per seed") and want in l
+                                 for l in table), "\n".join(table))
 check("long_table_empty_says_so",
       any("No finished run yet" in l for l in rp.long_regime([long_runs[-1]])))
 sched = rp.schedule_length(
