@@ -527,8 +527,8 @@ def long_regime(runs):
                     os.path.exists(os.path.join(r["dir"], "reliability.svg")):
                 figs.append(f"![{label}](runs/resnet20-long/step2/{label}/reliability.svg)")
     if figs:
-        out.append("Reliability diagrams (test set, seed 0, 24 epochs): dense, RigL 95%, CigL 95%\n\n"
-                   + " ".join(figs) + "\n")
+        out.append("Reliability diagrams (test set, seed 0, 24 epochs): dense, RigL 95%, "
+                   "CigL 95%\n\n" + " ".join(figs) + "\n")
     return out
 
 
