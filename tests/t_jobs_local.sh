@@ -2,7 +2,8 @@
 # jobs/plan.sh writes one line per method x sparsity x seed (dense without --sparsity);
 # jobs/local.sh runs a plan with 2 slots, SIGTERM (as Ctrl-C) makes the running runs checkpoint
 # (exit 75), the same command then finishes them from their checkpoints, and a third call skips
-# everything; each launch is recorded in OUT/launches.jsonl with the machine.
+# everything; each launch is recorded in OUT/launches.jsonl with the machine, a launch killed
+# outright too.
 . tests/lib.sh
 T=$(mktemp -d /tmp/cigl-local-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -39,4 +40,17 @@ check "rerun_resumed_from_checkpoint" "grep -q 'resuming from' '$T'/logs/*.log"
 timeout 60 jobs/local.sh -P 2 --logs "$T/logs" "$T/two.txt" >"$T/third.log" 2>&1; rc=$?
 check "finished_runs_skipped" "[ $rc -eq 0 ] && grep -q '0 finished, 2 already finished' '$T/third.log'"
 check "launches_record_machine" "grep -q '\"host\": \"$(hostname)\", \"nproc\": $(nproc)' '$T/grid/dense-seed0/launches.jsonl'"
+
+# A launch killed outright (SIGKILL to its process group: a lost node, the end of a session)
+# still leaves its line, "end" and "exit" null; the launch that finishes the run adds its own.
+eval "set -- $(grep -e "--method dense --seed 0" "$T/two.txt" | sed "s|$T/grid/dense-seed0|$T/killed|")"
+CIGL_TEST_PAUSE_AT_STEP=30 setsid jobs/cigl.sbatch "$@" >"$T/killed.log" 2>&1 &
+pid=$!
+for i in $(seq 600); do [ -f "$T/killed/config.json" ] && break; sleep 0.1; done
+sleep 0.5
+kill -KILL -- -"$pid"
+wait "$pid" 2>/dev/null
+check "killed_launch_leaves_open_line" "[ \$(wc -l <'$T/killed/launches.jsonl') -eq 1 ] && grep -q '\"end\": null, .*\"exit\": null}' '$T/killed/launches.jsonl'"
+timeout 300 jobs/cigl.sbatch "$@" >"$T/killed2.log" 2>&1; rc=$?
+check "next_launch_adds_its_line" "[ $rc -eq 0 ] && [ \$(wc -l <'$T/killed/launches.jsonl') -eq 2 ] && sed -n 1p '$T/killed/launches.jsonl' | grep -q '\"exit\": null}' && sed -n 2p '$T/killed/launches.jsonl' | grep -q '\"end\": \"[0-9T:Z-]*\", .*\"exit\": 0}'"
 summary
