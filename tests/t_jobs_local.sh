@@ -3,7 +3,7 @@
 # jobs/local.sh runs a plan with 2 slots, SIGTERM (as Ctrl-C) makes the running runs checkpoint
 # (exit 75), the same command then finishes them from their checkpoints, and a third call skips
 # everything; each launch is recorded in OUT/launches.jsonl with the machine, a launch killed
-# outright too.
+# outright too, and a launch goes on unchanged when its script is edited under it.
 . tests/lib.sh
 T=$(mktemp -d /tmp/cigl-local-test.XXXXXX)
 trap 'rm -rf "$T"' EXIT
@@ -53,4 +53,20 @@ wait "$pid" 2>/dev/null
 check "killed_launch_leaves_open_line" "[ \$(wc -l <'$T/killed/launches.jsonl') -eq 1 ] && grep -q '\"end\": null, .*\"exit\": null}' '$T/killed/launches.jsonl'"
 timeout 300 jobs/cigl.sbatch "$@" >"$T/killed2.log" 2>&1; rc=$?
 check "next_launch_adds_its_line" "[ $rc -eq 0 ] && [ \$(wc -l <'$T/killed/launches.jsonl') -eq 2 ] && sed -n 1p '$T/killed/launches.jsonl' | grep -q '\"exit\": null}' && sed -n 2p '$T/killed/launches.jsonl' | grep -q '\"end\": \"[0-9T:Z-]*\", .*\"exit\": 0}'"
+
+# Editing cigl.sbatch while a launch runs it (hours, from the checkout) must not change what
+# that launch does: 40 lines are put in front of a copy of the script while its launch is
+# paused, and the launch still checkpoints on the stop signal and exits 75.
+mkdir -p "$T/edited" && cp -r jobs "$T/edited/jobs"
+eval "set -- $(grep -e "--method dense --seed 0" "$T/two.txt" | sed "s|$T/grid/dense-seed0|$T/edited/run|")"
+CIGL_TEST_PAUSE_AT_STEP=30 "$T/edited/jobs/cigl.sbatch" "$@" >"$T/edited.log" 2>&1 &
+pid=$!
+for i in $(seq 600); do [ -f "$T/edited/run/config.json" ] && break; sleep 0.1; done
+sleep 0.5
+{ for i in $(seq 40); do echo "echo edited-line-$i; exit 3"; done; cat jobs/cigl.sbatch; } \
+    >"$T/edited/jobs/cigl.sbatch"
+kill -USR2 "$pid"
+wait "$pid"; rc=$?
+sed 's/^/  /' "$T/edited.log"
+check "script_edited_mid_run_keeps_running" "[ $rc -eq 75 ] && grep -q 'checkpointed; run the same command again' '$T/edited.log' && ! grep -q edited-line '$T/edited.log'"
 summary
