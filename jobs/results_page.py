@@ -447,9 +447,9 @@ STEP2 = os.sep + "step2" + os.sep
 
 def long_regime(runs):
     """The over-confident regime on resnet20, step 2 (resnet20-long/step2): dense, RigL and
-    CigL with cigl's defaults at 90% and 95% on the schedule step 1 found; CigL against RigL
-    and against RigL + temperature scaling (each RigL run's validation-fitted temperature),
-    paired by seed."""
+    CigL with cigl's defaults at 90% and 95% on the schedule step 1 found; CigL against RigL,
+    against RigL + temperature scaling, and both temperature-scaled (each run's own
+    validation-fitted temperature), paired by seed."""
     step2 = [r for r in part_runs(runs, "resnet20-long") if STEP2 in r["dir"] + os.sep]
     out = ["## The over-confident regime on resnet20: dense, RigL and CigL\n",
            "resnet20 on the reference recipe (5000 validation samples, used only for temperature "
@@ -482,11 +482,12 @@ def long_regime(runs):
         return got
 
     def row(label, fs):
+        ts = [f["test_temperature_scaled"]["ece"] for f in fs if "test_temperature_scaled" in f]
         return (f"| {label} | {len(fs)} | {100 * mean([f['test']['accuracy'] for f in fs]):.2f} | "
                 f"{mean([f['test']['ece'] for f in fs]):.4f} | "
                 f"{mean([f['test']['nll'] for f in fs]):.4f} | "
                 f"{mean([overconfidence(f) for f in fs]):+.4f} | "
-                f"{mean([f['test_temperature_scaled']['ece'] for f in fs]):.4f} |")
+                f"{f'{mean(ts):.4f}' if len(ts) == len(fs) else 'no temperature'} |")
 
     dense = seeds_of("dense")
     if dense:
@@ -503,32 +504,42 @@ def long_regime(runs):
         if pairs:
             def of(runs_by_seed, split, key):
                 return [runs_by_seed[k][split][key] for k in pairs]
-            ts = "test_temperature_scaled"
+            ts = "test_temperature_scaled"  # absent where a run had no validation split
+            scaled = all(ts in f for k in pairs for f in (rig[k], cig[k]))
             cells = " " + " | ".join([
                 paired_cell([100 * a for a in of(cig, "test", "accuracy")],
                             [100 * b for b in of(rig, "test", "accuracy")], rel=False),
                 paired_cell(of(cig, "test", "ece"), of(rig, "test", "ece")),
                 paired_cell(of(cig, "test", "nll"), of(rig, "test", "nll"), bold=False),
-                paired_cell(of(cig, "test", "ece"), of(rig, ts, "ece"), bold=False),
-                paired_cell(of(cig, ts, "ece"), of(rig, ts, "ece"), bold=False)]) + " |"
+                paired_cell(of(cig, "test", "ece"), of(rig, ts, "ece"), bold=False)
+                if scaled else "no temperature",
+                paired_cell(of(cig, ts, "ece"), of(rig, ts, "ece"), bold=False)
+                if scaled else "no temperature"]) + " |"
         out.append(row(f"CigL {s:g}", list(cig.values())) + cells)
         if pairs:
             changes = [100 * (cig[k]["test"]["ece"] / rig[k]["test"]["ece"] - 1) for k in pairs]
+            lo, hi = paired_t_interval(changes)
             per_seed.append(f"{100 * s:g}%: " + ", ".join(
                 f"{c:+.1f} (seed {k})" for c, k in zip(changes, pairs)) +
-                f", lower on {sum(c < 0 for c in changes)} of {len(pairs)}")
+                f", lower on {sum(c < 0 for c in changes)} of {len(pairs)}" +
+                (f", 95% t interval of these changes [{lo:+.1f}, {hi:+.1f}]"
+                 if len(pairs) >= 3 else ""))
     out.append("")
     if per_seed:
-        out.append("CigL against RigL per seed, Δ ECE15 (%): " + "; ".join(per_seed) + ".\n")
-    figs = []
-    for label in ("dense-seed0", "rigl-s0.95-seed0", "cigl-s0.95-seed0"):
+        out.append("CigL against RigL per seed, Δ ECE15 (%), with the t interval of the per-seed "
+                   "changes (wider than the bootstrap's with few seeds): " + "; ".join(per_seed)
+                   + ".\n")
+    figs, names = [], []
+    for label, name in (("dense-seed0", "dense"), ("rigl-s0.95-seed0", "RigL 95%"),
+                        ("cigl-s0.95-seed0", "CigL 95%")):
         for r in step2:
             if os.path.basename(r["dir"]) == label and \
                     os.path.exists(os.path.join(r["dir"], "reliability.svg")):
                 figs.append(f"![{label}](runs/resnet20-long/step2/{label}/reliability.svg)")
+                names.append(name)
     if figs:
-        out.append("Reliability diagrams (test set, seed 0, 24 epochs): dense, RigL 95%, "
-                   "CigL 95%\n\n" + " ".join(figs) + "\n")
+        out.append(f"Reliability diagrams (test set, seed 0, {', '.join(map(str, epochs))} "
+                   f"epochs): {', '.join(names)}\n\n" + " ".join(figs) + "\n")
     return out
 
 

@@ -103,9 +103,16 @@ with tempfile.TemporaryDirectory() as tmp:  # a diagram is linked only where its
           figs[0].count("](runs/") == 1 and
           "runs/resnet20-long/step2/cigl-s0.95-seed0/reliability.svg" in figs[0], str(figs))
 # seed k: 0.8 (0.030 + 0.001 k) against 0.030 + 0.001 k, -20% on each of the 3 seeds
-want = "90%: -20.0 (seed 0), -20.0 (seed 1), -20.0 (seed 2), lower on 3 of 3"
+want = ("90%: -20.0 (seed 0), -20.0 (seed 1), -20.0 (seed 2), lower on 3 of 3, "
+        "95% t interval of these changes [-20.0, -20.0]")
 check("long_table_per_seed", any(l.startswith("CigL against RigL per seed") and want in l
                                  for l in table), "\n".join(table))
+# a run trained without a validation split has no temperature: its cells say so, no crash
+unscaled = [dict(r, final={k: v for k, v in r["final"].items() if k != "test_temperature_scaled"})
+            if r["config"]["method"] == "cigl" else r for r in long_runs]
+row = [l for l in rp.long_regime(unscaled) if l.startswith("| CigL 0.9 |")]
+check("long_table_without_temperature", len(row) == 1 and row[0].count("no temperature") == 3
+      and "**-20.0**" in row[0], str(row))
 check("long_table_empty_says_so",
       any("No finished run yet" in l for l in rp.long_regime([long_runs[-1]])))
 sched = rp.schedule_length(
