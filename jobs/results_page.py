@@ -530,13 +530,12 @@ def long_regime(runs):
                    "changes (wider than the bootstrap's with few seeds): " + "; ".join(per_seed)
                    + ".\n")
     figs, names = [], []
+    dirs = {os.path.basename(r["dir"]): r["dir"] for r in step2}
     for label, name in (("dense-seed0", "dense"), ("rigl-s0.95-seed0", "RigL 95%"),
                         ("cigl-s0.95-seed0", "CigL 95%")):
-        for r in step2:
-            if os.path.basename(r["dir"]) == label and \
-                    os.path.exists(os.path.join(r["dir"], "reliability.svg")):
-                figs.append(f"![{label}](runs/resnet20-long/step2/{label}/reliability.svg)")
-                names.append(name)
+        if label in dirs and os.path.exists(os.path.join(dirs[label], "reliability.svg")):
+            figs.append(f"![{label}](runs/resnet20-long/step2/{label}/reliability.svg)")
+            names.append(name)
     if figs:
         out.append(f"Reliability diagrams (test set, seed 0, {', '.join(map(str, epochs))} "
                    f"epochs): {', '.join(names)}\n\n" + " ".join(figs) + "\n")

@@ -43,11 +43,20 @@ check "launches_record_machine" "grep -q '\"host\": \"$(hostname)\", \"nproc\": 
 
 # A launch killed outright (SIGKILL to its process group: a lost node, the end of a session)
 # still leaves its line, "end" and "exit" null; the launch that finishes the run adds its own.
-eval "set -- $(grep -e "--method dense --seed 0" "$T/two.txt" | sed "s|$T/grid/dense-seed0|$T/killed|")"
+# dense_run OUT: the plan's dense line with its --out replaced, in args; wait_started OUT: until
+# that run has written its config (its launch is then paused at step 30)
+dense_run() {
+    eval "set -- $(grep -e "--method dense --seed 0" "$T/two.txt" | sed "s|$T/grid/dense-seed0|$1|")"
+    args=("$@")
+}
+wait_started() {
+    for i in $(seq 600); do [ -f "$1/config.json" ] && break; sleep 0.1; done
+    sleep 0.5
+}
+dense_run "$T/killed"; set -- "${args[@]}"
 CIGL_TEST_PAUSE_AT_STEP=30 setsid jobs/cigl.sbatch "$@" >"$T/killed.log" 2>&1 &
 pid=$!
-for i in $(seq 600); do [ -f "$T/killed/config.json" ] && break; sleep 0.1; done
-sleep 0.5
+wait_started "$T/killed"
 kill -KILL -- -"$pid"
 wait "$pid" 2>/dev/null
 check "killed_launch_leaves_open_line" "[ \$(wc -l <'$T/killed/launches.jsonl') -eq 1 ] && grep -q '\"end\": null, .*\"exit\": null}' '$T/killed/launches.jsonl'"
@@ -58,11 +67,10 @@ check "next_launch_adds_its_line" "[ $rc -eq 0 ] && [ \$(wc -l <'$T/killed/launc
 # that launch does: 40 lines are put in front of a copy of the script while its launch is
 # paused, and the launch still checkpoints on the stop signal and exits 75.
 mkdir -p "$T/edited" && cp -r jobs "$T/edited/jobs"
-eval "set -- $(grep -e "--method dense --seed 0" "$T/two.txt" | sed "s|$T/grid/dense-seed0|$T/edited/run|")"
+dense_run "$T/edited/run"; set -- "${args[@]}"
 CIGL_TEST_PAUSE_AT_STEP=30 "$T/edited/jobs/cigl.sbatch" "$@" >"$T/edited.log" 2>&1 &
 pid=$!
-for i in $(seq 600); do [ -f "$T/edited/run/config.json" ] && break; sleep 0.1; done
-sleep 0.5
+wait_started "$T/edited/run"
 { for i in $(seq 40); do echo "echo edited-line-$i; exit 3"; done; cat jobs/cigl.sbatch; } \
     >"$T/edited/jobs/cigl.sbatch"
 kill -USR2 "$pid"
